@@ -1,0 +1,3 @@
+from irralctl.cli.main import main
+
+main()

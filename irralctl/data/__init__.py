@@ -1,0 +1,1 @@
+"""Data preparation: raw archives -> the prepared-dataset directory every other stage reads."""
