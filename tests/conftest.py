@@ -1,0 +1,17 @@
+"""Shared fixtures. Real data lives beside the repository in ../shared/data (never copied in)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+SHARED_DATA = Path(__file__).resolve().parents[1].parent / "shared" / "data"
+
+
+@pytest.fixture(scope="session")
+def shared_data() -> Path:
+    """The ../shared/data folder, or a skip with the reason when this checkout has none beside it."""
+    if not SHARED_DATA.is_dir():
+        pytest.skip(f"real data not found at {SHARED_DATA} (present in CI; absent in a bare clone)")
+    return SHARED_DATA
