@@ -6,15 +6,20 @@ training resizes each view to `resize` x `resize` and takes a random `image_size
 default: a horizontal flip swaps the heart to the wrong side); evaluation resizes straight to
 `image_size`. Crops are drawn from a generator seeded by (seed, epoch, index), so a resumed run
 sees exactly the batches an uninterrupted one would.
+
+With persistent worker processes, each worker holds its own copy of the dataset, so an epoch set
+on the main process's copy never reaches them: `EpochSampler` wraps a sampler and yields
+(index, epoch) keys instead, which `ReportDataset` accepts as well as plain indices.
 """
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from dataclasses import dataclass
 
 import numpy as np
 import torch
-from torch.utils.data import Dataset
+from torch.utils.data import Dataset, Sampler
 from torchvision.transforms.v2 import functional as TF
 
 from irralctl.data.prepared import PreparedDataset
@@ -75,14 +80,15 @@ class ReportDataset(Dataset):
             img = img.flip(-1)
         return img
 
-    def __getitem__(self, index: int) -> dict:
+    def __getitem__(self, key: int | tuple[int, int]) -> dict:
+        index, epoch = key if isinstance(key, tuple) else (key, self.epoch)
         cfg = self.cfg
         images = torch.zeros(cfg.views, cfg.image_size, cfg.image_size, dtype=torch.uint8)
         n_views = 0
         if self._store is not None:
             gen = None
             if cfg.train:
-                gen = torch.Generator().manual_seed(_item_seed(cfg.seed, self.epoch, index))
+                gen = torch.Generator().manual_seed(_item_seed(cfg.seed, epoch, index))
             for v, row in enumerate(self.rows[index]):
                 images[v] = self._view(row, gen)[0]
             n_views = len(self.rows[index])
@@ -93,6 +99,25 @@ class ReportDataset(Dataset):
             "tokens": torch.tensor(self.tokens[index], dtype=torch.long),
             "labels": torch.from_numpy(self.labels[index]),
         }
+
+
+class EpochSampler(Sampler):
+    """Yields (index, epoch) for every index of `sampler`; `set_epoch` reaches the wrapped sampler too."""
+
+    def __init__(self, sampler: Sampler, epoch: int = 0):
+        self.sampler, self.epoch = sampler, epoch
+
+    def set_epoch(self, epoch: int) -> None:
+        self.epoch = epoch
+        if hasattr(self.sampler, "set_epoch"):
+            self.sampler.set_epoch(epoch)
+
+    def __iter__(self) -> Iterator[tuple[int, int]]:
+        epoch = self.epoch
+        return ((int(i), epoch) for i in self.sampler)
+
+    def __len__(self) -> int:
+        return len(self.sampler)
 
 
 def _item_seed(seed: int, epoch: int, index: int) -> int:

@@ -1,0 +1,59 @@
+"""Adaptive clinical learning (ACL, Eq. 5) and the clinical multi-label head that drives it.
+
+    C        = sigmoid(ClinicalHead(V))            the 14 CheXpert observations predicted from the image
+    alpha(C) = sigmoid(MLP(C))                     a per-channel gate in (0, 1)^d
+    F        = alpha(C) * V + (1 - alpha(C)) * T   after every encoder layer ("iterative feature stacking")
+
+T is the memory read-out of the layer's tokens projected into the text space (`TextSpace`), the
+space MFA (Eq. 4) aligns with the report's BERT embedding. Training and inference run the same
+graph: E_txt only supervises T through the MFA loss, it never enters F.
+
+The head reads the masked mean of the visual tokens before the encoder. C enters the gate
+detached: the head learns only from the labels, so C stays a calibrated set of probabilities
+rather than whatever code the report loss would find convenient.
+"""
+
+from __future__ import annotations
+
+import torch
+from torch import nn
+
+
+def masked_mean(x: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+    """x: (B, N, d), mask: (B, N) True for real tokens -> (B, d)."""
+    m = mask.to(x.dtype).unsqueeze(-1)                                   # (B, N, 1)
+    return (x * m).sum(dim=1) / m.sum(dim=1).clamp_min(1.0)
+
+
+class ClinicalHead(nn.Module):
+    """Pooled visual tokens -> logits of the 14 CheXpert observations."""
+
+    def __init__(self, d_model: int, n_observations: int, dropout: float):
+        super().__init__()
+        self.net = nn.Sequential(
+            nn.LayerNorm(d_model), nn.Linear(d_model, d_model), nn.GELU(), nn.Dropout(dropout),
+            nn.Linear(d_model, n_observations),
+        )
+
+    def forward(self, tokens: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+        return self.net(masked_mean(tokens, mask))                      # (B, n_obs)
+
+
+class ACLGate(nn.Module):
+    """alpha(C): a small MLP of the predicted observation probabilities giving a per-channel gate."""
+
+    def __init__(self, n_observations: int, d_model: int, hidden: int = 64):
+        super().__init__()
+        self.net = nn.Sequential(nn.Linear(n_observations, hidden), nn.ReLU(), nn.Linear(hidden, d_model))
+        # Start close to the visual path (alpha ~ 0.88): T is untrained at first.
+        nn.init.zeros_(self.net[2].weight)
+        nn.init.constant_(self.net[2].bias, 2.0)
+
+    def forward(self, probs: torch.Tensor) -> torch.Tensor:
+        """probs: (B, n_obs) -> alpha: (B, 1, d)."""
+        return torch.sigmoid(self.net(probs)).unsqueeze(1)
+
+    @staticmethod
+    def fuse(v: torch.Tensor, t: torch.Tensor, alpha: torch.Tensor) -> torch.Tensor:
+        """Eq. 5: F = alpha * V + (1 - alpha) * T; v, t: (B, N, d), alpha: (B, 1, d)."""
+        return alpha * v + (1.0 - alpha) * t

@@ -1,0 +1,152 @@
+"""CNN backbones of the visual encoder: torchvision ResNets, and a tiny CNN for CPU runs and tests.
+
+Every backbone maps a batch of single-channel images (M, 1, S, S) to its stage-3 and stage-4
+feature grids. Radiographs are greyscale: instead of repeating the grey channel three times
+(what R2Gen does), the first convolution takes one channel, and ImageNet weights are converted by
+summing the RGB kernels of `conv1` (identical output for a grey image repeated over R, G and B,
+with a third of the input traffic and first-layer compute).
+
+No weights are downloaded: `load_visual_weights` reads a torchvision state_dict the user supplies
+(`--visual-weights FILE`, e.g. `resnet101-cd907fc2.pth` from torchvision's release page, fetched
+separately).
+"""
+
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+
+import torch
+import torch.nn.functional as F
+import torchvision
+from torch import nn
+
+from irralctl.errors import InputError
+
+log = logging.getLogger(__name__)
+
+
+class ResNetTrunk(nn.Module):
+    """A torchvision ResNet without its pooling and classifier, returning the stage-3 and stage-4 grids.
+
+    Submodules keep torchvision's names (`conv1`, `bn1`, `layer1`..`layer4`) so a torchvision
+    state_dict loads as is, `fc.*` aside.
+    """
+
+    def __init__(self, depth: int):
+        super().__init__()
+        net = {18: torchvision.models.resnet18, 50: torchvision.models.resnet50,
+               101: torchvision.models.resnet101}[depth](weights=None)
+        self.conv1 = nn.Conv2d(1, 64, kernel_size=7, stride=2, padding=3, bias=False)
+        self.bn1, self.relu, self.maxpool = net.bn1, net.relu, net.maxpool
+        self.layer1, self.layer2, self.layer3, self.layer4 = net.layer1, net.layer2, net.layer3, net.layer4
+        expansion = 1 if depth == 18 else 4
+        self.channels = (256 * expansion, 512 * expansion)  # stage 3, stage 4
+        nn.init.kaiming_normal_(self.conv1.weight, mode="fan_out", nonlinearity="relu")
+
+    @staticmethod
+    def grid_size(image_size: int) -> int:
+        """Side of the stage-4 grid: five stride-2 steps (conv1, maxpool, layer2..4), each ceil(x / 2)."""
+        s = image_size
+        for _ in range(5):
+            s = (s + 1) // 2
+        return s
+
+    def forward(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        x = self.maxpool(self.relu(self.bn1(self.conv1(x))))
+        x = self.layer2(self.layer1(x))
+        s3 = self.layer3(x)   # (M, C3, 2h, 2w), stride 16
+        s4 = self.layer4(s3)  # (M, C4, h, w), stride 32
+        return s3, s4
+
+
+class _TinyBlock(nn.Module):
+    """Residual block of the tiny CNN. GroupNorm, not BatchNorm: results do not depend on how a batch
+    is split over processes, so one-process and two-process runs can be compared exactly."""
+
+    def __init__(self, c_in: int, c_out: int, stride: int):
+        super().__init__()
+        self.conv1 = nn.Conv2d(c_in, c_out, 3, stride, 1, bias=False)
+        self.norm1 = nn.GroupNorm(min(8, c_out), c_out)
+        self.conv2 = nn.Conv2d(c_out, c_out, 3, 1, 1, bias=False)
+        self.norm2 = nn.GroupNorm(min(8, c_out), c_out)
+        self.skip = (nn.Sequential(nn.Conv2d(c_in, c_out, 1, stride, bias=False), nn.GroupNorm(min(8, c_out), c_out))
+                     if stride != 1 or c_in != c_out else nn.Identity())
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        y = F.relu(self.norm1(self.conv1(x)))
+        return F.relu(self.norm2(self.conv2(y)) + self.skip(x))
+
+
+class TinyCNN(nn.Module):
+    """A 4-stage residual CNN (widths w, 2w, 4w, 8w; total stride 16) for CPU runs and tests."""
+
+    def __init__(self, width: int = 16):
+        super().__init__()
+        w = width
+        self.stem = nn.Sequential(nn.Conv2d(1, w, 3, 2, 1, bias=False), nn.GroupNorm(min(8, w), w), nn.ReLU())
+        self.stage1 = _TinyBlock(w, w, 1)
+        self.stage2 = _TinyBlock(w, 2 * w, 2)
+        self.stage3 = _TinyBlock(2 * w, 4 * w, 2)
+        self.stage4 = _TinyBlock(4 * w, 8 * w, 2)
+        self.channels = (4 * w, 8 * w)
+
+    @staticmethod
+    def grid_size(image_size: int) -> int:
+        s = image_size
+        for _ in range(4):
+            s = (s + 1) // 2
+        return s
+
+    def forward(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        x = self.stage2(self.stage1(self.stem(x)))
+        s3 = self.stage3(x)   # (M, 4w, 2h, 2w), stride 8
+        s4 = self.stage4(s3)  # (M, 8w, h, w), stride 16
+        return s3, s4
+
+
+def build_backbone(name: str, tiny_width: int = 16) -> ResNetTrunk | TinyCNN:
+    if name == "tiny":
+        return TinyCNN(tiny_width)
+    return ResNetTrunk(int(name.removeprefix("resnet")))
+
+
+def load_visual_weights(backbone: nn.Module, path: str | Path) -> None:
+    """Load a torchvision ResNet state_dict (ImageNet weights) into `backbone`, in place.
+
+    `fc.*` is dropped; `conv1.weight` (64, 3, 7, 7) is summed over RGB to (64, 1, 7, 7).
+    Any other missing or unexpected key is an error: a silent partial load trains from scratch.
+    """
+    path = Path(path)
+    if not path.is_file():
+        raise InputError("visual weights file not found", path=path)
+    if not isinstance(backbone, ResNetTrunk):
+        raise InputError("visual weights apply to the resnet backbones only, not 'tiny'", path=path)
+    try:
+        state = torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as e:
+        raise InputError(f"cannot read a state_dict from this file ({type(e).__name__}: {e})", path=path) from None
+    for key in ("state_dict", "model"):  # common wrappers around a bare state_dict
+        if isinstance(state, dict) and isinstance(state.get(key), dict):
+            state = state[key]
+    if not isinstance(state, dict):
+        raise InputError("not a state_dict (expected a mapping of parameter names to tensors)", path=path)
+    state = {k.removeprefix("module."): v for k, v in state.items() if not k.removeprefix("module.").startswith("fc.")}
+    w = state.get("conv1.weight")
+    if isinstance(w, torch.Tensor) and w.ndim == 4 and w.shape[1] == 3:
+        state["conv1.weight"] = w.sum(dim=1, keepdim=True)  # (64, 3, 7, 7) -> (64, 1, 7, 7)
+    try:
+        result = backbone.load_state_dict(state, strict=False)
+    except RuntimeError as e:
+        first = str(e).split("\n")[1:3]
+        raise InputError("weights do not fit this backbone: " + " ".join(s.strip() for s in first), path=path,
+                         hint="give the state_dict of the same ResNet depth as --backbone") from None
+    if result.missing_keys or result.unexpected_keys:
+        parts = []
+        if result.missing_keys:
+            parts.append(f"{len(result.missing_keys)} missing (e.g. {', '.join(result.missing_keys[:3])})")
+        if result.unexpected_keys:
+            parts.append(f"{len(result.unexpected_keys)} unexpected (e.g. {', '.join(result.unexpected_keys[:3])})")
+        raise InputError("weights do not match the backbone: " + "; ".join(parts), path=path,
+                         hint="give a torchvision ResNet state_dict of the same depth as --backbone")
+    log.info("loaded visual weights from %s (%d tensors)", path, len(state))

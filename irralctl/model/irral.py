@@ -1,0 +1,251 @@
+"""IRRAL-Net: the whole model, and the interface decoders build on.
+
+    images (B, V, S, S) uint8 --VisualEncoder--> V0 (B, N, d)                        Eq. 1
+    C = ClinicalHead(V0)                                                             (14 logits)
+    x = V0 + Memory(V0)                                       (CMN, --memory)
+    x = ACL(EncoderLayer_l(x), C) for l = 1..3                (Eq. 5, --acl)
+    tokens --embed--> e;  e = e + Memory(e)                   (CMN, --memory)
+    logits = Decoder(e, x)
+    Z_img = mean TextSpace(V0);  Z_txt = TextHead(BERT(report)[CLS])                 Eq. 3-4 (--mfa)
+
+* `forward(images, view_mask, tokens, text_features)` computes what the training losses need
+  (teacher forcing): next-token logits, clinical logits, Z_img and Z_txt.
+* `encode(images, view_mask) -> Encoded`, `init_decode_state(encoded, group)` and
+  `decode_step(tokens_t, state) -> (logits, state)` run incremental decoding with a per-layer
+  key/value cache; `DecodeState.reorder(beam_indices)` follows beam search. `generate()` is greedy.
+
+Special ids come from the config, and masks from sequence lengths, so the legacy tokeniser (BOS =
+EOS = PAD = 0) and the BPE one (0, 1, 2) both work.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass
+
+import torch
+from torch import nn
+
+from irralctl.model.acl import ACLGate, ClinicalHead, masked_mean
+from irralctl.model.config import ModelConfig
+from irralctl.model.memory import CrossModalMemory
+from irralctl.model.mfa import TextHead, TextSpace
+from irralctl.model.transformer import KV, DecoderLayer, EncoderLayer, TokenEmbedding
+from irralctl.model.visual import TokenGrid, VisualEncoder, grid_size
+
+
+@dataclass(frozen=True)
+class Encoded:
+    """The encoder's output for a batch of studies: what every decoder needs."""
+
+    memory: torch.Tensor           # (B, N, d) encoder output tokens
+    memory_mask: torch.Tensor      # (B, N) bool, True for tokens of real views
+    clinical_logits: torch.Tensor  # (B, n_observations) CheXpert logits predicted from the image
+    grid: TokenGrid                # token n <-> (view, row, column) of the views' grids
+
+    def index_select(self, index: torch.Tensor) -> Encoded:
+        """Keep the studies `index` (B',) long, in that order."""
+        return dataclasses.replace(self, memory=self.memory.index_select(0, index),
+                                   memory_mask=self.memory_mask.index_select(0, index),
+                                   clinical_logits=self.clinical_logits.index_select(0, index))
+
+
+@dataclass(frozen=True)
+class ModelOutput:
+    logits: torch.Tensor               # (B, T-1, vocab): predictions of tokens[:, 1:]
+    clinical_logits: torch.Tensor      # (B, n_observations)
+    z_img: torch.Tensor | None         # (B, d) pooled visual tokens in the text space (MFA)
+    z_txt: torch.Tensor | None         # (B, d) E_txt of the reference report (MFA, training only)
+
+
+@dataclass(frozen=True)
+class DecodeState:
+    """Incremental-decoding state. Rows are grouped: the `group` consecutive rows b*group .. b*group+group-1
+    decode study b (the beams of a beam search; group 1 for greedy decoding).
+
+    * `self_kv[l]`: layer l's self-attention K and V, each (B0*group, H, step, dh); None before step 0;
+    * `cross_kv[l]`: layer l's cross-attention K and V of the encoder output, each (B0, H, N, dh),
+      projected once and shared by the rows of a study (never copied per beam);
+    * `cross_mask`: (B0, 1, 1, N) True for real visual tokens;
+    * `memory_kv`: the memory matrix's K and V (H, S, dh), projected once (None without CMN).
+    """
+
+    self_kv: tuple[KV, ...] | None
+    cross_kv: tuple[KV, ...]
+    cross_mask: torch.Tensor
+    memory_kv: KV | None
+    group: int
+    step: int
+
+    @property
+    def batch_size(self) -> int:
+        return self.cross_mask.shape[0] * self.group
+
+    def reorder(self, beam_indices: torch.Tensor) -> DecodeState:
+        """Row r continues the history of row beam_indices[r] ((B0*group,) long).
+
+        Indices must stay within each study's group of rows (what beam search produces): the shared
+        cross-attention K/V are not reordered.
+        """
+        if self.self_kv is None:
+            return self
+        kv = tuple((k.index_select(0, beam_indices), v.index_select(0, beam_indices)) for k, v in self.self_kv)
+        return dataclasses.replace(self, self_kv=kv)
+
+    def select_studies(self, studies: torch.Tensor) -> DecodeState:
+        """Keep only the studies `studies` ((B0',) long) and all their rows, e.g. to drop finished ones."""
+        group = self.group
+        rows = (studies[:, None] * group + torch.arange(group, device=studies.device)).flatten()
+        self_kv = None if self.self_kv is None else tuple(
+            (k.index_select(0, rows), v.index_select(0, rows)) for k, v in self.self_kv)
+        cross = tuple((k.index_select(0, studies), v.index_select(0, studies)) for k, v in self.cross_kv)
+        return dataclasses.replace(self, self_kv=self_kv, cross_kv=cross,
+                                   cross_mask=self.cross_mask.index_select(0, studies))
+
+
+class IRRALNet(nn.Module):
+    def __init__(self, cfg: ModelConfig):
+        super().__init__()
+        self.cfg = cfg
+        d = cfg.d_model
+        side = grid_size(cfg)
+        self.grid = TokenGrid(cfg.views, side, side)
+        self.visual = None if cfg.no_image else VisualEncoder(cfg)
+        self.memory = (CrossModalMemory(d, cfg.memory_slots, cfg.memory_topk, cfg.n_heads, cfg.dropout)
+                       if cfg.has_memory_matrix else None)
+        self.clinical = ClinicalHead(d, cfg.n_observations, cfg.dropout)
+        self.text_space = TextSpace(d) if cfg.has_text_space else None
+        self.text_head = TextHead(cfg.text_dim, d) if cfg.mfa else None
+        self.gate = ACLGate(cfg.n_observations, d) if cfg.acl else None
+        self.encoder_layers = nn.ModuleList(EncoderLayer(d, cfg.n_heads, cfg.d_ff, cfg.dropout) for _ in range(cfg.enc_layers))
+        self.encoder_norm = nn.LayerNorm(d)
+        self.embed = TokenEmbedding(cfg.vocab_size, d, cfg.dropout)
+        self.decoder_layers = nn.ModuleList(DecoderLayer(d, cfg.n_heads, cfg.d_ff, cfg.dropout) for _ in range(cfg.dec_layers))
+        self.decoder_norm = nn.LayerNorm(d)
+        self.lm_head = nn.Linear(d, cfg.vocab_size)
+        self._init_weights()
+
+    def _init_weights(self) -> None:
+        # Xavier for the transformer side, as the Annotated Transformer; the CNN keeps torchvision's
+        # init (or the user's ImageNet weights) and the ACL gate its near-identity start.
+        for name, m in self.named_modules():
+            if name.startswith(("visual.backbone", "gate")):
+                continue
+            if isinstance(m, (nn.Linear, nn.Embedding)):
+                nn.init.xavier_uniform_(m.weight)
+                if getattr(m, "bias", None) is not None:
+                    nn.init.zeros_(m.bias)
+
+    def visual_parameters(self) -> list[nn.Parameter]:
+        """The CNN's parameters (the paper's visual encoder learning rate applies to these)."""
+        return [] if self.visual is None else list(self.visual.backbone.parameters())
+
+    # -- encoding -----------------------------------------------------------------------------
+
+    def _visual_tokens(self, images: torch.Tensor, view_mask: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        b = images.shape[0]
+        # A study without any real view keeps view 0 (a zero image) so no attention row is empty.
+        view_mask = view_mask.clone()
+        view_mask[:, 0] |= ~view_mask.any(dim=1)
+        token_mask = view_mask.repeat_interleave(self.grid.height * self.grid.width, dim=1)  # (B, N)
+        if self.visual is None:  # --no-image: the decoder sees constant features (the language prior)
+            return images.new_zeros((b, self.grid.tokens, self.cfg.d_model), dtype=torch.float32), token_mask
+        return self.visual(images), token_mask
+
+    def _encode(self, images: torch.Tensor, view_mask: torch.Tensor, memory_kv: KV | None) -> tuple[Encoded, torch.Tensor]:
+        v0, mask = self._visual_tokens(images, view_mask)                # (B, N, d), (B, N)
+        clinical_logits = self.clinical(v0, mask)                         # (B, n_obs)
+        x = v0 + self.memory(v0, memory_kv) if self.cfg.memory else v0
+        alpha = None
+        if self.gate is not None:
+            alpha = self.gate(torch.sigmoid(clinical_logits.detach().float()))  # (B, 1, d)
+        attn_mask = mask[:, None, None, :]                                # (B, 1, 1, N)
+        for layer in self.encoder_layers:
+            x = layer(x, attn_mask)
+            if alpha is not None:                                         # Eq. 5 after every layer
+                x = ACLGate.fuse(x, self.text_space(x, self.memory, memory_kv), alpha)
+        encoded = Encoded(self.encoder_norm(x), mask, clinical_logits, self.grid)
+        return encoded, v0
+
+    def _memory_kv(self) -> KV | None:
+        return self.memory.keys_values() if self.memory is not None else None
+
+    def encode(self, images: torch.Tensor, view_mask: torch.Tensor) -> Encoded:
+        """images: (B, V, S, S) uint8 (normalised on their device); view_mask: (B, V) True for real views."""
+        return self._encode(images, view_mask, self._memory_kv())[0]
+
+    # -- training -----------------------------------------------------------------------------
+
+    def forward(self, images: torch.Tensor, view_mask: torch.Tensor, tokens: torch.Tensor,
+                text_features: torch.Tensor | None = None) -> ModelOutput:
+        """Teacher forcing. tokens: (B, T) BOS ... EOS, right-padded; text_features: (B, text_dim) T[CLS]."""
+        memory_kv = self._memory_kv()
+        encoded, v0 = self._encode(images, view_mask, memory_kv)
+        x = self.embed(tokens[:, :-1])                                    # (B, T-1, d)
+        if self.cfg.memory:
+            x = x + self.memory(x, memory_kv)
+        cross_mask = encoded.memory_mask[:, None, None, :]                # (B, 1, 1, N)
+        for layer in self.decoder_layers:
+            x, _, _ = layer(x, layer.cross_attn.keys_values(encoded.memory), cross_mask)
+        logits = self.lm_head(self.decoder_norm(x))                       # (B, T-1, vocab)
+        z_img = z_txt = None
+        if self.cfg.mfa:
+            z_img = masked_mean(self.text_space(v0, self.memory, memory_kv), encoded.memory_mask)  # (B, d)
+            if text_features is not None:
+                z_txt = self.text_head(text_features)                     # (B, d)
+        return ModelOutput(logits, encoded.clinical_logits, z_img, z_txt)
+
+    # -- incremental decoding -----------------------------------------------------------------
+
+    def init_decode_state(self, encoded: Encoded, group: int = 1) -> DecodeState:
+        """State before the first token; `group` rows (beams) per study share its cross-attention K/V."""
+        cross = tuple(layer.cross_attn.keys_values(encoded.memory) for layer in self.decoder_layers)
+        return DecodeState(self_kv=None, cross_kv=cross, cross_mask=encoded.memory_mask[:, None, None, :],
+                           memory_kv=self._memory_kv() if self.cfg.memory else None, group=group, step=0)
+
+    def decode_step(self, tokens_t: torch.Tensor, state: DecodeState, need_attention: bool = False):
+        """One decoding step. tokens_t: (B0*group,) the previous token of every row (BOS at step 0).
+
+        Returns (logits (B, vocab), new state), or with `need_attention` (logits, state, attention)
+        where attention[l] is layer l's cross-attention weights (B, H, N) over the visual tokens.
+        """
+        x = self.embed(tokens_t[:, None], start=state.step)               # (B, 1, d)
+        if self.cfg.memory:
+            x = x + self.memory(x, state.memory_kv)
+        caches, attention = [], []
+        for i, layer in enumerate(self.decoder_layers):
+            past = state.self_kv[i] if state.self_kv is not None else None
+            x, kv, w = layer(x, state.cross_kv[i], state.cross_mask, past, state.group, need_attention)
+            caches.append(kv)
+            if need_attention:
+                attention.append(w[:, :, 0])                              # (B, H, N)
+        logits = self.lm_head(self.decoder_norm(x))[:, 0]                 # (B, vocab)
+        new_state = dataclasses.replace(state, self_kv=tuple(caches), step=state.step + 1)
+        return (logits, new_state, tuple(attention)) if need_attention else (logits, new_state)
+
+    def banned_ids(self) -> list[int]:
+        """Ids that are never a valid next token (PAD and BOS, unless they double as EOS)."""
+        cfg = self.cfg
+        return sorted({i for i in (cfg.pad_id, cfg.bos_id) if i != cfg.eos_id})
+
+    @torch.no_grad()
+    def generate(self, images: torch.Tensor, view_mask: torch.Tensor, max_new_tokens: int | None = None) -> torch.Tensor:
+        """Greedy decoding -> (B, L) token ids without BOS; each row ends at its first EOS, then PAD."""
+        cfg = self.cfg
+        max_new_tokens = max_new_tokens or cfg.max_len - 1
+        state = self.init_decode_state(self.encode(images, view_mask))
+        b = images.shape[0]
+        token = torch.full((b,), cfg.bos_id, dtype=torch.long, device=images.device)
+        finished = torch.zeros(b, dtype=torch.bool, device=images.device)
+        banned = self.banned_ids()
+        out = []
+        for t in range(max_new_tokens):
+            logits, state = self.decode_step(token, state)
+            if banned:
+                logits[:, banned] = float("-inf")
+            token = logits.argmax(dim=-1).masked_fill(finished, cfg.pad_id)
+            out.append(token)
+            finished |= token == cfg.eos_id
+            if t % 8 == 7 and bool(finished.all()):  # check (a device sync) only every 8 steps
+                break
+        return torch.stack(out, dim=1)

@@ -1,0 +1,71 @@
+"""Data loaders for training and evaluation, and moving batches to the device.
+
+What keeps a GPU fed: views read from the prepared image store (a memory map, no decoding),
+uint8 tensors (a quarter of float32's traffic) in pinned memory, persistent worker processes
+with prefetching, non-blocking host-to-device copies, and normalisation on the device.
+
+Sharding: a `DistributedSampler` in every run (one replica when not distributed) orders the data,
+so global batch k holds the same studies whatever the number of processes; `EpochSampler` passes
+the epoch to persistent workers for the (seed, epoch, index)-seeded random crops.
+"""
+
+from __future__ import annotations
+
+import functools
+from dataclasses import dataclass
+
+import torch
+from torch.utils.data import DataLoader
+from torch.utils.data.distributed import DistributedSampler
+
+from irralctl.data.loader import EpochSampler, ReportDataset, collate
+from irralctl.data.prepared import PreparedDataset
+from irralctl.data.tokenizers import ReportTokenizer
+from irralctl.errors import ConfigError
+from irralctl.training.config import TrainConfig
+from irralctl.training.distributed import DistState
+
+BATCH_KEYS = ("images", "view_mask", "tokens", "lengths", "labels")
+
+
+@dataclass
+class SplitLoader:
+    split: str
+    dataset: ReportDataset
+    sampler: EpochSampler
+    loader: DataLoader
+
+    def set_epoch(self, epoch: int) -> None:
+        self.sampler.set_epoch(epoch)
+        self.dataset.set_epoch(epoch)
+
+    def __len__(self) -> int:
+        return len(self.loader)
+
+
+def make_loader(ds: PreparedDataset, split: str, tokenizer: ReportTokenizer, cfg: TrainConfig, dist: DistState,
+                device: torch.device, *, train: bool, batch_size: int, workers: int | None = None) -> SplitLoader:
+    """Loader of `split`; `batch_size` counts studies over all processes."""
+    if batch_size % dist.world_size:
+        raise ConfigError(f"batch size {batch_size} is not divisible by the {dist.world_size} processes",
+                          hint=f"use a multiple of {dist.world_size}")
+    rd = ReportDataset(ds, split, tokenizer, cfg.loader_config(train))
+    base = DistributedSampler(rd, num_replicas=dist.world_size, rank=dist.rank, shuffle=train, seed=cfg.seed, drop_last=False)
+    sampler = EpochSampler(base)
+    workers = cfg.workers if workers is None else workers
+    loader = DataLoader(
+        rd, batch_size=batch_size // dist.world_size, sampler=sampler, num_workers=workers,
+        collate_fn=functools.partial(collate, pad_id=tokenizer.pad_id),
+        pin_memory=device.type == "cuda", persistent_workers=workers > 0,
+        prefetch_factor=cfg.prefetch if workers > 0 else None,
+        # Its own generator: creating iterators never draws from the global RNG (exact resume).
+        generator=torch.Generator().manual_seed(cfg.seed),
+    )
+    return SplitLoader(split, rd, sampler, loader)
+
+
+def to_device(batch: dict[str, torch.Tensor], device: torch.device) -> dict[str, torch.Tensor]:
+    """The model's inputs on `device` (non-blocking from pinned memory); `index` stays on the CPU."""
+    out = {k: batch[k].to(device, non_blocking=True) for k in BATCH_KEYS}
+    out["index"] = batch["index"]
+    return out

@@ -1,0 +1,247 @@
+"""One training step and one training epoch, with the checks that stop a run cleanly.
+
+`train_step` runs forward (bf16 autocast on CUDA), the losses of Eq. 4 plus the clinical head's
+weighted BCE (Eq. 6 weights), backward, gradient clipping and the optimiser step, without any
+device-to-host synchronisation. `train_one_epoch` reads each step's loss one step late (the GPU
+computes step n+1 while the host checks step n), stops on a non-finite loss naming the step and
+the batch's studies, and turns a CUDA out-of-memory error into the batch size that fits.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+import time
+from collections.abc import Callable
+from contextlib import nullcontext
+from dataclasses import dataclass, field
+
+import torch
+from torch import nn
+
+from irralctl.errors import TrainingError
+from irralctl.model import IRRALNet, losses
+from irralctl.model.mfa import mfa_hinge
+from irralctl.model.text_encoder import TextEncoder, TextFeatureCache
+from irralctl.training.config import TrainConfig
+from irralctl.training.data import SplitLoader, to_device
+from irralctl.training.distributed import DistState
+from irralctl.training.feedback import ObservationWeights
+from irralctl.training.optim import LRController
+
+log = logging.getLogger(__name__)
+
+# Columns of the per-step statistics vector.
+NLL_SUM, NLL_N, CLS_SUM, CLS_N, MFA_SUM, MFA_N, LOSS = range(7)
+
+
+class TrainingModule(nn.Module):
+    """What DistributedDataParallel wraps: the model and, when tuned, the text encoder (so its
+    gradients are averaged too). Returns a tuple (DDP and torch.compile handle tuples natively)."""
+
+    def __init__(self, model: IRRALNet, text_encoder: TextEncoder | None = None):
+        super().__init__()
+        self.model = model
+        self.text_encoder = text_encoder
+
+    def forward(self, images, view_mask, tokens, text_features=None, text_inputs=None):
+        if text_inputs is not None:
+            text_features = self.text_encoder(**text_inputs)
+        out = self.model(images, view_mask, tokens, text_features)
+        return out.logits, out.clinical_logits, out.z_img, out.z_txt
+
+
+@dataclass
+class Callbacks:
+    """Hooks the CLI renders with (the library never prints). Every field is optional."""
+
+    phase_start: Callable[[str, int], None] | None = None      # (description, total batches)
+    step: Callable[[int, dict], None] | None = None            # (batches done since last call, {loss, images_per_s})
+    phase_end: Callable[[], None] | None = None
+    epoch_end: Callable[[dict], None] | None = None            # the epoch's metrics.jsonl record
+
+    def start(self, name: str, total: int) -> None:
+        if self.phase_start:
+            self.phase_start(name, total)
+
+    def advance(self, n: int, info: dict) -> None:
+        if self.step:
+            self.step(n, info)
+
+    def end(self) -> None:
+        if self.phase_end:
+            self.phase_end()
+
+
+@dataclass
+class Run:
+    """Everything a training run holds between steps."""
+
+    cfg: TrainConfig
+    dist: DistState
+    device: torch.device
+    model: IRRALNet                      # the bare model (what checkpoints and evaluation use)
+    module: nn.Module                    # what a step calls: TrainingModule, maybe DDP- and compile-wrapped
+    optimizer: torch.optim.Optimizer
+    lr: LRController
+    scaler: torch.amp.GradScaler
+    obs_weights: ObservationWeights
+    amp_dtype: torch.dtype | None
+    train_ids: list[str]
+    text_encoder: TextEncoder | None = None
+    text_cache: TextFeatureCache | None = None
+    train_texts: list[str] = field(default_factory=list)
+    epoch: int = 0                       # epochs completed
+    step: int = 0                        # optimizer steps completed
+
+    def autocast(self):
+        if self.amp_dtype is None:
+            return nullcontext()
+        return torch.autocast(self.device.type, dtype=self.amp_dtype)
+
+    def trained_parameters(self) -> list[nn.Parameter]:
+        return [p for g in self.optimizer.param_groups for p in g["params"]]
+
+
+def _text_inputs(run: Run, index: torch.Tensor) -> dict:
+    """What the step needs from the report text for MFA: cached features, or tokens for a tuned BERT."""
+    if not run.cfg.mfa:
+        return {}
+    if run.text_cache is not None:
+        return {"text_features": run.text_cache(index)}
+    enc = run.text_encoder.tokenize([run.train_texts[i] for i in index.tolist()])
+    return {"text_inputs": {k: v.to(run.device, non_blocking=True) for k, v in enc.items()}}
+
+
+def forward_losses(run: Run, batch: dict) -> tuple[torch.Tensor, torch.Tensor]:
+    """(loss to backpropagate, statistics (7,)). Losses are normalised by counts over all processes."""
+    cfg = run.cfg
+    with run.autocast():
+        logits, clinical_logits, z_img, z_txt = run.module(
+            batch["images"], batch["view_mask"], batch["tokens"], **_text_inputs(run, batch["index"]))
+    nll_sum, nll_n = losses.token_nll(logits, batch["tokens"], batch["lengths"])
+    cls_sum, cls_n = losses.clinical_bce(clinical_logits, batch["labels"], run.obs_weights.tensor(run.device), cfg.uncertain)
+    if z_img is not None and z_txt is not None:
+        hinge = mfa_hinge(z_img, z_txt, cfg.mfa_margin)
+        mfa_sum, mfa_n = hinge.sum(), torch.tensor(hinge.shape[0], device=hinge.device)
+    else:
+        mfa_sum = mfa_n = torch.zeros((), device=logits.device)
+    counts = torch.stack([nll_n, cls_n, mfa_n]).float()
+    local = counts.clone()
+    run.dist.all_reduce_sum(counts)
+    world = run.dist.world_size  # DDP averages gradients over processes: scale the global mean back up
+    loss = world * (nll_sum / counts[0].clamp_min(1) + cfg.clinical_lambda * cls_sum / counts[1].clamp_min(1)
+                    + cfg.mfa_lambda * mfa_sum / counts[2].clamp_min(1))
+    shown = (nll_sum / local[0].clamp_min(1) + cfg.clinical_lambda * cls_sum / local[1].clamp_min(1)
+             + cfg.mfa_lambda * mfa_sum / local[2].clamp_min(1))
+    stats = torch.stack([nll_sum, local[0], cls_sum, local[1], mfa_sum, local[2], shown]).detach().float()
+    return loss, stats
+
+
+def train_step(run: Run, batch: dict) -> torch.Tensor:
+    """Forward, backward, clip, optimiser and LR step; returns the statistics (7,) on the device."""
+    loss, stats = forward_losses(run, batch)
+    run.optimizer.zero_grad(set_to_none=True)
+    run.scaler.scale(loss).backward()
+    if run.cfg.grad_clip > 0:
+        run.scaler.unscale_(run.optimizer)
+        torch.nn.utils.clip_grad_norm_(run.trained_parameters(), run.cfg.grad_clip)
+    run.scaler.step(run.optimizer)
+    run.scaler.update()
+    run.lr.step()
+    return stats
+
+
+def _slice(batch: dict, n: int) -> dict:
+    return {k: v[:n] for k, v in batch.items()}
+
+
+def probe_batch_size(run: Run, batch: dict) -> int | None:
+    """After an out-of-memory error: the largest halving of this batch whose forward+backward fits."""
+    size = batch["images"].shape[0] // 2
+    while size >= 1:
+        try:
+            loss, _ = forward_losses(run, _slice(batch, size))
+            loss.backward()
+            run.optimizer.zero_grad(set_to_none=True)
+            return size
+        except torch.OutOfMemoryError:
+            run.optimizer.zero_grad(set_to_none=True)
+            if run.device.type == "cuda":
+                torch.cuda.empty_cache()
+            size //= 2
+    return None
+
+
+def _oom_error(run: Run, batch: dict) -> TrainingError:
+    run.optimizer.zero_grad(set_to_none=True)
+    if run.device.type == "cuda":
+        torch.cuda.empty_cache()
+    local = batch["images"].shape[0]
+    world = run.dist.world_size
+    fits = probe_batch_size(run, batch)
+    where = f"{run.device}" + (f" (process {run.dist.rank} of {world})" if world > 1 else "")
+    if fits is None:
+        return TrainingError(f"out of memory on {where} even with 1 study per process",
+                             hint="lower --image-size, --d-model or --memory-slots, or use a smaller --backbone")
+    return TrainingError(f"out of memory on {where} at {local} studies per process (--batch-size {local * world}); "
+                         f"{fits} per process fits", hint=f"rerun with --batch-size {fits * world}")
+
+
+def _check_finite(run: Run, stats: torch.Tensor, step: int, index: torch.Tensor, epoch: int) -> float:
+    value = float(stats[LOSS])
+    if not math.isfinite(value):
+        ids = [run.train_ids[i] for i in index.tolist()]
+        shown = ", ".join(ids[:8]) + (f" (+{len(ids) - 8} more)" if len(ids) > 8 else "")
+        kept = f"the last good checkpoint is {run.cfg.out / 'last.pt'} (epoch {run.epoch})" if run.epoch else "no checkpoint was written yet"
+        raise TrainingError(f"non-finite loss ({value}) at epoch {epoch + 1}, step {step}; batch studies: {shown}; {kept}",
+                            hint="lower --lr or --lr-visual, keep --grad-clip on, check these studies' images and reports")
+    return value
+
+
+def train_one_epoch(run: Run, data: SplitLoader, epoch: int, callbacks: Callbacks) -> dict:
+    """One pass over the training split; returns the epoch's mean losses and throughput."""
+    run.module.train()
+    data.set_epoch(epoch)
+    totals = torch.zeros(6, device=run.device)
+    views = run.cfg.views
+    callbacks.start(f"epoch {epoch + 1}/{run.cfg.epochs}", len(data))
+    if run.device.type == "cuda":
+        torch.cuda.reset_peak_memory_stats(run.device)
+    start = time.perf_counter()
+    images = 0
+    pending = None  # (stats, step, index) of the previous step, checked once the next one is queued
+    for raw in data.loader:
+        batch = to_device(raw, run.device)
+        try:
+            stats = train_step(run, batch)
+        except torch.OutOfMemoryError:
+            raise _oom_error(run, batch) from None
+        run.step += 1
+        totals += stats[:6]
+        images += batch["images"].shape[0] * views
+        if pending is not None:
+            loss = _check_finite(run, *pending, epoch)
+            callbacks.advance(1, {"loss": loss, "images_per_s": images / (time.perf_counter() - start)})
+        pending = (stats, run.step, raw["index"])
+    if pending is not None:
+        loss = _check_finite(run, *pending, epoch)
+        callbacks.advance(1, {"loss": loss, "images_per_s": images / (time.perf_counter() - start)})
+    if run.device.type == "cuda":
+        torch.cuda.synchronize(run.device)
+    seconds = time.perf_counter() - start
+    callbacks.end()
+    run.dist.all_reduce_sum(totals)
+    t = totals.tolist()
+    images_total = images * run.dist.world_size
+    out = {
+        "train_nll": t[NLL_SUM] / max(t[NLL_N], 1),
+        "train_clinical_bce": t[CLS_SUM] / max(t[CLS_N], 1),
+        "train_seconds": seconds,
+        "images_per_s": images_total / seconds if seconds > 0 else None,
+    }
+    if run.cfg.mfa:
+        out["train_mfa_hinge"] = t[MFA_SUM] / max(t[MFA_N], 1)
+    if run.device.type == "cuda":
+        out["gpu_memory_mib"] = torch.cuda.max_memory_allocated(run.device) / 2**20
+    return out
