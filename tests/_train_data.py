@@ -11,6 +11,8 @@ from pathlib import Path
 import numpy as np
 from PIL import Image
 
+import torch
+
 from irralctl.data.prepared import finish_dataset, open_staging
 from irralctl.data.store import build_image_store
 
@@ -44,7 +46,7 @@ def _labels(finding: str) -> list:
 
 
 def make_dataset(root: Path, *, n_train: int = 24, n_val: int = 8, n_test: int = 8, size: int = 64,
-                 seed: int = 0, one_view_every: int = 5, name: str = "toy") -> Path:
+                 seed: int = 0, one_view_every: int = 5, name: str = "toy", bpe_vocab_size: int = 300) -> Path:
     """Write a prepared dataset under root/name; every `one_view_every`-th study has a single view."""
     rng = np.random.default_rng(seed)
     out = root / name
@@ -76,5 +78,26 @@ def make_dataset(root: Path, *, n_train: int = 24, n_val: int = 8, n_test: int =
         staging, out, name=name, splits=splits, options={"seed": seed}, sources=[],
         cleaner={"name": "default", "version": "1"}, legacy_cleaner={"name": "legacy", "version": "1"},
         images={"count": len(items), "size": size, "views_per_study": 2}, labeler=None, counts={}, problems=[],
-        bpe_vocab_size=300, legacy_threshold=1,
+        bpe_vocab_size=bpe_vocab_size, legacy_threshold=1,
     )
+
+
+BERT_WORDS = ["the", "heart", "is", "normal", "no", "effusion", "lung", "lungs", "clear", ".", "left", "right",
+              "there", "a", "round", "lesion", "in", "are", "focal", "seen"]
+
+
+def make_tiny_bert(directory: Path) -> Path:
+    """A 1-layer BERT (hidden 16) with its own word-piece vocabulary, saved as a local HF model directory."""
+    from transformers import BertConfig, BertModel, BertTokenizerFast
+
+    directory.mkdir(parents=True, exist_ok=True)
+    vocab = directory / "vocab.txt"
+    vocab.write_text("\n".join(["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]", *BERT_WORDS]) + "\n")
+    BertTokenizerFast(vocab_file=str(vocab)).save_pretrained(directory)
+    state = torch.random.get_rng_state()
+    torch.manual_seed(0)
+    cfg = BertConfig(vocab_size=len(BERT_WORDS) + 5, hidden_size=16, num_hidden_layers=1, num_attention_heads=2,
+                     intermediate_size=32, max_position_embeddings=64)
+    BertModel(cfg).save_pretrained(directory)
+    torch.random.set_rng_state(state)
+    return directory

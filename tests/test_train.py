@@ -1,0 +1,217 @@
+"""`irralctl train`: the run directory, inference loading, exact resume, and every bad-input path."""
+
+from __future__ import annotations
+
+import errno
+import json
+
+import pytest
+import torch
+from typer.testing import CliRunner
+
+from irralctl.cli.main import app
+from irralctl.errors import InputError, TrainingError
+from irralctl.model import losses
+from irralctl.training import TrainConfig, load_for_inference, resume_config, train
+from irralctl.training import checkpoint as ckpt_mod
+from irralctl.training.checkpoint import load_checkpoint
+from irralctl.utils.io import iter_jsonl
+from tests._train_data import make_dataset, make_tiny_bert
+
+runner = CliRunner()
+TINY_FLAGS = ["--backbone", "tiny", "--tiny-width", "8", "--image-size", "64", "--resize", "72", "--d-model", "32",
+              "--n-heads", "4", "--d-ff", "32", "--enc-layers", "1", "--dec-layers", "1", "--memory-slots", "32",
+              "--memory-topk", "4", "--batch-size", "8", "--eval-batch-size", "16", "--workers", "0",
+              "--warmup-steps", "2", "--monitor", "val_loss", "--max-len", "20"]
+
+
+@pytest.fixture(autouse=True, scope="module")
+def _one_thread():
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)
+
+
+@pytest.fixture(scope="module")
+def toy(tmp_path_factory):
+    return make_dataset(tmp_path_factory.mktemp("data"))
+
+
+@pytest.fixture(scope="module")
+def bert(tmp_path_factory):
+    return make_tiny_bert(tmp_path_factory.mktemp("bert"))
+
+
+def tiny_cfg(dataset, out, **kw) -> TrainConfig:
+    base = dict(dataset=dataset, out=out, backbone="tiny", tiny_width=8, image_size=64, resize=72, d_model=32,
+                n_heads=4, d_ff=32, enc_layers=1, dec_layers=1, memory_slots=32, memory_topk=4, batch_size=8,
+                eval_batch_size=16, workers=0, warmup_steps=2, monitor="val_loss", max_len=20, epochs=2, mfa=False)
+    base.update(kw)
+    return TrainConfig(**base)
+
+
+def test_cli_run_directory_explains_itself(toy, tmp_path, bert):
+    run = tmp_path / "run"
+    result = runner.invoke(app, ["train", str(toy), "--out", str(run), "--epochs", "2", "--text-encoder", str(bert),
+                                 *TINY_FLAGS])
+    assert result.exit_code == 0, result.output
+    assert "trained 2 epoch(s)" in result.output
+    for name in ("config.json", "tokenizer.json", "metrics.jsonl", "best.pt", "last.pt",
+                 "test_predictions.jsonl", "test_metrics.json"):
+        assert (run / name).is_file(), name
+    config = json.loads((run / "config.json").read_text())
+    dataset_info = json.loads((toy / "dataset.json").read_text())
+    assert config["dataset"]["fingerprint"] == dataset_info["fingerprint"]
+    assert config["config"]["preset"] == "irral" and config["config"]["mfa"] and config["config"]["acl"]
+    assert config["seed"] == 42 and "torch" in config["versions"]
+    assert config["cleaner"] == dataset_info["cleaner"]
+    assert config["model"]["vocab_size"] == dataset_info["tokenizers"]["bpe"]["vocab_size"]
+    assert (run / "tokenizer.json").read_text() == (toy / "tokenizers" / "bpe.json").read_text()
+
+    records = [r for _, r in iter_jsonl(run / "metrics.jsonl")]
+    assert [r["epoch"] for r in records] == [1, 2]
+    for r in records:
+        assert {"train_nll", "train_mfa_hinge", "val_loss", "lr", "obs_weights", "images_per_s", "monitor_value"} <= set(r)
+        assert len(r["obs_weights"]) == 14 and r["obs_weights_source"] in ("ce", "head")
+    assert records[0]["obs_weights"] != [1.0] * 14  # Eq. 6 moved them
+
+    ckpt = load_checkpoint(run / "last.pt")
+    for key in ("model", "optimizer", "scheduler", "scaler", "epoch", "step", "rng", "train_config", "tokenizer", "cleaner"):
+        assert key in ckpt
+    assert ckpt["epoch"] == 2 and ckpt["step"] == 2 * 3
+
+    preds = [r for _, r in iter_jsonl(run / "test_predictions.jsonl")]
+    test_ids = [r["id"] for _, r in iter_jsonl(toy / "test.jsonl")]
+    assert [p["id"] for p in preds] == test_ids
+    assert all(set(p) == {"id", "prediction", "reference"} for p in preds)
+    metrics = json.loads((run / "test_metrics.json").read_text())
+    assert metrics["checkpoint"] == "best" and metrics["studies"] == len(test_ids)
+
+    # The checkpoint alone rebuilds the model, which reproduces the saved test predictions.
+    model, tokenizer, cfg = load_for_inference(run, "cpu")
+    assert cfg.image_size == 64 and tokenizer.vocab_size == model.cfg.vocab_size and not model.training
+    from irralctl.data.loader import LoaderConfig, ReportDataset, collate
+    from irralctl.data.prepared import PreparedDataset
+
+    ds = ReportDataset(PreparedDataset(toy), "test", tokenizer, LoaderConfig(image_size=64, max_len=20))
+    batch = collate([ds[i] for i in range(len(ds))])
+    tokens = model.generate(batch["images"], batch["view_mask"], cfg.gen_len)
+    assert [tokenizer.decode(t.tolist()) for t in tokens] == [p["prediction"] for p in preds]
+
+
+def test_legacy_tokenizer_baseline_and_language_prior(toy, tmp_path):
+    r = train(tiny_cfg(toy, tmp_path / "legacy", tokenizer="legacy", memory=False, acl=False, multiscale=False,
+                       no_image=True, epochs=1))
+    assert r.epochs_run == 1
+    model, tokenizer, cfg = load_for_inference(tmp_path / "legacy", "cpu")
+    assert tokenizer.kind == "legacy" and model.cfg.bos_id == model.cfg.eos_id == model.cfg.pad_id == 0
+    assert model.visual is None and cfg.no_image
+
+
+def test_resume_continues_exactly(toy, tmp_path, bert):
+    # Dropout, random crops and MFA's cached BERT features are all on: every RNG must be restored.
+    kw = dict(dropout=0.1, mfa=True, text_encoder=bert, epochs=2)
+    train(tiny_cfg(toy, tmp_path / "straight", **kw))
+    train(tiny_cfg(toy, tmp_path / "split", **{**kw, "epochs": 1}))
+    r = train(resume_config(tmp_path / "split", epochs=2), resume=True)
+    assert r.epochs_run == 2
+    a = load_checkpoint(tmp_path / "straight" / "last.pt")
+    b = load_checkpoint(tmp_path / "split" / "last.pt")
+    assert a["step"] == b["step"] == 6
+    for name, tensor in a["model"].items():
+        torch.testing.assert_close(b["model"][name], tensor, atol=1e-6, rtol=0, msg=name)
+    lines = [r["epoch"] for _, r in iter_jsonl(tmp_path / "split" / "metrics.jsonl")]
+    assert lines == [1, 2]
+
+
+def test_resume_refuses_another_tokenizer(toy, tmp_path):
+    train(tiny_cfg(toy, tmp_path / "run", epochs=1))
+    other = make_dataset(tmp_path, name="other", bpe_vocab_size=280)
+    with pytest.raises(TrainingError, match="tokeniser"):
+        train(resume_config(tmp_path / "run", epochs=2, dataset=other), resume=True)
+    with pytest.raises(InputError, match="nothing to resume"):
+        resume_config(tmp_path / "nowhere")
+
+
+def test_full_disk_keeps_previous_checkpoint(toy, tmp_path, monkeypatch):
+    real_save = torch.save
+    calls = {"n": 0}
+
+    def failing_save(obj, f, *a, **kw):
+        calls["n"] += 1
+        if calls["n"] >= 3:  # epoch 1 writes last.pt and best.pt; epoch 2's last.pt hits a full disk
+            raise OSError(errno.ENOSPC, "No space left on device")
+        return real_save(obj, f, *a, **kw)
+
+    monkeypatch.setattr(ckpt_mod.torch, "save", failing_save)
+    run = tmp_path / "run"
+    with pytest.raises(TrainingError, match="disk is full; the previous checkpoint is intact"):
+        train(tiny_cfg(toy, run, epochs=2))
+    monkeypatch.setattr(ckpt_mod.torch, "save", real_save)
+    assert load_checkpoint(run / "last.pt")["epoch"] == 1
+    assert sorted(p.name for p in run.iterdir() if p.name.startswith(".")) == []  # no temp file left
+
+
+def test_non_finite_loss_names_step_and_studies(toy, tmp_path, monkeypatch):
+    real = losses.token_nll
+    calls = {"n": 0}
+
+    def nan_on_fifth(logits, tokens, lengths):
+        calls["n"] += 1
+        total, count = real(logits, tokens, lengths)
+        return (total * float("nan"), count) if calls["n"] == 5 else (total, count)
+
+    monkeypatch.setattr(losses, "token_nll", nan_on_fifth)
+    run = tmp_path / "run"
+    with pytest.raises(TrainingError) as info:
+        train(tiny_cfg(toy, run, epochs=3))
+    message = info.value.message
+    assert "non-finite loss (nan) at epoch 2, step 5" in message
+    assert "T00" in message and "last good checkpoint" in message and "(epoch 1)" in message
+    assert load_checkpoint(run / "last.pt")["epoch"] == 1
+
+
+def test_out_of_memory_names_a_batch_size_that_fits(toy, tmp_path, monkeypatch):
+    real = losses.token_nll
+
+    def small_memory(logits, tokens, lengths):
+        if logits.shape[0] > 2:
+            raise torch.OutOfMemoryError("CUDA out of memory (simulated)")
+        return real(logits, tokens, lengths)
+
+    monkeypatch.setattr(losses, "token_nll", small_memory)
+    with pytest.raises(TrainingError) as info:
+        train(tiny_cfg(toy, tmp_path / "run", epochs=1))
+    assert "at 8 studies per process" in info.value.message and "2 per process fits" in info.value.message
+    assert info.value.hint == "rerun with --batch-size 2"
+
+
+def test_cli_bad_inputs_give_one_line_and_exit_1(toy, tmp_path):
+    def run(*args):
+        return runner.invoke(app, ["train", *map(str, args), *TINY_FLAGS, "--epochs", "1"])
+
+    r = run(tmp_path / "missing", "--out", tmp_path / "a")
+    assert r.exit_code == 1 and "dataset directory not found" in r.output
+    raw = tmp_path / "raw_pngs"
+    raw.mkdir()
+    (raw / "CXR1_1_IM-0001-3001.png").write_bytes(b"")
+    r = run(raw, "--out", tmp_path / "a")
+    assert r.exit_code == 1 and "not a prepared dataset" in r.output and "irralctl prepare" in r.output
+    broken = tmp_path / "broken"
+    broken.mkdir()
+    (broken / "dataset.json").write_text((toy / "dataset.json").read_text())
+    r = run(broken, "--out", tmp_path / "a")
+    assert r.exit_code == 1 and "train.jsonl missing" in r.output
+    (tmp_path / "taken").mkdir()
+    (tmp_path / "taken" / "x").write_text("x")
+    r = run(toy, "--out", tmp_path / "taken")
+    assert r.exit_code == 1 and "already exists" in r.output and "--resume" in r.output
+    r = run(toy, "--resume", tmp_path / "taken")
+    assert r.exit_code == 1 and "nothing to resume" in r.output
+    r = run(toy, "--out", tmp_path / "b", "--preset", "fancy")
+    assert r.exit_code == 1 and "unknown preset" in r.output
+    r = run(toy, "--out", tmp_path / "b", "--backbone", "tiny", "--visual-weights", tmp_path / "w.pth")
+    assert r.exit_code == 1 and "resnet" in r.output
+    r = run(toy)
+    assert r.exit_code == 1 and "--out" in r.output
