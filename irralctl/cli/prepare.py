@@ -17,7 +17,7 @@ app = typer.Typer(
 
 Sections = Annotated[str, typer.Option(help="Target text: findings (R2Gen's target) or findings+impression.")]
 Cleaner = Annotated[str, typer.Option(help="Cleaner for `target`: default (keeps decimals, hyphens) or legacy (R2Gen, byte for byte).")]
-ImageSize = Annotated[int, typer.Option(min=32, help="Shorter side of every view in the image store, pixels.")]
+ImageSize = Annotated[int, typer.Option(min=8, help="Shorter side of every view in the image store, pixels.")]
 BpeVocab = Annotated[int, typer.Option(min=300, help="BPE vocabulary size (tokens, specials included).")]
 Strict = Annotated[bool, typer.Option("--strict", help="Stop at the first problem instead of skipping and listing it in problems.csv.")]
 
