@@ -10,6 +10,7 @@ coco-caption's `precook` splits.
 
 from __future__ import annotations
 
+import itertools
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
@@ -36,15 +37,13 @@ def count_ngrams(texts: Sequence[str], max_order: int = MAX_ORDER) -> tuple[np.n
     N-gram ids are shared by all texts, so a hypothesis n-gram and a reference n-gram are equal
     exactly when their ids are.
     """
-    vocab: dict[str, int] = {}
-    ids: list[int] = []
-    lengths = np.zeros(len(texts), dtype=np.int64)
-    for i, t in enumerate(texts):
-        words = t.split()
-        lengths[i] = len(words)
-        ids.extend([vocab.setdefault(w, len(vocab)) for w in words])
-    tok = np.asarray(ids, dtype=np.int64)
-    n_vocab = max(len(vocab), 1)
+    words = [t.split() for t in texts]
+    lengths = np.fromiter(map(len, words), dtype=np.int64, count=len(words))
+    tokens = list(itertools.chain.from_iterable(words))
+    # Interning through C-level dict / map calls: the Python-level loop was half of the run time.
+    index = {w: i for i, w in enumerate(dict.fromkeys(tokens))}
+    tok = np.fromiter(map(index.__getitem__, tokens), dtype=np.int64, count=len(tokens))
+    n_vocab = max(len(index), 1)
     text_of = np.repeat(np.arange(len(texts), dtype=np.int64), lengths)  # (tokens,)
     starts = np.cumsum(lengths) - lengths
     remaining = lengths[text_of] - (np.arange(len(tok), dtype=np.int64) - starts[text_of])  # tokens left incl. this

@@ -37,14 +37,18 @@ def cider_items(cooked: CookedPairs, sigma: float = SIGMA) -> np.ndarray:
     norm_r = np.zeros((n_ref_texts, n_orders))
     # Hypothesis rows are repeated once per reference of their item; reference j's rows are keyed by j.
     ref_start = np.cumsum(cooked.n_refs) - cooked.n_refs
+    single_ref = bool(np.all(cooked.n_refs == 1))  # the usual case: skip the per-reference expansion
     for k, table in enumerate(cooked.tables):
         g = table.n_grams
         is_hyp = table.text < n
         r_text = table.text[~is_hyp] - n
         r_gram = table.gram[~is_hyp]
         # df: items (not reference texts) containing the n-gram in any reference.
-        item_gram = np.unique(cooked.ref_item[r_text] * g + r_gram)
-        df = np.bincount(item_gram % g, minlength=g).astype(np.float64)
+        if single_ref:
+            df = np.bincount(r_gram, minlength=g).astype(np.float64)  # rows are already unique per item
+        else:
+            item_gram = np.unique(cooked.ref_item[r_text] * g + r_gram)
+            df = np.bincount(item_gram % g, minlength=g).astype(np.float64)
         idf = log_docs - np.log(np.maximum(1.0, df))
         w = table.count * idf[table.gram]
         w_h, w_r = w[is_hyp], w[~is_hyp]
@@ -52,9 +56,12 @@ def cider_items(cooked: CookedPairs, sigma: float = SIGMA) -> np.ndarray:
         norm_h[:, k] = np.sqrt(np.bincount(h_item, weights=w_h**2, minlength=n))
         norm_r[:, k] = np.sqrt(np.bincount(r_text, weights=w_r**2, minlength=n_ref_texts))
 
-        reps = cooked.n_refs[h_item]
-        h_row = np.repeat(np.arange(len(h_item)), reps)
-        ref_j = np.repeat(ref_start[h_item] - np.cumsum(reps) + reps, reps) + np.arange(len(h_row))
+        if single_ref:
+            h_row, ref_j = np.arange(len(h_item)), h_item
+        else:
+            reps = cooked.n_refs[h_item]
+            h_row = np.repeat(np.arange(len(h_item)), reps)
+            ref_j = np.repeat(ref_start[h_item] - np.cumsum(reps) + reps, reps) + np.arange(len(h_row))
         h_key = ref_j * g + table.gram[is_hyp][h_row]
         r_key = r_text * g + r_gram  # sorted: rows are sorted by (text, gram)
         if len(r_key) == 0:
