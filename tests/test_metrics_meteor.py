@@ -130,3 +130,15 @@ def test_missing_java_is_a_reason_not_a_crash(monkeypatch):
         meteor.MeteorJar()
     result = score_reports({"a": "x"}, {"a": "x"}, ScoreConfig(meteor="jar", clinical=False))
     assert result["meteor"]["available"] is False and "Java" in result["meteor"]["reason"]
+
+
+@needs_java
+def test_score_reports_reuses_a_callers_jar(jar):
+    preds, refs = {"a": "the heart is normal .", "b": "no effusion ."}, {"a": "heart size is normal .", "b": "no pleural effusion ."}
+    config = ScoreConfig(meteor="off", clinical=False)  # the open jar overrides the mode
+    first = score_reports(preds, refs, config, meteor_jar=jar)
+    second = score_reports(preds, refs, config, meteor_jar=jar)
+    assert jar._proc.poll() is None  # still running for the next call
+    assert first["metrics"]["meteor"] == second["metrics"]["meteor"] == jar.compute_score(
+        {k: [v] for k, v in refs.items()}, {k: [v] for k, v in preds.items()})[0]
+    assert first["meteor"]["implementation"].startswith("METEOR 1.5 jar")

@@ -10,7 +10,7 @@ from __future__ import annotations
 import logging
 import re
 import time
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, replace
 from pathlib import Path
 
@@ -75,9 +75,14 @@ class ScoreConfig:
 class _MeteorRunner:
     """Resolves the METEOR mode once per run; the jar's JVM lives as long as this object."""
 
-    def __init__(self, mode: str):
+    def __init__(self, mode: str, jar: meteor.MeteorJar | None = None):
         self.mode, self.jar, self.wordnet = mode, None, None
         self.implementation, self.reason = None, None
+        self._owns_jar = jar is None
+        if jar is not None:  # a caller's long-lived JVM (e.g. one per training run)
+            self.jar = jar
+            self.implementation = f"METEOR 1.5 jar (pycocoevalcap {package_versions().get('pycocoevalcap', '?')}, -l en -norm)"
+            return
         if mode == "off":
             self.reason = "disabled (--meteor off)"
             return
@@ -114,7 +119,7 @@ class _MeteorRunner:
         return None, None
 
     def close(self) -> None:
-        if self.jar is not None:
+        if self.jar is not None and self._owns_jar:
             self.jar.close()
 
 
@@ -276,11 +281,12 @@ def _result(computed: _Computed, config: ScoreConfig, ids, protocol: dict, inter
 
 
 def score_reports(predictions: Mapping[str, str], references: Mapping[str, str], config: ScoreConfig = ScoreConfig(),
-                  pred_labels=None, ref_labels=None, *, meteor_scorer: Callable | None = None) -> dict:
+                  pred_labels=None, ref_labels=None, *, meteor_jar: meteor.MeteorJar | None = None) -> dict:
     """Score one system: predictions and references keyed by study id (the same ids).
 
     `pred_labels` / `ref_labels` (14 CheXpert values per study, dicts keyed by id or lists in
-    `predictions` order) skip labelling. Returns {"metrics": {name: value}, "protocol", "meteor",
+    `predictions` order) skip labelling. `meteor_jar`: an open `MeteorJar` to use (and leave
+    running) instead of starting one for this call; it overrides `config.meteor`. Returns {"metrics": {name: value}, "protocol", "meteor",
     "standard", "clinical", "intervals" (with config.bootstrap), ...}.
     """
     config.check()
@@ -293,7 +299,7 @@ def score_reports(predictions: Mapping[str, str], references: Mapping[str, str],
     refs = [references[k] for k in ids]
     pl = [pred_labels[k] for k in ids] if isinstance(pred_labels, Mapping) else pred_labels
     rl = [ref_labels[k] for k in ids] if isinstance(ref_labels, Mapping) else ref_labels
-    runner = _MeteorRunner(config.meteor)
+    runner = _MeteorRunner(config.meteor, meteor_jar)
     try:
         computed = _compute(ids, preds, refs, config, runner, pl, rl,
                             {"predictions": "given", "references": "given"} if pl is not None and rl is not None else
