@@ -15,6 +15,7 @@ from typer.core import TyperGroup
 
 import irralctl
 from irralctl.cli import prepare as _prepare
+from irralctl.cli import score as _score
 from irralctl.cli._common import err_console
 from irralctl.errors import IrralError
 
@@ -51,6 +52,7 @@ app = typer.Typer(
     rich_markup_mode="rich",
 )
 app.add_typer(_prepare.app, name="prepare")
+app.command(name="score")(_score.score)
 
 
 def _version(value: bool) -> None:
