@@ -11,6 +11,7 @@ from typing import Annotated, Optional
 
 import typer
 from rich.logging import RichHandler
+from rich.markup import escape
 from typer.core import TyperGroup
 
 import irralctl
@@ -21,9 +22,10 @@ from irralctl.errors import IrralError
 
 
 def _report(error: IrralError) -> None:
-    err_console.print(f"[bold red]error:[/] {error.message}", highlight=False, soft_wrap=True, markup=True)
+    # Messages quote file contents and paths: escape them so "[...]" is never read as rich markup.
+    err_console.print(f"[bold red]error:[/] {escape(error.message)}", highlight=False, soft_wrap=True)
     if error.hint:
-        err_console.print(f"[yellow]hint:[/] {error.hint}", highlight=False, soft_wrap=True)
+        err_console.print(f"[yellow]hint:[/] {escape(error.hint)}", highlight=False, soft_wrap=True)
 
 
 class _Root(TyperGroup):
