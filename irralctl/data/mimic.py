@@ -350,7 +350,7 @@ def prepare_mimic(cfg: MimicPrepareConfig, progress: Progress | None = None) -> 
     # 4. Image files of the studies kept.
     files: dict[str, Path] = {}
     if cfg.images:
-        n_found = 0
+        n_found, n_listed = 0, len(texts)
         for sid in list(texts):
             study = studies[sid]
             present = []
@@ -366,7 +366,7 @@ def prepare_mimic(cfg: MimicPrepareConfig, progress: Progress | None = None) -> 
             if not present:
                 dropped["no_images"] += 1
                 del texts[sid]
-        if texts and n_found == 0:
+        if n_listed and n_found == 0:
             raise InputError("none of the images listed in the split csv was found", path=cfg.root / "files",
                              hint="--root must be the MIMIC-CXR-JPG folder holding files/pXX/pSUBJECT/sSTUDY/*.jpg")
 
