@@ -76,10 +76,11 @@ class StoreResult:
     failed: list[tuple[str, str, str]]       # (image id, source path, reason)
 
 
-def _decode_one(image_id: str, path: str, shorter: int | None) -> tuple[str, np.ndarray | None, str]:
+def _decode_one(item: tuple[str, str, int | None]) -> tuple[str, np.ndarray | None, str]:
     # Returns the error as text so one bad file never kills a pool or a run.
     from irralctl.data.images import load_grey
 
+    image_id, path, shorter = item
     try:
         return image_id, np.ascontiguousarray(load_grey(path, shorter)), ""
     except IrralError as e:
@@ -90,7 +91,7 @@ def _decode_one(image_id: str, path: str, shorter: int | None) -> tuple[str, np.
 
 def _decode_group(group: list[tuple[str, str, int | None]]) -> list[tuple[str, np.ndarray | None, str]]:
     # One task = several images, so the per-task IPC cost is small next to the decoding.
-    return [_decode_one(*item) for item in group]
+    return [_decode_one(item) for item in group]
 
 
 def _ignore_sigint() -> None:
@@ -146,6 +147,21 @@ def _read_journal(directory: Path) -> tuple[list[tuple[str, str, int, int, int]]
     return entries, end
 
 
+def _trim_torn_line(path: Path) -> None:
+    """Cut a journal after its last complete line, so appended lines never join a torn one."""
+    if not path.exists():
+        return
+    size = path.stat().st_size
+    with open(path, "rb+") as f:
+        back = min(size, 1 << 16)  # far longer than any journal line
+        f.seek(size - back)
+        tail = f.read(back)
+        cut = tail.rfind(b"\n")
+        keep = size - back + cut + 1 if cut >= 0 else (0 if back == size else size)
+        if keep != size:
+            f.truncate(keep)
+
+
 def _journal_from_index(directory: Path) -> None:
     """Turn a finished store back into a journal, so a rerun after a later failure (say a
     --strict stop, or an error while fitting tokenisers) reuses every decoded image."""
@@ -188,6 +204,7 @@ def build_image_store(
         raise IrralError(f"duplicate image ids in the store input: {', '.join(dup)}")
 
     _journal_from_index(directory)
+    _trim_torn_line(directory / JOURNAL_FILE)
     journal, end = _read_journal(directory)
     done = {e[0] for e in journal}
     if journal:
@@ -200,8 +217,9 @@ def build_image_store(
     os.truncate(data_path, end)  # drop pixels written after the last journalled image
 
     todo = [(i, str(p), shorter) for i, p in items if str(i) not in done]
-    # Small groups for reduced images (a few hundred KB per group in flight); full-size ones alone.
-    group = 8 if shorter is not None else 1
+    # Small groups for reduced images (a few hundred KB per group in flight), full-size ones alone;
+    # never more than a chunk, so an interruption loses at most one chunk.
+    group = max(1, min(chunk, 8 if shorter is not None else 1))
     with open(data_path, "ab") as data, open(directory / JOURNAL_FILE, "a", encoding="utf-8") as jf:
         offset, lines = end, []
 
