@@ -208,9 +208,11 @@ class ReportSource:
                              hint="give mimic-cxr-reports.zip or its extracted files/ folder")
 
     def location(self, study: MimicStudy) -> str:
+        """Where the study's report is (or would be): a file, or `archive.zip:member`."""
+        relative = f"{_prefix(study.subject_id)}/s{study.study_id}.txt"
         if self._zip is not None:
-            return f"{self.path}:{self._members.get(study.study_id, f'files/{_prefix(study.subject_id)}/s{study.study_id}.txt')}"
-        return str(self._base / _prefix(study.subject_id) / f"s{study.study_id}.txt")
+            return f"{self.path}:{self._members.get(study.study_id, 'files/' + relative)}"
+        return str(self._base / relative)
 
     def read(self, study: MimicStudy) -> str | None:
         if self._zip is not None:
@@ -427,15 +429,14 @@ def prepare_mimic(cfg: MimicPrepareConfig, progress: Progress | None = None) -> 
     n_studies = len(all_records)
     if cfg.per_image:
         splits = {s: [_image_record(r, im) for r in rs for im in r["images"]] for s, rs in splits.items()}
-    n_images = sum(len(r["images"]) for rs in splits.values() for r in rs) if not cfg.per_image else \
-        sum(len(rs) for rs in splits.values())
+    n_images = sum(len(r["images"]) for rs in splits.values() for r in rs)
     counts = {"studies": n_studies, "images": n_images, "dropped": dict(sorted(dropped.items()))}
     if official is not None:
         counts["no_official_labels"] = no_official
     image_info = None
     if cfg.images:
-        image_info = {"count": len(rows), "size": cfg.image_size,
-                      "views_per_study": max((len(r["images"]) for r in all_records), default=0)}
+        per_example = 1 if cfg.per_image else max((len(r["images"]) for r in all_records), default=0)
+        image_info = {"count": len(rows), "size": cfg.image_size, "views_per_study": per_example}
     sources = [describe_source(p) for p in (split_csv, metadata_csv, chexpert_csv, cfg.reports) if p is not None]
     sources.append({"path": str((cfg.root / "files").resolve()), "kind": "folder", "images_read": len(rows)})
     return finish_dataset(
