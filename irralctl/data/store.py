@@ -129,8 +129,9 @@ def _decoded_groups(
         pool.shutdown(wait=True, cancel_futures=True)
 
 
-def _read_journal(directory: Path) -> tuple[list[tuple[str, str, int, int, int]], int]:
-    """Entries (id, status, h, w, offset) written so far, and the byte length they cover."""
+def _read_journal(directory: Path) -> tuple[list[tuple[str, str, int, int, int, str]], int]:
+    """Entries (id, status, h, w, offset, failure reason) written so far, and the byte length
+    they cover. One pass; the caller indexes what it needs."""
     path = directory / JOURNAL_FILE
     entries, end = [], 0
     if not path.exists():
@@ -139,10 +140,10 @@ def _read_journal(directory: Path) -> tuple[list[tuple[str, str, int, int, int]]
         for line in f:
             if not line.endswith("\n"):
                 break  # torn last line from an interruption: ignore it, it is redone
-            parts = line.rstrip("\n").split("\t")
-            image_id, status, h, w, offset = parts[0], parts[1], int(parts[2]), int(parts[3]), int(parts[4])
-            entries.append((image_id, status, h, w, offset))
-            if status == "ok":
+            parts = line[:-1].split("\t")
+            h, w, offset = int(parts[2]), int(parts[3]), int(parts[4])
+            entries.append((parts[0], parts[1], h, w, offset, parts[5] if len(parts) > 5 else ""))
+            if parts[1] == "ok":
                 end = offset + h * w
     return entries, end
 
@@ -256,12 +257,7 @@ def _one_line(text: str) -> str:
 def _finalize(directory: Path, order: list[str], paths: dict[str, str]) -> StoreResult:
     journal, _ = _read_journal(directory)
     by_id = {e[0]: e for e in journal}
-    failed_reasons = {}
-    with open(directory / JOURNAL_FILE, encoding="utf-8") as f:
-        for line in f:
-            parts = line.rstrip("\n").split("\t")
-            if len(parts) >= 6 and parts[1] == "fail":
-                failed_reasons[parts[0]] = parts[5]
+    failed_reasons = {e[0]: e[5] for e in journal if e[1] == "fail"}
     ok = [by_id[i] for i in order if i in by_id and by_id[i][1] == "ok"]
     # Rows follow the store's byte order so offsets stay increasing.
     ok.sort(key=lambda e: e[4])
