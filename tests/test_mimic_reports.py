@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from irralctl.data.mimic_reports import canonical_section, parse_report, target_text
+from irralctl.data.mimic_reports import canonical_section, is_section_heading, parse_report, target_text
 from tests.mimic_fixture import REPORTS
 
 
@@ -93,6 +93,17 @@ def test_a_long_upper_case_phrase_is_text_not_a_heading():
     assert s.findings == "PA AND LATERAL VIEWS OF THE CHEST WERE OBTAINED TODAY: lungs clear."
 
 
+def test_structured_findings_keep_their_labels_as_text():
+    report = (" FINAL REPORT\n EXAMINATION:  CHEST (PORTABLE AP)\n\n FINDINGS:\n"
+              " LUNGS: Clear.\n HEART: Normal size.\n ET TUBE: 4 cm above the carina.\n\n"
+              " IMPRESSION:  No acute process.\n\n RECOMMENDATION(S):  None.\n")
+    s = parse_report(report)
+    assert s.findings == "LUNGS: Clear. HEART: Normal size. ET TUBE: 4 cm above the carina."
+    assert s.impression == "No acute process."
+    assert s.headings == ("EXAMINATION", "FINDINGS", "IMPRESSION", "RECOMMENDATION(S)")
+    assert s.last_paragraph == "None."
+
+
 def test_windows_line_endings():
     s = parse_report(REPORTS["50000001"].replace("\n", "\r\n"))
     assert s.impression == "No acute cardiopulmonary abnormality."
@@ -115,6 +126,15 @@ def test_windows_line_endings():
 ])
 def test_canonical_section(heading, sections):
     assert canonical_section(heading) == sections
+
+
+@pytest.mark.parametrize("heading, boundary", [
+    ("TECHNIQUE", True), ("NOTIFICATION", True), ("EXAMINATION", True), ("ADDENDUM", True),
+    ("FINDINGS", True), ("CLINICAL INFORMATION", True),
+    ("LUNGS", False), ("HEART", False), ("ET TUBE", False), ("LINES/TUBES", False),
+])
+def test_section_heading_or_label(heading, boundary):
+    assert is_section_heading(heading) is boundary
 
 
 def test_target_text_rejects_an_unknown_choice():

@@ -14,7 +14,10 @@ the report's last paragraph, the fallback that MIT-LCP's reference section parse
 * text before "FINAL REPORT" (a wet read) is ignored when that line is present;
 * a heading is a run of upper-case words ending in ':' at the start of a line, or one of the
   known section names ending in ':' anywhere in a line ("... no effusion. IMPRESSION: ...");
-* any other heading (TECHNIQUE, NOTIFICATION, RECOMMENDATION(S), ...) ends the section before it;
+* a section ends at the next section heading: one of the four kept (in their many spellings) or
+  one that starts another part of the report (EXAMINATION, TECHNIQUE, NOTIFICATION,
+  RECOMMENDATION(S), ADDENDUM, ...); any other upper-case label (LUNGS:, HEART:, ET TUBE:, the
+  sub-headings of structured findings) is text of the section it stands in;
 * "FINDINGS AND IMPRESSION" fills both findings and impression with the same text;
 * wrapped lines are joined and whitespace folded; the `___` marks are kept (cleaners decide).
 """
@@ -36,6 +39,9 @@ _INLINE_HEADING = re.compile(
     r"RECOMMENDATIONS?(?:\(S\))?)[ \t]*:"
 )
 _MAX_HEADING_WORDS = 6
+# Headings that open a part of the report we do not keep, so they end the section before them.
+_OTHER_PARTS = ("EXAM", "TECHNIQUE", "PROCEDURE", "NOTIFICATION", "RECOMMENDATION", "ADDENDUM", "WET READ",
+                "TYPE OF EXAM", "STUDY", "DATE", "ATTENDING", "PROVIDER", "DICTATED", "SIGNED")
 
 
 @dataclass(frozen=True)
@@ -45,7 +51,7 @@ class ReportSections:
     comparison: str = ""
     indication: str = ""
     last_paragraph: str = ""
-    headings: tuple[str, ...] = field(default=())  # every heading found, in order, as written
+    headings: tuple[str, ...] = field(default=())  # the section headings found, in order, as written
 
     def as_dict(self) -> dict[str, str]:
         return {"comparison": self.comparison, "indication": self.indication, "findings": self.findings,
@@ -63,9 +69,16 @@ def canonical_section(heading: str) -> tuple[str, ...]:
         return ("impression",)
     if h.startswith("COMPARISON"):
         return ("comparison",)
-    if "INDICATION" in h or "HISTORY" in h or h.startswith("REASON FOR"):
+    if "INDICATION" in h or "HISTORY" in h or h.startswith(("REASON FOR", "CLINICAL INFORMATION")):
         return ("indication",)
     return ()
+
+
+def is_section_heading(heading: str) -> bool:
+    """True for headings that start a new part of the report (kept or not); False for labels
+    inside a section, such as the LUNGS: / HEART: of structured findings."""
+    h = " ".join(heading.upper().split())
+    return bool(canonical_section(h)) or h.startswith(_OTHER_PARTS)
 
 
 def _fold(text: str) -> str:
@@ -100,7 +113,7 @@ def _last_paragraph(body: str) -> str:
     if not paragraphs:
         return ""
     last = paragraphs[-1]
-    heads = _headings(last)
+    heads = [h for h in _headings(last) if is_section_heading(h[2])]
     # Drop a heading that opens the paragraph ("IMPRESSION: No acute process." -> the sentence).
     if heads and not last[: heads[0][0]].strip():
         last = last[heads[0][1]:]
@@ -110,7 +123,7 @@ def _last_paragraph(body: str) -> str:
 def parse_report(text: str) -> ReportSections:
     """Split one MIMIC-CXR report into sections (see the module docstring for the rules)."""
     body = _body(text)
-    heads = _headings(body)
+    heads = [h for h in _headings(body) if is_section_heading(h[2])]
     parts: dict[str, list[str]] = {name: [] for name in SECTION_NAMES}
     combined: list[str] = []
     for k, (_, end, name) in enumerate(heads):
