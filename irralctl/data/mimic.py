@@ -279,103 +279,29 @@ def _options_dict(cfg: MimicPrepareConfig) -> dict:
 def prepare_mimic(cfg: MimicPrepareConfig, progress: Progress | None = None) -> Path:
     """Build the dataset at `cfg.out`; `progress(description, total, done)` returns an advance callback."""
     _check_options(cfg)
-    wanted_views = parse_views(cfg.views)
     cleaner_name, cleaner_version, clean = get_cleaner(cfg.cleaner, NAME)
     legacy_name, legacy_version, legacy_clean = get_cleaner("legacy", NAME)
     problems: list[Problem] = []
     dropped: Counter = Counter()
 
-    # 1. The official split, views and labels.
-    split_csv = cfg.split_csv or find_table(cfg.root, SPLIT_FILE)
-    if split_csv is None or not split_csv.is_file():
-        raise InputError(f"split file not found (looked for {SPLIT_FILE}.gz and {SPLIT_FILE})",
-                         path=cfg.split_csv or cfg.root, hint="give --split-csv, or the MIMIC-CXR-JPG root as --root")
-    metadata_csv = cfg.metadata or find_table(cfg.root, METADATA_FILE)
-    chexpert_csv = cfg.chexpert or find_table(cfg.root, CHEXPERT_FILE)
-    for given in (cfg.metadata, cfg.chexpert):
-        if given is not None and not given.is_file():
-            raise InputError("file not found", path=given)
-    if wanted_views is not None and metadata_csv is None:
-        raise InputError(f"--views {cfg.views} needs the view positions of {METADATA_FILE}.gz", path=cfg.root,
-                         hint="give --metadata, or --views all")
-    studies = read_split(split_csv, problems)
+    # 1. The official split, views and labels; the studies to use and their chosen views.
+    tables = _locate_tables(cfg)
+    studies = read_split(tables["split"], problems)
     if not studies:
-        raise InputError("the split file lists no image", path=split_csv)
-    views, owner = read_metadata(metadata_csv) if metadata_csv else ({}, {})
-    official = read_official_labels(chexpert_csv) if chexpert_csv else None
-    if metadata_csv:
-        _metadata_problems(studies, views, owner, metadata_csv, problems)
+        raise InputError("the split file lists no image", path=tables["split"])
+    views, owner = read_metadata(tables["metadata"]) if tables["metadata"] else ({}, {})
+    official = read_official_labels(tables["chexpert"]) if tables["chexpert"] else None
+    if tables["metadata"]:
+        _metadata_problems(studies, views, owner, tables["metadata"], problems)
+    chosen = _choose_views(cfg, studies, views, dropped)
 
-    order = sorted(studies, key=int) if all(s.isdigit() for s in studies) else sorted(studies)
-    if cfg.max_studies is not None and cfg.max_studies < len(order):
-        subset = set(random.Random(cfg.seed).sample(order, cfg.max_studies))
-        order = [sid for sid in order if sid in subset]
-        log.info("using a random subset of %d studies (seed %d)", len(order), cfg.seed)
-
-    # 2. Views chosen per study, frontal first.
-    chosen: dict[str, list[tuple[str, str]]] = {}
-    for sid in order:
-        study = studies[sid]
-        listed = [(d, views.get(d, UNKNOWN_VIEW)) for d in study.dicom_ids]
-        keep = [x for x in listed if wanted_views is None or x[1] in wanted_views]
-        if not keep:
-            dropped["no_selected_view"] += 1
-            continue
-        chosen[sid] = sorted(keep, key=lambda x: _view_key(x[1], x[0]))
-
-    # 3. Reports, sections, targets.
-    source = ReportSource(cfg.reports)
-    texts: dict[str, tuple[dict, str]] = {}
-    advance = progress("reading reports", len(chosen), 0) if progress else None
-    try:
-        for k, sid in enumerate(chosen):
-            study = studies[sid]
-            raw = source.read(study)
-            if advance and (k % 1024 == 1023 or k == len(chosen) - 1):
-                advance(k % 1024 + 1)
-            if raw is None:
-                dropped["no_report"] += 1
-                problems.append(Problem("no_report", source.location(study), sid, "report file not found"))
-                continue
-            sections = parse_report(raw).as_dict()
-            text = target_text(sections, cfg.sections)
-            if not text.strip():
-                dropped["empty_target"] += 1
-                continue
-            texts[sid] = (sections, text)
-    finally:
-        source.close()
-    if chosen and dropped["no_report"] == len(chosen):
-        raise InputError("no report found for any study", path=cfg.reports,
-                         hint="give mimic-cxr-reports.zip or the folder holding files/pXX/pSUBJECT/sSTUDY.txt")
-
-    # 4. Image files of the studies kept.
-    files: dict[str, Path] = {}
-    if cfg.images:
-        n_found, n_listed = 0, len(texts)
-        for sid in list(texts):
-            study = studies[sid]
-            present = []
-            for dicom, view in chosen[sid]:
-                path = image_path(cfg.root, study, dicom)
-                if os.path.isfile(path):
-                    files[dicom] = path
-                    present.append((dicom, view))
-                else:
-                    problems.append(Problem("missing_image", str(path), dicom, "listed in the split csv but not on disk"))
-            n_found += len(present)
-            chosen[sid] = present
-            if not present:
-                dropped["no_images"] += 1
-                del texts[sid]
-        if n_listed and n_found == 0:
-            raise InputError("none of the images listed in the split csv was found", path=cfg.root / "files",
-                             hint="--root must be the MIMIC-CXR-JPG folder holding files/pXX/pSUBJECT/sSTUDY/*.jpg")
-
+    # 2. Reports, sections, targets; 3. the image files of the studies kept.
+    texts = _read_reports(cfg, studies, chosen, problems, dropped, progress)
+    files = _find_images(cfg, studies, chosen, texts, problems, dropped) if cfg.images else {}
     _stop_if_strict(cfg, problems, None)
     _log_problems(problems)
 
-    # 5. The image store: each chosen JPEG decoded once, at reduced size.
+    # 4. The image store: each chosen JPEG decoded once, at reduced size.
     staging = open_staging(cfg.out, _options_dict(cfg), overwrite=cfg.overwrite)
     rows: dict[str, int] = {}
     if cfg.images:
@@ -390,54 +316,30 @@ def prepare_mimic(cfg: MimicPrepareConfig, progress: Progress | None = None) -> 
             log.warning("%d image(s) could not be decoded, skipped", len(result.failed))
         _stop_if_strict(cfg, [p for p in problems if p.kind == "unreadable_image"], staging)
 
-    # 6. Records.
+    # 5. Records, labels, layout.
     splits: dict[str, list[dict]] = {"train": [], "val": [], "test": []}
-    no_official = 0
     for sid, (sections, text) in texts.items():
-        study = studies[sid]
-        images = []
-        for dicom, view in chosen[sid]:
-            entry = {"id": dicom, "view": view,
-                     "file": str(image_path(Path(), study, dicom))}  # relative to --root
-            if cfg.images:
-                if dicom not in rows:
-                    continue
-                entry["row"] = rows[dicom]
-            images.append(entry)
-        if not images:
+        record = _study_record(cfg, studies[sid], chosen[sid], sections, text, rows, clean, legacy_clean)
+        if record is None:
             dropped["no_readable_image"] += 1
             continue
-        record = {
-            "id": sid,
-            "group": study.subject_id,
-            "study_id": sid,
-            "images": images,
-            "sections": sections,
-            "report": text,
-            "target": clean(text),
-            "legacy_target": legacy_clean(text),
-            "labels": {},
-        }
         if official is not None:
-            labels = official.get(sid)
-            no_official += labels is None
-            record["labels"]["chexpert_official"] = labels if labels is not None else [None] * len(CHEXPERT_OBSERVATIONS)
-        splits[study.split].append(record)
-
+            record["labels"]["chexpert_official"] = official.get(sid, [None] * len(CHEXPERT_OBSERVATIONS))
+        splits[studies[sid].split].append(record)
     all_records = [r for rs in splits.values() for r in rs]
     labeler = attach_labels(all_records)  # once per report, before any per-image copy
-    n_studies = len(all_records)
     if cfg.per_image:
         splits = {s: [_image_record(r, im) for r in rs for im in r["images"]] for s, rs in splits.items()}
-    n_images = sum(len(r["images"]) for rs in splits.values() for r in rs)
-    counts = {"studies": n_studies, "images": n_images, "dropped": dict(sorted(dropped.items()))}
+
+    counts = {"studies": len(all_records), "images": sum(len(r["images"]) for r in all_records),
+              "dropped": dict(sorted(dropped.items()))}
     if official is not None:
-        counts["no_official_labels"] = no_official
+        counts["no_official_labels"] = sum(r["study_id"] not in official for r in all_records)
     image_info = None
     if cfg.images:
         per_example = 1 if cfg.per_image else max((len(r["images"]) for r in all_records), default=0)
         image_info = {"count": len(rows), "size": cfg.image_size, "views_per_study": per_example}
-    sources = [describe_source(p) for p in (split_csv, metadata_csv, chexpert_csv, cfg.reports) if p is not None]
+    sources = [describe_source(p) for p in (*tables.values(), cfg.reports) if p is not None]
     sources.append({"path": str((cfg.root / "files").resolve()), "kind": "folder", "images_read": len(rows)})
     return finish_dataset(
         staging, cfg.out, name=NAME, splits=splits, options=cfg, sources=sources,
@@ -448,6 +350,122 @@ def prepare_mimic(cfg: MimicPrepareConfig, progress: Progress | None = None) -> 
         example_layout="image" if cfg.per_image else "study",
         extra={"label_names": list(CHEXPERT_OBSERVATIONS)},
     )
+
+
+def _locate_tables(cfg: MimicPrepareConfig) -> dict[str, Path | None]:
+    """The split, metadata and CheXpert csv files: given, or found under the root."""
+    split_csv = cfg.split_csv or find_table(cfg.root, SPLIT_FILE)
+    if split_csv is None or not split_csv.is_file():
+        raise InputError(f"split file not found (looked for {SPLIT_FILE}.gz and {SPLIT_FILE})",
+                         path=cfg.split_csv or cfg.root, hint="give --split-csv, or the MIMIC-CXR-JPG root as --root")
+    for given in (cfg.metadata, cfg.chexpert):
+        if given is not None and not given.is_file():
+            raise InputError("file not found", path=given)
+    metadata_csv = cfg.metadata or find_table(cfg.root, METADATA_FILE)
+    if parse_views(cfg.views) is not None and metadata_csv is None:
+        raise InputError(f"--views {cfg.views} needs the view positions of {METADATA_FILE}.gz", path=cfg.root,
+                         hint="give --metadata, or --views all")
+    return {"split": split_csv, "metadata": metadata_csv, "chexpert": cfg.chexpert or find_table(cfg.root, CHEXPERT_FILE)}
+
+
+def _choose_views(cfg: MimicPrepareConfig, studies: dict[str, MimicStudy], views: dict[str, str],
+                  dropped: Counter) -> dict[str, list[tuple[str, str]]]:
+    """Study id -> [(dicom_id, view)] kept by --views, frontal first, for the studies used
+    (all, or the seeded --max-studies subset), in study id order."""
+    order = sorted(studies, key=int) if all(s.isdigit() for s in studies) else sorted(studies)
+    if cfg.max_studies is not None and cfg.max_studies < len(order):
+        subset = set(random.Random(cfg.seed).sample(order, cfg.max_studies))
+        order = [sid for sid in order if sid in subset]
+        log.info("using a random subset of %d studies (seed %d)", len(order), cfg.seed)
+    wanted = parse_views(cfg.views)
+    chosen = {}
+    for sid in order:
+        listed = [(d, views.get(d, UNKNOWN_VIEW)) for d in studies[sid].dicom_ids]
+        keep = [x for x in listed if wanted is None or x[1] in wanted]
+        if keep:
+            chosen[sid] = sorted(keep, key=lambda x: _view_key(x[1], x[0]))
+        else:
+            dropped["no_selected_view"] += 1
+    return chosen
+
+
+def _read_reports(cfg: MimicPrepareConfig, studies: dict[str, MimicStudy], chosen: dict[str, list],
+                  problems: list[Problem], dropped: Counter, progress: Progress | None) -> dict[str, tuple[dict, str]]:
+    """Study id -> (sections, target text) for the studies with a report and a non-empty target."""
+    source = ReportSource(cfg.reports)
+    texts: dict[str, tuple[dict, str]] = {}
+    advance = progress("reading reports", len(chosen), 0) if progress else None
+    try:
+        for k, sid in enumerate(chosen):
+            if advance and (k % 1024 == 1023 or k == len(chosen) - 1):
+                advance(k % 1024 + 1)
+            raw = source.read(studies[sid])
+            if raw is None:
+                dropped["no_report"] += 1
+                problems.append(Problem("no_report", source.location(studies[sid]), sid, "report file not found"))
+                continue
+            sections = parse_report(raw).as_dict()
+            text = target_text(sections, cfg.sections)
+            if not text.strip():
+                dropped["empty_target"] += 1
+                continue
+            texts[sid] = (sections, text)
+    finally:
+        source.close()
+    if chosen and dropped["no_report"] == len(chosen):
+        raise InputError("no report found for any study", path=cfg.reports,
+                         hint="give mimic-cxr-reports.zip or the folder holding files/pXX/pSUBJECT/sSTUDY.txt")
+    return texts
+
+
+def _find_images(cfg: MimicPrepareConfig, studies: dict[str, MimicStudy], chosen: dict[str, list],
+                 texts: dict[str, tuple[dict, str]], problems: list[Problem], dropped: Counter) -> dict[str, Path]:
+    """dicom_id -> JPEG for the chosen views that exist; `chosen` and `texts` lose the rest."""
+    files: dict[str, Path] = {}
+    n_listed = len(texts)
+    for sid in list(texts):
+        present = []
+        for dicom, view in chosen[sid]:
+            path = image_path(cfg.root, studies[sid], dicom)
+            if os.path.isfile(path):
+                files[dicom] = path
+                present.append((dicom, view))
+            else:
+                problems.append(Problem("missing_image", str(path), dicom, "listed in the split csv but not on disk"))
+        chosen[sid] = present
+        if not present:
+            dropped["no_images"] += 1
+            del texts[sid]
+    if n_listed and not files:
+        raise InputError("none of the images listed in the split csv was found", path=cfg.root / "files",
+                         hint="--root must be the MIMIC-CXR-JPG folder holding files/pXX/pSUBJECT/sSTUDY/*.jpg")
+    return files
+
+
+def _study_record(cfg: MimicPrepareConfig, study: MimicStudy, chosen: list[tuple[str, str]], sections: dict,
+                  text: str, rows: dict[str, int], clean, legacy_clean) -> dict | None:
+    """One study's record (docs/formats.md); None when none of its chosen views could be read."""
+    images = []
+    for dicom, view in chosen:
+        entry = {"id": dicom, "view": view, "file": str(image_path(Path(), study, dicom))}  # relative to --root
+        if cfg.images:
+            if dicom not in rows:
+                continue
+            entry["row"] = rows[dicom]
+        images.append(entry)
+    if not images:
+        return None
+    return {
+        "id": study.study_id,
+        "group": study.subject_id,
+        "study_id": study.study_id,
+        "images": images,
+        "sections": sections,
+        "report": text,
+        "target": clean(text),
+        "legacy_target": legacy_clean(text),
+        "labels": {},
+    }
 
 
 def _image_record(study_record: dict, image: dict) -> dict:
