@@ -1,4 +1,4 @@
-"""`prepare mimic` on a small MIMIC-shaped tree (tests/mimic_fixture.py): content, layouts, views,
+"""`prepare mimic` on a small MIMIC-shaped tree (tests/mimic_fixtures.py): content, layouts, views,
 sections, official labels, every input problem, --strict, resume, and an end-to-end CLI run whose
 output is read by the loader and trains for one step."""
 
@@ -23,7 +23,7 @@ from irralctl.data.loader import LoaderConfig, ReportDataset, collate
 from irralctl.data.mimic import CHEXPERT_OBSERVATIONS, MimicPrepareConfig, prepare_mimic
 from irralctl.data.prepared import PreparedDataset, staging_dir_for
 from irralctl.errors import ConfigError, InputError
-from tests.mimic_fixture import (
+from tests.mimic_fixtures import (
     MISSING_IMAGE_STUDY,
     NO_REPORT_STUDY,
     NOT_IN_SPLIT_STUDY,

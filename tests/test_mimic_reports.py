@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from irralctl.data.mimic_reports import canonical_section, is_section_heading, parse_report, target_text
-from tests.mimic_fixture import REPORTS
+from tests.mimic_fixtures import REPORTS
 
 
 def test_headings_on_their_own_lines():
