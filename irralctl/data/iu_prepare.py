@@ -121,13 +121,13 @@ def prepare_iu_xray(cfg: IUPrepareConfig, progress: Callable[[str, int, int], Ca
             continue
         kept.append((s, text))
     if cfg.split == "r2gen":
-        missing = sorted(set(k for k, v in (split_from_annotation(annotation) if annotation else r2gen_split()).items())
-                         - {s.id for s, _ in kept})
+        wanted = split_from_annotation(annotation) if annotation else r2gen_split()
+        missing = sorted(wanted.keys() - {s.id for s in studies})
         if missing:
-            dropped["split_ids_not_found"] = len(missing)
+            dropped["split_id_not_found"] = len(missing)
             for sid in missing:
                 problems.append(Problem("split_id_not_found", str(cfg.reports or cfg.annotation), sid,
-                                        "listed in the split but not found (or empty target) in the reports"))
+                                        "listed in the split but no such study in the reports"))
 
     # 3. Images.
     views = iu_xray.read_view_positions(cfg.metadata) if cfg.metadata else {}
