@@ -22,7 +22,7 @@ runner = CliRunner()
 TINY_FLAGS = ["--backbone", "tiny", "--tiny-width", "8", "--image-size", "64", "--resize", "72", "--d-model", "32",
               "--n-heads", "4", "--d-ff", "32", "--enc-layers", "1", "--dec-layers", "1", "--memory-slots", "32",
               "--memory-topk", "4", "--batch-size", "8", "--eval-batch-size", "16", "--workers", "0",
-              "--warmup-steps", "2", "--monitor", "val_loss", "--max-len", "20"]
+              "--warmup-steps", "2", "--max-len", "20", "--meteor", "off"]
 
 
 @pytest.fixture(autouse=True, scope="module")
@@ -43,10 +43,19 @@ def bert(tmp_path_factory):
     return make_tiny_bert(tmp_path_factory.mktemp("bert"))
 
 
+def said(result) -> str:
+    """What the user saw: the output, and the message and hint of an error the CLI turned into exit 1."""
+    if result.exception is None:
+        return result.output
+    hint = getattr(getattr(result.exception, "error", None), "hint", None) or ""
+    return f"{result.output}{result.exception}\n{hint}"
+
+
 def tiny_cfg(dataset, out, **kw) -> TrainConfig:
     base = dict(dataset=dataset, out=out, backbone="tiny", tiny_width=8, image_size=64, resize=72, d_model=32,
                 n_heads=4, d_ff=32, enc_layers=1, dec_layers=1, memory_slots=32, memory_topk=4, batch_size=8,
-                eval_batch_size=16, workers=0, warmup_steps=2, monitor="val_loss", max_len=20, epochs=2, mfa=False)
+                eval_batch_size=16, workers=0, warmup_steps=2, monitor="val_loss", max_len=20, epochs=2, mfa=False,
+                meteor="off")
     base.update(kw)
     return TrainConfig(**base)
 
@@ -72,7 +81,9 @@ def test_cli_run_directory_explains_itself(toy, tmp_path, bert):
     records = [r for _, r in iter_jsonl(run / "metrics.jsonl")]
     assert [r["epoch"] for r in records] == [1, 2]
     for r in records:
-        assert {"train_nll", "train_mfa_hinge", "val_loss", "lr", "obs_weights", "images_per_s", "monitor_value"} <= set(r)
+        assert {"train_nll", "train_mfa_hinge", "val_loss", "val_bleu_4", "val_cider", "lr", "obs_weights",
+                "images_per_s", "monitor_value"} <= set(r)
+        assert r["monitor"] == "bleu_4" and r["monitor_value"] == r["val_bleu_4"]
         assert len(r["obs_weights"]) == 14 and r["obs_weights_source"] in ("ce", "head")
     assert records[0]["obs_weights"] != [1.0] * 14  # Eq. 6 moved them
 
@@ -87,6 +98,8 @@ def test_cli_run_directory_explains_itself(toy, tmp_path, bert):
     assert all(set(p) == {"id", "prediction", "reference"} for p in preds)
     metrics = json.loads((run / "test_metrics.json").read_text())
     assert metrics["checkpoint"] == "best" and metrics["studies"] == len(test_ids)
+    assert {"bleu_1", "bleu_4", "rouge_l", "cider"} <= set(metrics["metrics"]) and "meteor" not in metrics["metrics"]
+    assert "coco-caption" in metrics["protocol"]["nlg"]
 
     # The checkpoint alone rebuilds the model, which reproduces the saved test predictions.
     model, tokenizer, cfg = load_for_inference(run, "cpu")
@@ -120,7 +133,7 @@ def test_resume_continues_exactly(toy, tmp_path, bert):
     b = load_checkpoint(tmp_path / "split" / "last.pt")
     assert a["step"] == b["step"] == 6
     for name, tensor in a["model"].items():
-        torch.testing.assert_close(b["model"][name], tensor, atol=1e-6, rtol=0, msg=name)
+        assert torch.equal(b["model"][name], tensor), name
     lines = [r["epoch"] for _, r in iter_jsonl(tmp_path / "split" / "metrics.jsonl")]
     assert lines == [1, 2]
 
@@ -192,26 +205,26 @@ def test_cli_bad_inputs_give_one_line_and_exit_1(toy, tmp_path):
         return runner.invoke(app, ["train", *map(str, args), *TINY_FLAGS, "--epochs", "1"])
 
     r = run(tmp_path / "missing", "--out", tmp_path / "a")
-    assert r.exit_code == 1 and "dataset directory not found" in r.output
+    assert r.exit_code == 1 and "dataset directory not found" in said(r)
     raw = tmp_path / "raw_pngs"
     raw.mkdir()
     (raw / "CXR1_1_IM-0001-3001.png").write_bytes(b"")
     r = run(raw, "--out", tmp_path / "a")
-    assert r.exit_code == 1 and "not a prepared dataset" in r.output and "irralctl prepare" in r.output
+    assert r.exit_code == 1 and "not a prepared dataset" in said(r) and "irralctl prepare" in said(r)
     broken = tmp_path / "broken"
     broken.mkdir()
     (broken / "dataset.json").write_text((toy / "dataset.json").read_text())
     r = run(broken, "--out", tmp_path / "a")
-    assert r.exit_code == 1 and "train.jsonl missing" in r.output
+    assert r.exit_code == 1 and "train.jsonl missing" in said(r)
     (tmp_path / "taken").mkdir()
     (tmp_path / "taken" / "x").write_text("x")
     r = run(toy, "--out", tmp_path / "taken")
-    assert r.exit_code == 1 and "already exists" in r.output and "--resume" in r.output
+    assert r.exit_code == 1 and "already exists" in said(r) and "--resume" in said(r)
     r = run(toy, "--resume", tmp_path / "taken")
-    assert r.exit_code == 1 and "nothing to resume" in r.output
+    assert r.exit_code == 1 and "nothing to resume" in said(r)
     r = run(toy, "--out", tmp_path / "b", "--preset", "fancy")
-    assert r.exit_code == 1 and "unknown preset" in r.output
+    assert r.exit_code == 1 and "unknown preset" in said(r)
     r = run(toy, "--out", tmp_path / "b", "--backbone", "tiny", "--visual-weights", tmp_path / "w.pth")
-    assert r.exit_code == 1 and "resnet" in r.output
+    assert r.exit_code == 1 and "resnet" in said(r)
     r = run(toy)
-    assert r.exit_code == 1 and "--out" in r.output
+    assert r.exit_code == 1 and "--out" in said(r)

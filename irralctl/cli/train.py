@@ -75,9 +75,10 @@ def train(
     plateau_factor: Annotated[float, _opt("LR multiplier when the monitor stalls. Default 0.5.")] = 0.5,
     plateau_patience: Annotated[int, _opt("Stalled epochs before an LR cut. Default 2.", min=0)] = 2,
     grad_clip: Annotated[float, _opt("Max gradient norm; 0 disables. Default 1.0.", min=0.0)] = 1.0,
-    monitor: Annotated[str, _opt("Validation figure for model selection: bleu_1..4, rouge_l, cider, ce_f1 or val_loss. Default bleu_4.")] = "bleu_4",
+    monitor: Annotated[str, _opt("Validation figure for model selection: bleu_1..4, rouge_l, cider, ce_f1 (needs the labeller) or val_loss. Default bleu_4.")] = "bleu_4",
     patience: Annotated[Optional[int], _opt("Epochs without improvement before stopping; 0 never stops. Default 10.", min=0)] = None,
     max_gen_len: Annotated[Optional[int], _opt("Tokens generated per report at validation/test. Default --max-len + 1.", min=1)] = None,
+    meteor: Annotated[str, _opt("METEOR of the final test scoring: auto (jar, else nltk), jar, nltk or off. Default auto.")] = "auto",
     device: Device = "auto",
     precision: Annotated[str, _opt("auto (bf16 on CUDA, fp32 on CPU), bf16, fp16 or fp32.")] = "auto",
     compile: Annotated[bool, _opt("torch.compile the training step. Default off.")] = False,
@@ -115,7 +116,7 @@ def train(
             clinical_lambda=clinical_lambda, uncertain=uncertain, obs_weight_momentum=obs_weight_momentum,
             batch_size=batch_size, eval_batch_size=eval_batch_size, lr=lr, lr_visual=lr_visual,
             weight_decay=weight_decay, warmup_steps=warmup_steps, schedule=schedule, plateau_factor=plateau_factor,
-            plateau_patience=plateau_patience, grad_clip=grad_clip, monitor=monitor, max_gen_len=max_gen_len,
+            plateau_patience=plateau_patience, grad_clip=grad_clip, monitor=monitor, max_gen_len=max_gen_len, meteor=meteor,
             device=device, precision=precision, compile=compile, sync_bn=sync_bn, seed=seed, **switches, **optional,
         )
     main_process = os.environ.get("RANK", "0") == "0"

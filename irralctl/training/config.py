@@ -14,7 +14,7 @@ from irralctl.model.losses import UNCERTAIN_POLICIES
 # Validation monitors: name -> True when larger is better. NLG/CE names are those of irralctl.metrics.
 MONITORS = {
     "bleu_1": True, "bleu_2": True, "bleu_3": True, "bleu_4": True, "rouge_l": True, "cider": True,
-    "meteor": True, "ce_f1": True, "val_loss": False,
+    "ce_f1": True, "val_loss": False,
 }
 SCHEDULES = ("constant", "cosine")
 PRECISIONS = ("auto", "bf16", "fp16", "fp32")
@@ -77,6 +77,7 @@ class TrainConfig:
     monitor: str = "bleu_4"
     patience: int = 10                     # epochs without improvement before stopping; 0 never stops
     max_gen_len: int | None = None         # tokens generated at validation/test; none -> max_len + 1
+    meteor: str = "auto"                   # METEOR of the final test scoring: auto | jar | nltk | off
     # Hardware.
     device: str = "auto"
     precision: str = "auto"                # auto: bf16 on CUDA (fp16 if unsupported), fp32 on CPU
@@ -92,6 +93,7 @@ class TrainConfig:
             (self.backbone in BACKBONES, f"backbone must be one of {', '.join(BACKBONES)}"),
             (self.monitor in MONITORS, f"monitor must be one of {', '.join(MONITORS)}"),
             (self.schedule in SCHEDULES, f"schedule must be one of {', '.join(SCHEDULES)}"),
+            (self.meteor in ("auto", "jar", "nltk", "off"), "meteor must be auto, jar, nltk or off"),
             (self.precision in PRECISIONS, f"precision must be one of {', '.join(PRECISIONS)}"),
             (self.uncertain in UNCERTAIN_POLICIES, f"uncertain must be one of {', '.join(UNCERTAIN_POLICIES)}"),
             (self.epochs >= 1, "epochs must be at least 1"),

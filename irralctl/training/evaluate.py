@@ -94,14 +94,14 @@ def head_f1(result: SplitResult, uncertain: str = "mask") -> list[float | None]:
 
 
 def split_metrics(result: SplitResult, references: list[str], ids: list[str], ref_labels: list | None,
-                  *, nlg: bool, clinical: bool, meteor: bool = False) -> dict:
-    """Scores of a gathered split result: val/test loss, NLG and CE (where available and asked for)."""
+                  *, nlg: bool, clinical: bool, meteor: str = "off") -> tuple[dict, dict | None]:
+    """(scores, scoring protocol) of a gathered split result: loss, and NLG and CE where available."""
     out: dict = {"loss": result.loss}
-    if nlg:
-        preds = {ids[i]: p for i, p in zip(result.indices, result.predictions)}
-        refs = {ids[i]: references[i] for i in result.indices}
-        out.update(scoring.nlg_scores(preds, refs, meteor=meteor))
-    if clinical and ref_labels is not None:
-        pred_labels = scoring.label_texts(result.predictions)
-        out.update(scoring.clinical_scores(pred_labels, [ref_labels[i] for i in result.indices]))
-    return out
+    if not nlg:
+        return out, None
+    preds = {ids[i]: p for i, p in zip(result.indices, result.predictions)}
+    refs = {ids[i]: references[i] for i in result.indices}
+    labels = {ids[i]: ref_labels[i] for i in result.indices} if clinical and ref_labels is not None else None
+    scores, protocol = scoring.score(preds, refs, clinical=labels is not None, ref_labels=labels, meteor=meteor)
+    out.update(scores)
+    return out, protocol

@@ -311,7 +311,7 @@ def _train(cfg: TrainConfig, callbacks: Callbacks, resume: bool, dist: DistState
         started = time.perf_counter()
         train_stats = train_one_epoch(run, train_data, epoch, callbacks)
         result = evaluate(run.model, val_data, tokenizer, dist=dist, device=device, autocast=run.autocast,
-                          gen_len=cfg.gen_len, generate=have["nlg"] or have["clinical"], callbacks=callbacks,
+                          gen_len=cfg.gen_len, generate=have["nlg"], callbacks=callbacks,
                           name=f"validate {epoch + 1}/{cfg.epochs}")
         record = None
         if dist.is_main:
@@ -350,7 +350,7 @@ def _train(cfg: TrainConfig, callbacks: Callbacks, resume: bool, dist: DistState
 
 def _validation_record(run: Run, result: SplitResult, refs: list[str], ids: list[str], ref_labels, have: dict) -> dict:
     cfg = run.cfg
-    scores = split_metrics(result, refs, ids, ref_labels, nlg=have["nlg"], clinical=have["clinical"])
+    scores, _ = split_metrics(result, refs, ids, ref_labels, nlg=have["nlg"], clinical=have["clinical"])
     record = {f"val_{k}": v for k, v in scores.items()}
     record["val_head_f1"] = head_f1(result, cfg.uncertain)
     # Eq. 6 clinical feedback: CE F1 per observation of generated reports when the labeller is
@@ -385,16 +385,16 @@ def _test(run: Run, ds: PreparedDataset, tokenizer, progress: Progress, have: di
         refs = [r[cfg.text_field] for r in records]
         ids = [r["id"] for r in records]
         ref_labels = scoring.label_texts(refs) if have["clinical"] else None
-        metrics = split_metrics(result, refs, ids, ref_labels, nlg=have["nlg"], clinical=have["clinical"], meteor=have["nlg"])
+        metrics, protocol = split_metrics(result, refs, ids, ref_labels, nlg=have["nlg"], clinical=have["clinical"],
+                                          meteor=cfg.meteor)
         write_jsonl(cfg.out / "test_predictions.jsonl",
                     ({"id": ids[i], "prediction": p, "reference": refs[i]} for i, p in zip(result.indices, result.predictions)))
         write_json(cfg.out / "test_metrics.json", to_jsonable({
             "checkpoint": used, "epoch": progress.best_epoch if used == "best" else run.epoch,
             "monitor": cfg.monitor, "monitor_value": progress.best_value, "studies": len(result.indices),
             "references": cfg.text_field,
-            "protocol": {"nlg": "coco-caption (irralctl.metrics)" if have["nlg"] else None,
-                         "clinical": "macro over 14 CheXpert observations, uncertain and blank negative" if have["clinical"] else None,
-                         "decoding": f"greedy, at most {cfg.gen_len} tokens"},
+            "decoding": f"greedy, at most {cfg.gen_len} tokens",
+            "protocol": protocol,
             "metrics": metrics,
         }))
     dist.barrier()
