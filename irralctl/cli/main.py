@@ -15,6 +15,7 @@ from rich.logging import RichHandler
 from typer.core import TyperGroup
 
 import irralctl
+from irralctl.cli import label as _label
 from irralctl.cli import prepare as _prepare
 from irralctl.cli._common import err_console
 from irralctl.errors import IrralError
@@ -57,6 +58,7 @@ app = typer.Typer(
     rich_markup_mode="rich",
 )
 app.add_typer(_prepare.app, name="prepare")
+app.command("label", epilog=_label.EPILOG)(_label.label)
 
 
 def _version(value: bool) -> None:

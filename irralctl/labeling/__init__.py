@@ -13,10 +13,9 @@ from its NegBio patterns, and its aggregation rules. See `labeler` for the pipel
 
 from __future__ import annotations
 
-from irralctl.labeling.labeler import OBSERVATIONS, Labeler, Mention
+from irralctl.labeling.labeler import LABELER_NAME, LABELER_VERSION, OBSERVATIONS, Labeler, Mention
 
-LABELER_NAME = "irralctl-chexpert"
-# Bump on any change of rules or phrase lists: prepared datasets record it beside their labels.
-LABELER_VERSION = "1.0.0"
+# The same, under the name other stages look for first.
+__version__ = LABELER_VERSION
 
 __all__ = ["LABELER_NAME", "LABELER_VERSION", "OBSERVATIONS", "Labeler", "Mention"]

@@ -58,7 +58,7 @@ TRIGGERS: tuple[tuple[str, tuple[str, ...], str, bool], ...] = (
     ("pnu_pre", ("no",), r"\s+evidence\s+to\s+rule\s+out", False),
     ("pnu_pre", ("ensure",), r"(?:\s+that)?(?:\s+there\s+(?:is|are))?\s+no", False),
     # "No change" / "has not changed" said of a structure: uncertain; of a finding: nothing.
-    ("anat_post", ("no",), r"(?:\s+(?:significant|appreciable|substantial|interval))*\s+change", False),
+    ("anat_bi", ("no",), r"(?:\s+(?:significant|appreciable|substantial|interval))*\s+change", False),
     ("anat_post", ("has", "have"), r"\s+(?:not\s+changed|remained\s+(?:stable|unchanged)|been\s+stable|"
                                    r"xxxx\s+xxxx(?=\s+in\s+the\s+interval))", False),
     ("anat_post", ("not",), r"\s+changed", False),

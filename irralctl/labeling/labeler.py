@@ -27,6 +27,9 @@ from importlib import resources
 from irralctl.labeling import _rules as R
 from irralctl.labeling._text import clean, split_sentences, tokenize
 
+LABELER_NAME = "irralctl-chexpert"
+# Bump on any change of rules or phrase lists: prepared datasets record it beside their labels.
+LABELER_VERSION = "1.0.0"
 OBSERVATIONS: tuple[str, ...] = (
     "No Finding", "Enlarged Cardiomediastinum", "Cardiomegaly", "Lung Lesion", "Lung Opacity",
     "Edema", "Consolidation", "Pneumonia", "Atelectasis", "Pneumothorax", "Pleural Effusion",
