@@ -9,43 +9,40 @@ import logging
 import os
 from typing import Annotated, Optional
 
-import click
 import typer
 from rich.logging import RichHandler
+from rich.markup import escape
 from typer.core import TyperGroup
 
 import irralctl
 from irralctl.cli import label as _label
 from irralctl.cli import prepare as _prepare
+from irralctl.cli import score as _score
 from irralctl.cli._common import err_console
 from irralctl.errors import IrralError
 
 
-class _UserError(click.ClickException):
-    """An `IrralError` on its way out: one red line, an optional hint, exit code 1."""
-
-    exit_code = 1
-
-    def __init__(self, error: IrralError):
-        super().__init__(error.message)
-        self.error = error
-
-    def show(self, file=None) -> None:  # noqa: ARG002 - click's signature
-        err_console.print(f"[bold red]error:[/] {self.error.message}", highlight=False, soft_wrap=True, markup=True)
-        if self.error.hint:
-            err_console.print(f"[yellow]hint:[/] {self.error.hint}", highlight=False, soft_wrap=True)
+def _report(error: IrralError) -> None:
+    # Messages quote file contents and paths: escape them so "[...]" is never read as rich markup.
+    err_console.print(f"[bold red]error:[/] {escape(error.message)}", highlight=False, soft_wrap=True)
+    if error.hint:
+        err_console.print(f"[yellow]hint:[/] {escape(error.hint)}", highlight=False, soft_wrap=True)
 
 
 class _Root(TyperGroup):
-    """The root group: every subcommand runs inside `invoke`, so this is the one error handler."""
+    """The root group: every subcommand runs inside `invoke`, so this is the one error handler.
 
-    def invoke(self, ctx: click.Context):
+    Known errors become one red line (plus a hint) and exit code 1; IRRALCTL_DEBUG=1 re-raises them.
+    """
+
+    def invoke(self, ctx):
         try:
             return super().invoke(ctx)
         except IrralError as e:
             if os.environ.get("IRRALCTL_DEBUG", "") not in ("", "0"):
                 raise
-            raise _UserError(e) from e
+            _report(e)
+            raise typer.Exit(1) from None
 
 
 app = typer.Typer(
@@ -58,7 +55,8 @@ app = typer.Typer(
     rich_markup_mode="rich",
 )
 app.add_typer(_prepare.app, name="prepare")
-app.command("label", epilog=_label.EPILOG)(_label.label)
+app.command(name="label", epilog=_label.EPILOG)(_label.label)
+app.command(name="score")(_score.score)
 
 
 def _version(value: bool) -> None:

@@ -1,0 +1,109 @@
+"""Decoding PNG, JPEG and DICOM into 8-bit greyscale at a reduced size."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from irralctl.data.images import load_grey, target_size
+from irralctl.errors import InputError
+
+
+def gradient(h=120, w=100, top=65535) -> np.ndarray:
+    return np.linspace(0, top, h * w).reshape(h, w)
+
+
+def test_target_size_never_upscales():
+    assert target_size(3000, 2500, 256) == (307, 256)
+    assert target_size(100, 80, 256) == (100, 80)
+
+
+def test_png_8bit_rgb_and_16bit(tmp_path: Path):
+    g8 = gradient(top=255).astype(np.uint8)
+    Image.fromarray(g8).save(tmp_path / "a.png")
+    Image.fromarray(np.stack([g8] * 3, -1)).save(tmp_path / "rgb.png")
+    Image.fromarray(gradient().astype(np.uint16)).save(tmp_path / "w.png")
+    a, rgb, w = (load_grey(tmp_path / n, None) for n in ("a.png", "rgb.png", "w.png"))
+    assert a.dtype == np.uint8 and (a == g8).all() and (rgb == g8).all()
+    # 16-bit values are scaled by their range to the full 0..255.
+    assert w.min() == 0 and w.max() == 255 and np.abs(w.astype(int) - g8.astype(int)).max() <= 1
+
+
+def test_jpeg_reduced_decode_matches_full_decode(tmp_path: Path):
+    rng = np.random.default_rng(0)
+    base = Image.fromarray(rng.normal(128, 30, (40, 32)).clip(0, 255).astype(np.uint8)).resize((1600, 2000), Image.BICUBIC)
+    base.save(tmp_path / "big.jpg", quality=95)
+    small = load_grey(tmp_path / "big.jpg", 256)
+    assert small.shape == (320, 256)
+    reference = np.asarray(base.resize((256, 320), Image.BILINEAR, reducing_gap=None), dtype=float)
+    assert np.abs(small.astype(float) - reference).mean() < 3.0
+
+
+def _write_dicom(path: Path, pixels: np.ndarray, photometric: str, window=None, slope=1.0, intercept=0.0):
+    from pydicom.dataset import FileDataset, FileMetaDataset
+    from pydicom.uid import ExplicitVRLittleEndian, SecondaryCaptureImageStorage, generate_uid
+
+    meta = FileMetaDataset()
+    meta.MediaStorageSOPClassUID = SecondaryCaptureImageStorage
+    meta.MediaStorageSOPInstanceUID = generate_uid()
+    meta.TransferSyntaxUID = ExplicitVRLittleEndian
+    ds = FileDataset(str(path), {}, file_meta=meta, preamble=b"\0" * 128)
+    ds.SOPClassUID, ds.SOPInstanceUID = meta.MediaStorageSOPClassUID, meta.MediaStorageSOPInstanceUID
+    ds.Modality = "CR"
+    ds.Rows, ds.Columns = pixels.shape
+    ds.SamplesPerPixel = 1
+    ds.PhotometricInterpretation = photometric
+    ds.BitsAllocated, ds.BitsStored, ds.HighBit, ds.PixelRepresentation = 16, 12, 11, 0
+    ds.RescaleSlope, ds.RescaleIntercept = slope, intercept
+    if window:
+        ds.WindowCenter, ds.WindowWidth = window
+    ds.PixelData = pixels.astype(np.uint16).tobytes()
+    ds.save_as(path, enforce_file_format=True)
+    return path
+
+
+def test_dicom_monochrome1_inverted_and_window_applied(tmp_path: Path):
+    pixels = gradient(64, 48, 4095)
+    m2 = load_grey(_write_dicom(tmp_path / "m2.dcm", pixels, "MONOCHROME2"), None)
+    m1 = load_grey(_write_dicom(tmp_path / "m1.dcm", pixels, "MONOCHROME1"), None)
+    assert (m1.astype(int) + m2.astype(int) == 255).all()
+    assert m2[0, 0] == 0 and m2[-1, -1] == 255
+    # A narrow window saturates everything outside [1500, 2500]: a third of the ramp at each end.
+    win = load_grey(_write_dicom(tmp_path / "w.dcm", pixels, "MONOCHROME2", window=(2000, 1000)), None)
+    assert (win == 0).mean() == pytest.approx(1500 / 4095, abs=0.02)
+    assert (win == 255).mean() == pytest.approx(1595 / 4095, abs=0.02)
+    # No extension needed: DICOM is recognised by its preamble.
+    (tmp_path / "m1.dcm").rename(tmp_path / "noext")
+    assert (load_grey(tmp_path / "noext", None) == m1).all()
+
+
+def test_real_dicoms_uncompressed_and_jpeg2000_agree(shared_data):
+    d = shared_data / "images" / "dicom"
+    a = load_grey(d / "RG1_UNCR.dcm", 256)
+    b = load_grey(d / "RG1_J2KR.dcm", 256)
+    assert a.shape == (272, 256) and (a == b).all()
+    # MONOCHROME1 source: after inversion the lungs are darker than the mediastinum (bright).
+    h, w = a.shape
+    lungs = a[h // 3: h // 2, w // 8: w // 3].mean()
+    spine = a[h // 3: h // 2, w // 2 - 8: w // 2 + 8].mean()
+    assert spine > lungs + 20
+
+
+def test_real_jpegs(shared_data):
+    for p in sorted((shared_data / "images" / "kermany").glob("*.jpeg"))[:4]:
+        img = load_grey(p, 256)
+        assert min(img.shape) == 256 and img.dtype == np.uint8 and img.std() > 10
+
+
+@pytest.mark.parametrize("content", [b"", b"not an image at all", b"\xff\xd8\xff\xe0broken jpeg"])
+def test_unreadable_files_raise_input_error_naming_the_file(tmp_path: Path, content: bytes):
+    p = tmp_path / "x.jpg"
+    p.write_bytes(content)
+    with pytest.raises(InputError) as e:
+        load_grey(p)
+    assert str(p) in str(e.value)
+    with pytest.raises(InputError, match="not found"):
+        load_grey(tmp_path / "missing.png")
