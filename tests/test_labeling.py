@@ -29,6 +29,19 @@ def test_public_constants():
     assert LABELER_VERSION.count(".") == 2
 
 
+def test_phrase_lists_load_with_the_generated_unmentions(labeler):
+    mentions = {}
+    for obs, phrase in labeler._mentions:
+        mentions.setdefault(OBSERVATIONS[obs], []).append(phrase.text)
+    assert set(mentions) == set(OBSERVATIONS)               # No Finding: the list of other findings
+    assert " mediastinum" in mentions[EC] and " line " in mentions[SD]    # "_" is a space
+    assert sum(len(v) for v in mentions.values()) == 148    # every line of the 14 files
+    cardiac = {p.text for p in labeler._unmentions[2]}
+    assert {"over the heart", "in the left cardiac silhouette", "overly the superior heart size"} <= cardiac
+    assert "over the cardiomegaly" not in cardiac           # the original excludes the two findings
+    assert "over the  mediastinum" in {p.text for p in labeler._unmentions[1]}
+
+
 def test_label_shape_and_values(labeler):
     out = labeler.label("Mild cardiomegaly. Possible small left effusion. No pneumothorax.")
     assert len(out) == 14

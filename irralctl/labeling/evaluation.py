@@ -93,7 +93,8 @@ def agreement(labeler: Labeler, items: list[GoldItem]) -> dict:
     """Per-observation accuracy of the labeler on gold items.
 
     `accuracy` counts every item (an observation neither side mentions agrees); `mentioned`
-    restricts to items where the gold or the labeler gives a value, which is the harder figure.
+    restricts to items where the gold or the labeler gives a value, which is the harder figure;
+    `missed` / `extra` / `wrong_value` split the disagreements by kind.
     """
     predictions = [labeler.label(item.text) for item in items]
     per = {}
@@ -107,8 +108,17 @@ def agreement(labeler: Labeler, items: list[GoldItem]) -> dict:
             "mentioned": len(shown),
             "mentioned_accuracy": sum(g == p for g, p in shown) / len(shown) if shown else float("nan"),
             "gold": {str(v): sum(g == v for g, _ in pairs) for v in (1, 0, -1)},
+            # Kinds of disagreement: a value the labeler never mentions (phrase-list coverage),
+            # one it mentions where the gold does not, or both mention and differ (the rules).
+            "missed": sum(g is not None and p is None for g, p in pairs),
+            "extra": sum(g is None and p is not None for g, p in pairs),
+            "wrong_value": sum(g is not None and p is not None and g != p for g, p in pairs),
         }
     exact = sum(tuple(p) == item.labels for item, p in zip(items, predictions))
+    # Where both give a value to one of the 13 findings, how often it is the same value: the
+    # negation / uncertainty rules alone, phrase-list coverage aside.
+    both = [(item.labels[j], pred[j]) for item, pred in zip(items, predictions) for j in range(1, len(OBSERVATIONS))
+            if item.labels[j] is not None and pred[j] is not None]
     disagreements = [
         {"key": item.key, "observation": name, "gold": item.labels[j], "labeler": pred[j], "text": item.text}
         for item, pred in zip(items, predictions)
@@ -116,4 +126,6 @@ def agreement(labeler: Labeler, items: list[GoldItem]) -> dict:
         if item.labels[j] != pred[j]
     ]
     return {"items": len(items), "exact_match": exact / len(items) if items else float("nan"),
+            "both_mentioned": len(both),
+            "value_agreement": sum(g == p for g, p in both) / len(both) if both else float("nan"),
             "observations": per, "disagreements": disagreements}
