@@ -147,7 +147,7 @@ TRANSPARENT_WORDS = frozenset({
     "remain", "remained", "seems", "seem", "looks", "look", "has", "have", "had", "xxxx", "also",
     "again", "otherwise", "now", "still", "currently", "grossly", "essentially", "overall", "to",
     "near", "at", "the", "toward", "towards", "stable", "unchanged", "and", "slightly", "mildly",
-    "minimally", "completely", "entirely", "since", "interval", "interval-ly",
+    "minimally", "completely", "entirely", "since", "interval",
 })
 # Words after which an adjective is predicative ("is normal", "is grossly normal").
 BE_WORDS = frozenset({

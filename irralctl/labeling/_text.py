@@ -19,7 +19,7 @@ _WORD_SLASH = re.compile(r"(?<=[a-zA-Z])/(?=[a-zA-Z])")
 _SPACE_AFTER = str.maketrans({".": ". ", ",": ", "})
 _EMPTY_SENTENCE = re.compile(r"\.\s+\.")
 _SENTENCE_GAP = re.compile(r"(?<=[.?!]) ")
-_TOKEN = re.compile(r"[a-z0-9]+(?:['-][a-z0-9]+)*|[^\sa-z0-9]")
+_TOKEN = re.compile(r"[a-z0-9_]+(?:['-][a-z0-9_]+)*|[^\sa-z0-9_]")
 
 
 def clean(text: str) -> str:

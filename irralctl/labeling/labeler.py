@@ -152,7 +152,6 @@ class Labeler:
                 dispatch.setdefault(w, []).append((_ROLES[kind], pattern, after_be))
         self._dispatch = dispatch
         self._be_words = R.BE_WORDS
-        self._transparent = R.TRANSPARENT_WORDS
         self._enlarged_before = R.ENLARGED_BEFORE
         self._hard_phrases = R.HARD_PHRASES
         self._comma_clause = R.COMMA_CLAUSE_RE
