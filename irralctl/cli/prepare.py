@@ -40,11 +40,24 @@ def _summary(out: Path) -> None:
         table.add_column(col, justify="right")
     table.add_row(*(str(counts.get(c, 0)) for c in ("train", "val", "test", "images", "problems")))
     console.print(table)
+    if ds.info.get("example_layout") == "image":
+        console.print(f"one example per image ({counts.get('studies', '?')} studies)")
     dropped = counts.get("dropped") or {}
     if dropped:
         console.print("dropped studies: " + ", ".join(f"{k} {v}" for k, v in dropped.items()))
     if counts.get("problems"):
-        console.print(f"[yellow]{counts['problems']} input problem(s) listed in {out / 'problems.csv'}[/]")
+        kinds = _problem_kinds(out / "problems.csv")
+        console.print(f"[yellow]{counts['problems']} input problem(s) skipped ({kinds}), "
+                      f"listed in {out / 'problems.csv'}[/]", soft_wrap=True)
+
+
+def _problem_kinds(path: Path) -> str:
+    import csv
+    from collections import Counter
+
+    with open(path, encoding="utf-8", newline="") as f:
+        kinds = Counter(row["kind"] for row in csv.DictReader(f))
+    return ", ".join(f"{k} {n}" for k, n in sorted(kinds.items()))
 
 
 @app.command("iu-xray")
@@ -82,4 +95,46 @@ def iu_xray(
     )
     with progress_bars() as start:
         prepare_iu_xray(cfg, progress=start)
+    _summary(out)
+
+
+@app.command("mimic")
+def mimic(
+    out: OutDir,
+    root: Annotated[Path, typer.Option(help="MIMIC-CXR-JPG root: holds files/pXX/pSUBJECT/sSTUDY/*.jpg and mimic-cxr-2.0.0-{split,metadata,chexpert}.csv.gz.")],
+    reports: Annotated[Path, typer.Option(help="MIMIC-CXR reports: mimic-cxr-reports.zip, or its extracted files/ folder (or the folder holding it).")],
+    split_csv: Annotated[Optional[Path], typer.Option(help="The split csv (default: ROOT/mimic-cxr-2.0.0-split.csv.gz).")] = None,
+    metadata: Annotated[Optional[Path], typer.Option(help="The metadata csv with ViewPosition (default: ROOT/mimic-cxr-2.0.0-metadata.csv.gz if present).")] = None,
+    chexpert: Annotated[Optional[Path], typer.Option(help="The official CheXpert labels csv, kept as labels.chexpert_official (default: ROOT/mimic-cxr-2.0.0-chexpert.csv.gz if present).")] = None,
+    sections: Annotated[str, typer.Option(help="Target text: findings (R2Gen's target), findings+impression, or impression. Studies whose target is empty are dropped and counted. Default findings.")] = "findings",
+    views: Annotated[str, typer.Option(help="Views kept: all, frontal (PA and AP), or a comma list of ViewPosition values such as PA,AP,LATERAL. Default all.")] = "all",
+    per_image: Annotated[bool, typer.Option("--per-image", help="One example per image (R2Gen's MIMIC layout) instead of one per study with its views as a set.")] = False,
+    images: Annotated[bool, typer.Option("--images/--no-images", help="Decode the images into the store (default), or build a text-only dataset.")] = True,
+    cleaner: Cleaner = "default",
+    image_size: ImageSize = 256,
+    bpe_vocab_size: BpeVocab = 4000,
+    legacy_threshold: Annotated[int, typer.Option(min=1, help="Legacy word vocabulary: minimum count in train (R2Gen: 10 for MIMIC). Default 10.")] = 10,
+    max_studies: Annotated[Optional[int], typer.Option(min=1, help="Keep a random subset of this many studies (seeded by --seed), for debugging. Default: all.")] = None,
+    seed: Annotated[int, typer.Option(help="Seed of the --max-studies subset. Default 42.")] = 42,
+    workers: Workers = 0,
+    strict: Strict = False,
+    overwrite: Overwrite = False,
+) -> None:
+    """Prepare MIMIC-CXR-JPG with the MIMIC-CXR reports: official split, views, official and own labels.
+
+    An interrupted run resumes where it stopped when rerun with the same options.
+
+    Example: irralctl prepare mimic --root mimic-cxr-jpg/2.1.0 --reports mimic-cxr-reports.zip
+    --views frontal --out data/mimic
+    """
+    from irralctl.data.mimic import MimicPrepareConfig, prepare_mimic
+
+    cfg = MimicPrepareConfig(
+        root=root, reports=reports, out=out, split_csv=split_csv, metadata=metadata, chexpert=chexpert,
+        sections=sections, views=views, per_image=per_image, cleaner=cleaner, image_size=image_size,
+        images=images, bpe_vocab_size=bpe_vocab_size, legacy_threshold=legacy_threshold,
+        max_studies=max_studies, seed=seed, workers=_workers(workers), strict=strict, overwrite=overwrite,
+    )
+    with progress_bars() as start:
+        prepare_mimic(cfg, progress=start)
     _summary(out)
