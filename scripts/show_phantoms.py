@@ -16,6 +16,7 @@ import platform
 import statistics
 import sys
 import time
+from dataclasses import asdict
 from pathlib import Path
 
 import numpy as np
@@ -69,10 +70,8 @@ def finding_gallery(seed: int, size: int) -> list[dict]:
     out = []
     for case in cases:
         frontal, lateral = render_study(case, np.random.default_rng(seed), size)
-        from dataclasses import asdict
-
-        out.append({"case": asdict(case), "frontal": frontal, "lateral": lateral,
-                    "report": write_report(case, np.random.default_rng(seed))})
+        report = write_report(case, np.random.default_rng(seed))
+        out.append({"case": asdict(case), "frontal": frontal, "lateral": lateral, "report": report})
     return out
 
 
