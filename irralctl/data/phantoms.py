@@ -36,25 +36,11 @@ from dataclasses import asdict, dataclass
 import numpy as np
 
 from irralctl.errors import ConfigError, InputError
+from irralctl.labeling import OBSERVATIONS
 
 PHANTOM_VERSION = "1"
 
-CHEXPERT_OBSERVATIONS = (
-    "No Finding",
-    "Enlarged Cardiomediastinum",
-    "Cardiomegaly",
-    "Lung Lesion",
-    "Lung Opacity",
-    "Edema",
-    "Consolidation",
-    "Pneumonia",
-    "Atelectasis",
-    "Pneumothorax",
-    "Pleural Effusion",
-    "Pleural Other",
-    "Fracture",
-    "Support Devices",
-)
+CHEXPERT_OBSERVATIONS = OBSERVATIONS  # CheXpert column order, as every `labels.*` list
 
 EFFUSIONS = ("none", "left", "right", "bilateral")
 OPACITIES = ("none", "left_upper", "left_lower", "right_upper", "right_lower")
