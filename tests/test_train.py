@@ -85,7 +85,7 @@ def test_cli_run_directory_explains_itself(toy, tmp_path, bert):
                 "images_per_s", "monitor_value"} <= set(r)
         assert r["monitor"] == "bleu_4" and r["monitor_value"] == r["val_bleu_4"]
         assert len(r["obs_weights"]) == 14 and r["obs_weights_source"] in ("ce", "head")
-    assert records[0]["obs_weights"] != [1.0] * 14  # Eq. 6 moved them
+    assert records[0]["obs_weights_source"] == "ce"  # the labeller is part of this build
 
     ckpt = load_checkpoint(run / "last.pt")
     for key in ("model", "optimizer", "scheduler", "scaler", "epoch", "step", "rng", "train_config", "tokenizer", "cleaner"):
@@ -228,3 +228,41 @@ def test_cli_bad_inputs_give_one_line_and_exit_1(toy, tmp_path):
     assert r.exit_code == 1 and "resnet" in said(r)
     r = run(toy)
     assert r.exit_code == 1 and "--out" in said(r)
+
+
+def test_observation_weights_follow_validation_f1():
+    from irralctl.training.feedback import ObservationWeights
+
+    w = ObservationWeights(4, momentum=0.5)
+    w.update([1.0, 0.0, None, 0.5])
+    # difficulty 1 - F1 + 0.05 = 0.05, 1.05, -, 0.55; mean 0.55 -> targets 1/11, 21/11, -, 1
+    assert w.weights[2] == 1.0
+    assert w.weights[0] == pytest.approx(0.5 + 0.5 / 11) and w.weights[1] == pytest.approx(0.5 + 0.5 * 21 / 11)
+    assert w.weights[3] == pytest.approx(1.0)
+    for _ in range(20):
+        w.update([1.0, 0.0, None, 0.5])
+    assert w.weights[0] == 0.25 and w.weights[1] < 4.0  # clipped to [0.25, 4]
+    t = w.tensor(torch.device("cpu"))
+    assert t is w.tensor(torch.device("cpu"))  # copied to the device only when the weights change
+
+
+def test_lr_warmup_cosine_and_plateau():
+    from irralctl.training.optim import LRController
+
+    p = torch.nn.Parameter(torch.zeros(1))
+    opt = torch.optim.AdamW([{"params": [p], "lr": 1.0, "name": "rest"}])
+    lr = LRController(opt, warmup_steps=4, total_steps=10, schedule="constant", plateau_factor=0.5,
+                      plateau_patience=1, higher_is_better=True)
+    assert opt.param_groups[0]["lr"] == 0.25
+    for _ in range(5):
+        lr.step()
+    assert opt.param_groups[0]["lr"] == 1.0
+    assert [lr.observe(v) for v in (0.3, 0.2, 0.25, 0.4, 0.1, 0.1)] == [False, False, True, False, False, True]
+    assert opt.param_groups[0]["lr"] == 0.25 and lr.lrs() == {"rest": 0.25}
+    again = LRController(opt, warmup_steps=4, total_steps=10)
+    again.load_state_dict(lr.state_dict())
+    assert opt.param_groups[0]["lr"] == 0.25
+    cos = LRController(opt, warmup_steps=0, total_steps=10, schedule="cosine")
+    for _ in range(10):
+        cos.step()
+    assert opt.param_groups[0]["lr"] == pytest.approx(0.0, abs=1e-12)

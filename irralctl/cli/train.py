@@ -174,9 +174,10 @@ def _summary(result) -> None:
     console.print(f"trained {result.epochs_run} epoch(s){' (stopped early)' if result.stopped_early else ''}; {best}")
     scalar = {k: v for k, v in result.test_metrics.items() if isinstance(v, (int, float))}
     if scalar:
-        table = Table(title=f"test split ({result.run_dir / 'test_metrics.json'})")
-        for k in scalar:
-            table.add_column(k, justify="right")
-        table.add_row(*(f"{v:.4f}" for v in scalar.values()))
+        table = Table(title="test split, best checkpoint", show_header=True)
+        table.add_column("metric")
+        table.add_column("value", justify="right")
+        for k, v in scalar.items():
+            table.add_row(k, f"{v:.4f}")
         console.print(table)
     console.print(f"run directory: {result.run_dir}")

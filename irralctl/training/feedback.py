@@ -27,6 +27,7 @@ class ObservationWeights:
     def __init__(self, n: int = 14, momentum: float = 0.5):
         self.weights = [1.0] * n
         self.momentum = momentum
+        self._cached: tuple[tuple[float, ...], torch.Tensor] | None = None
 
     def update(self, f1: Sequence[float | None]) -> list[float]:
         """f1[c]: validation F1 of observation c, None (or NaN) where c has no reference positive."""
@@ -42,7 +43,12 @@ class ObservationWeights:
         return self.weights
 
     def tensor(self, device: torch.device) -> torch.Tensor:
-        return torch.tensor(self.weights, dtype=torch.float32, device=device)
+        """The weights on `device`, copied there only when they change (a copy per step would
+        synchronise the host with the GPU at every step)."""
+        key = tuple(self.weights)
+        if self._cached is None or self._cached[0] != key or self._cached[1].device != device:
+            self._cached = (key, torch.tensor(key, dtype=torch.float32, device=device))
+        return self._cached[1]
 
     def state_dict(self) -> dict:
         return {"weights": list(self.weights), "momentum": self.momentum}

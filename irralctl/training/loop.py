@@ -123,7 +123,8 @@ def forward_losses(run: Run, batch: dict) -> tuple[torch.Tensor, torch.Tensor]:
     cls_sum, cls_n = losses.clinical_bce(clinical_logits, batch["labels"], run.obs_weights.tensor(run.device), cfg.uncertain)
     if z_img is not None and z_txt is not None:
         hinge = mfa_hinge(z_img, z_txt, cfg.mfa_margin)
-        mfa_sum, mfa_n = hinge.sum(), torch.tensor(hinge.shape[0], device=hinge.device)
+        # torch.full launches a fill kernel; torch.tensor(n, device=cuda) would copy from the host and sync.
+        mfa_sum, mfa_n = hinge.sum(), torch.full((), hinge.shape[0], device=hinge.device)
     else:
         mfa_sum = mfa_n = torch.zeros((), device=logits.device)
     counts = torch.stack([nll_n, cls_n, mfa_n]).float()

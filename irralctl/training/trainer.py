@@ -110,7 +110,8 @@ def _seed_everything(seed: int) -> None:
     torch.manual_seed(seed)
 
 
-def _open_dataset(cfg: TrainConfig) -> PreparedDataset:
+def open_dataset(cfg: TrainConfig) -> PreparedDataset:
+    """The prepared dataset of `cfg`, checked for what training needs (split manifests, images)."""
     ds = PreparedDataset(cfg.dataset)
     if not cfg.no_image and not ds.has_images:
         raise InputError("this dataset was prepared without images", path=cfg.dataset,
@@ -141,7 +142,8 @@ def _setup_device(device: torch.device) -> None:
         torch.backends.cudnn.allow_tf32 = True
 
 
-def _build_run(cfg: TrainConfig, ds: PreparedDataset, dist: DistState, device: torch.device) -> tuple[Run, ModelConfig]:
+def build_run(cfg: TrainConfig, ds: PreparedDataset, dist: DistState, device: torch.device) -> tuple[Run, ModelConfig]:
+    """Model, optimiser, LR control, text features and wrappers for `cfg` (also used by scripts/bench_gpu.py)."""
     tokenizer = ds.tokenizer(cfg.tokenizer)
     train_records = ds.records("train")
     text_encoder = None
@@ -266,7 +268,7 @@ def _check_resumable(ckpt: dict, ds: PreparedDataset, cfg: TrainConfig) -> None:
 # -- the run ------------------------------------------------------------------------------------
 
 def _train(cfg: TrainConfig, callbacks: Callbacks, resume: bool, dist: DistState, device: torch.device) -> TrainResult:
-    ds = _open_dataset(cfg)
+    ds = open_dataset(cfg)
     scoring.check_monitor(cfg.monitor)
     have = scoring.available()
     ckpt = load_checkpoint(cfg.out / LAST) if resume else None
@@ -278,7 +280,7 @@ def _train(cfg: TrainConfig, callbacks: Callbacks, resume: bool, dist: DistState
     _setup_device(device)
     _seed_everything(cfg.seed)
 
-    run, model_cfg = _build_run(cfg, ds, dist, device)
+    run, model_cfg = build_run(cfg, ds, dist, device)
     tokenizer = ds.tokenizer(cfg.tokenizer)
     train_data = make_loader(ds, "train", tokenizer, cfg, dist, device, train=True, batch_size=cfg.batch_size)
     val_data = make_loader(ds, "val", tokenizer, cfg, dist, device, train=False, batch_size=cfg.eval_batch_size)
