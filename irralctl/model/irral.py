@@ -203,7 +203,8 @@ class IRRALNet(nn.Module):
         return DecodeState(self_kv=None, cross_kv=cross, cross_mask=encoded.memory_mask[:, None, None, :],
                            memory_kv=self._memory_kv() if self.cfg.memory else None, group=group, step=0)
 
-    def decode_step(self, tokens_t: torch.Tensor, state: DecodeState, need_attention: bool = False):
+    def decode_step(self, tokens_t: torch.Tensor, state: DecodeState, need_attention: bool = False
+                    ) -> tuple[torch.Tensor, DecodeState] | tuple[torch.Tensor, DecodeState, tuple[torch.Tensor, ...]]:
         """One decoding step. tokens_t: (B0*group,) the previous token of every row (BOS at step 0).
 
         Returns (logits (B, vocab), new state), or with `need_attention` (logits, state, attention)

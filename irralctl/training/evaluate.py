@@ -15,6 +15,7 @@ import numpy as np
 import torch
 
 from irralctl.data.tokenizers import ReportTokenizer
+from irralctl.errors import TrainingError
 from irralctl.model import IRRALNet, losses
 from irralctl.training import scoring
 from irralctl.training.data import SplitLoader, to_device
@@ -50,9 +51,14 @@ def evaluate(model: IRRALNet, data: SplitLoader, tokenizer: ReportTokenizer, *, 
     callbacks.start(name, len(data))
     for raw in data.loader:
         batch = to_device(raw, device)
-        with autocast():
-            out = model(batch["images"], batch["view_mask"], batch["tokens"])
-            generated = model.generate(batch["images"], batch["view_mask"], gen_len).cpu() if generate else None
+        try:
+            with autocast():
+                out = model(batch["images"], batch["view_mask"], batch["tokens"])
+                generated = model.generate(batch["images"], batch["view_mask"], gen_len).cpu() if generate else None
+        except torch.OutOfMemoryError:
+            raise TrainingError(f"out of memory on {device} while evaluating ({name}) "
+                                f"{batch['images'].shape[0]} studies per batch",
+                                hint="lower --eval-batch-size") from None
         b, t, v = out.logits.shape
         nll = torch.nn.functional.cross_entropy(out.logits.reshape(b * t, v).float(), batch["tokens"][:, 1:].reshape(b * t),
                                                 reduction="none").view(b, t)

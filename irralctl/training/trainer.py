@@ -15,6 +15,8 @@ interrupted run ends with the same weights as an uninterrupted one.
 
 from __future__ import annotations
 
+import contextlib
+import errno
 import logging
 import math
 import random
@@ -205,6 +207,17 @@ def _write_run_files(cfg: TrainConfig, ds: PreparedDataset, model_cfg: ModelConf
     )
 
 
+@contextlib.contextmanager
+def _writing(path: Path):
+    """Turn an OSError while writing an output (a full disk) into one clear TrainingError."""
+    try:
+        yield
+    except OSError as e:
+        reason = "the disk is full" if e.errno == errno.ENOSPC else (e.strerror or str(e))
+        raise TrainingError(f"could not write {path}: {reason}; earlier outputs are intact",
+                            hint="free space on that disk (or choose another --out) and continue with --resume") from None
+
+
 # -- checkpoints --------------------------------------------------------------------------------
 
 @dataclass
@@ -297,7 +310,8 @@ def _train(cfg: TrainConfig, callbacks: Callbacks, resume: bool, dist: DistState
         set_rng_state(ckpt["rng"])
         log.info("resuming %s after epoch %d (step %d)", cfg.out, run.epoch, run.step)
     if dist.is_main:
-        _write_run_files(cfg, ds, model_cfg, dist, device, run.amp_dtype, run.text_encoder)
+        with _writing(cfg.out / "config.json"):
+            _write_run_files(cfg, ds, model_cfg, dist, device, run.amp_dtype, run.text_encoder)
 
     val_records = val_data.dataset.records
     val_ids = [r["id"] for r in val_records]
@@ -337,7 +351,8 @@ def _train(cfg: TrainConfig, callbacks: Callbacks, resume: bool, dist: DistState
             if improved:
                 save_checkpoint(cfg.out / BEST, payload)
             history.append(record)
-            write_jsonl(cfg.out / "metrics.jsonl", history)
+            with _writing(cfg.out / "metrics.jsonl"):
+                write_jsonl(cfg.out / "metrics.jsonl", history)
         dist.barrier()
         if callbacks.epoch_end:
             callbacks.epoch_end(record)
@@ -389,15 +404,16 @@ def _test(run: Run, ds: PreparedDataset, tokenizer, progress: Progress, have: di
         ref_labels = scoring.label_texts(refs) if have["clinical"] else None
         metrics, protocol = split_metrics(result, refs, ids, ref_labels, nlg=have["nlg"], clinical=have["clinical"],
                                           meteor=cfg.meteor)
-        write_jsonl(cfg.out / "test_predictions.jsonl",
-                    ({"id": ids[i], "prediction": p, "reference": refs[i]} for i, p in zip(result.indices, result.predictions)))
-        write_json(cfg.out / "test_metrics.json", to_jsonable({
+        with _writing(cfg.out / "test_predictions.jsonl"):
+            write_jsonl(cfg.out / "test_predictions.jsonl",
+                        ({"id": ids[i], "prediction": p, "reference": refs[i]} for i, p in zip(result.indices, result.predictions)))
+        summary = {
             "checkpoint": used, "epoch": progress.best_epoch if used == "best" else run.epoch,
             "monitor": cfg.monitor, "monitor_value": progress.best_value, "studies": len(result.indices),
-            "references": cfg.text_field,
-            "decoding": f"greedy, at most {cfg.gen_len} tokens",
-            "protocol": protocol,
-            "metrics": metrics,
-        }))
+            "references": cfg.text_field, "decoding": f"greedy, at most {cfg.gen_len} tokens",
+            "protocol": protocol, "metrics": metrics,
+        }
+        with _writing(cfg.out / "test_metrics.json"):
+            write_json(cfg.out / "test_metrics.json", to_jsonable(summary))
     dist.barrier()
     return metrics
