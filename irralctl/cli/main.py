@@ -15,6 +15,7 @@ from rich.markup import escape
 from typer.core import TyperGroup
 
 import irralctl
+from irralctl.cli import label as _label
 from irralctl.cli import prepare as _prepare
 from irralctl.cli import score as _score
 from irralctl.cli import train as _train
@@ -55,6 +56,7 @@ app = typer.Typer(
     rich_markup_mode="rich",
 )
 app.add_typer(_prepare.app, name="prepare")
+app.command(name="label", epilog=_label.EPILOG)(_label.label)
 app.command(name="score")(_score.score)
 app.command("train", epilog=_train.EPILOG)(_train.train)
 

@@ -34,6 +34,7 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from irralctl.labeling import OBSERVATIONS
 from irralctl.data.cleaning import get_cleaner
 from irralctl.data.labels import attach_labels
 from irralctl.data.mimic_reports import SECTION_CHOICES, parse_report, target_text
@@ -51,11 +52,7 @@ CHEXPERT_FILE = "mimic-cxr-2.0.0-chexpert.csv"
 # The official split's names -> ours.
 SPLIT_NAMES = {"train": "train", "validate": "val", "val": "val", "test": "test"}
 # CheXpert's column order, the order of every `labels.*` list (docs/formats.md).
-CHEXPERT_OBSERVATIONS = (
-    "No Finding", "Enlarged Cardiomediastinum", "Cardiomegaly", "Lung Lesion", "Lung Opacity",
-    "Edema", "Consolidation", "Pneumonia", "Atelectasis", "Pneumothorax", "Pleural Effusion",
-    "Pleural Other", "Fracture", "Support Devices",
-)
+CHEXPERT_OBSERVATIONS = OBSERVATIONS
 FRONTAL = ("PA", "AP")
 # Order of views inside a study: frontal first (PA before AP), then lateral, then the rest.
 _VIEW_RANK = {"PA": 0, "AP": 1, "LATERAL": 2, "LL": 3}

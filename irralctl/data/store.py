@@ -21,7 +21,7 @@ import logging
 import os
 import signal
 from collections import Counter, deque
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
@@ -272,3 +272,37 @@ def _finalize(directory: Path, order: list[str], paths: dict[str, str]) -> Store
     (directory / JOURNAL_FILE).unlink()
     failed = [(i, paths[i], failed_reasons[i]) for i in order if i in failed_reasons]
     return StoreResult(rows={e[0]: k for k, e in enumerate(ok)}, failed=failed)
+
+
+def write_image_store(
+    images: Iterable[tuple[str, np.ndarray]],
+    directory: str | Path,
+    progress: Callable[[int], None] | None = None,
+) -> dict[str, int]:
+    """Write already-decoded (id, (H, W) uint8) images as a store; returns id -> row.
+
+    For generated images (phantoms): they are streamed to disk as they come, and the index is
+    written last, so a store without `index.npz` is never mistaken for a finished one.
+    """
+    directory = Path(directory)
+    directory.mkdir(parents=True, exist_ok=True)
+    ids, shapes, offsets = [], [], [0]
+    with open(directory / STORE_FILE, "wb") as data:
+        for image_id, arr in images:
+            arr = np.ascontiguousarray(arr, dtype=np.uint8)
+            if arr.ndim != 2:
+                raise IrralError(f"image {image_id}: expected a (H, W) array, got shape {arr.shape}")
+            data.write(arr.data)
+            ids.append(str(image_id))
+            shapes.append(arr.shape)
+            offsets.append(offsets[-1] + arr.size)
+            if progress:
+                progress(1)
+        data.flush()
+        os.fsync(data.fileno())
+    if len(set(ids)) != len(ids):
+        raise IrralError("duplicate image ids in the store input")
+    np.savez(directory / ".index.tmp.npz", ids=np.array(ids, dtype=str) if ids else np.zeros(0, dtype="<U1"),
+             offsets=np.array(offsets, dtype=np.int64), shapes=np.array(shapes, dtype=np.int32).reshape(-1, 2))
+    os.replace(directory / ".index.tmp.npz", directory / INDEX_FILE)
+    return {i: k for k, i in enumerate(ids)}

@@ -1,0 +1,281 @@
+"""`irralctl label`: label a file of reports (or a prepared dataset) and write CSV or JSONL.
+
+Inputs, told apart by what the path is:
+* a directory: a prepared dataset (docs/formats.md); `report` of every record of train.jsonl,
+  val.jsonl and test.jsonl, rows keyed by `id` and `split`;
+* `*.csv`: one report per row in column `column`, rows keyed by their number (and `id` if the
+  file has such a column);
+* `*.jsonl`: one JSON object per line, the report in field `field`, keyed by line (and `id`);
+* anything else: plain text, one report per line.
+
+The output (`*.csv` or `*.jsonl`) is written under a temporary name and renamed into place only
+when every input record was read and labelled, so a bad record never leaves a partial file.
+"""
+
+from __future__ import annotations
+
+import csv
+import json
+import time
+from collections.abc import Callable, Iterable, Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+from irralctl.errors import ConfigError, InputError
+from irralctl.labeling.labeler import LABELER_NAME, LABELER_VERSION, OBSERVATIONS, Labeler
+from irralctl.utils.config import save_config
+from irralctl.utils.io import atomic_write, iter_jsonl
+
+DATASET_SPLITS = ("train", "val", "test")
+_SNIFF_BYTES = 8192
+_VALUE_TEXT = {1: "1", 0: "0", -1: "-1", None: ""}
+
+
+@dataclass(frozen=True)
+class LabelConfig:
+    """Options of `irralctl label` (saved beside the output as `<name>.config.json`)."""
+
+    input: Path
+    out: Path
+    column: str = "report"
+    field: str = "report"
+    explain: bool = False
+    overwrite: bool = False
+
+
+@dataclass(frozen=True)
+class LabelSummary:
+    input_kind: str
+    reports: int
+    counts: dict[str, dict[str, int]]   # observation -> {"positive", "negative", "uncertain", "blank"}
+    seconds: float
+    output: Path
+    config_path: Path
+
+    @property
+    def reports_per_second(self) -> float:
+        return self.reports / self.seconds if self.seconds > 0 else float("inf")
+
+
+@dataclass(frozen=True)
+class _Record:
+    keys: dict
+    text: str
+
+
+def config_path_for(out: Path) -> Path:
+    return out.with_name(f"{out.stem}.config.json")
+
+
+def label_reports(config: LabelConfig, progress: Callable[[int], None] | None = None) -> LabelSummary:
+    """Label every report of `config.input` into `config.out`; `progress(n)` after each report."""
+    out = Path(config.out)
+    fmt = out.suffix.lower()
+    if fmt not in (".csv", ".jsonl"):
+        raise ConfigError(f"--out must end in .csv or .jsonl, got '{out.name}'")
+    if out.exists() and not config.overwrite:
+        raise InputError("already exists; choose another --out or pass --overwrite", path=out)
+    source = Path(config.input)
+    if source.resolve() == out.resolve():
+        raise ConfigError("--out must differ from the input file")
+    kind, key_names, records = _open_input(source, column=config.column, field=config.field)
+
+    labeler = Labeler()
+    counts = {name: {"positive": 0, "negative": 0, "uncertain": 0, "blank": 0} for name in OBSERVATIONS}
+    count_names = {1: "positive", 0: "negative", -1: "uncertain", None: "blank"}
+    n = 0
+    started = time.perf_counter()
+
+    def rows() -> Iterator[tuple[dict, list[int | None], list[dict] | None]]:
+        nonlocal n
+        for record in records:
+            if config.explain:
+                explained = labeler.explain(record.text)
+                values = [e["value"] for e in explained]
+            else:
+                explained, values = None, labeler.label(record.text)
+            for name, v in zip(OBSERVATIONS, values):
+                counts[name][count_names[v]] += 1
+            n += 1
+            if progress is not None:
+                progress(n)
+            yield record.keys, values, explained
+
+    with atomic_write(out) as f:
+        if fmt == ".csv":
+            _write_csv(f, key_names, rows(), config.explain)
+        else:
+            _write_jsonl(f, rows())
+        if n == 0:
+            raise InputError("no reports found (the input is empty)", path=source)
+    seconds = time.perf_counter() - started
+    config_file = config_path_for(out)
+    save_config(config_file, config, labeler={"name": LABELER_NAME, "version": LABELER_VERSION},
+                input_kind=kind, reports=n, counts=counts)
+    return LabelSummary(kind, n, counts, seconds, out, config_file)
+
+
+# --- reading -------------------------------------------------------------------------------------
+def _open_input(path: Path, *, column: str, field: str) -> tuple[str, list[str], Iterator[_Record]]:
+    """(input kind, key column names, records). Checks what can be checked before any output."""
+    if path.is_dir():
+        files = [(split, path / f"{split}.jsonl") for split in DATASET_SPLITS if (path / f"{split}.jsonl").is_file()]
+        if not files:
+            raise InputError(
+                "not a prepared dataset: none of train.jsonl, val.jsonl, test.jsonl is there", path=path,
+                hint="give a prepared dataset directory, or a .txt, .csv or .jsonl file of reports",
+            )
+        return "dataset", ["id", "split"], _dataset_records(files, field)
+    if not path.is_file():
+        raise InputError("file not found", path=path)
+    _reject_binary(path)
+    suffix = path.suffix.lower()
+    if suffix == ".csv":
+        header, records = _csv_records(path, column)
+        keys = ["row"] + (["id"] if "id" in header and column != "id" else [])
+        return "csv", keys, records
+    if suffix == ".jsonl":
+        return "jsonl", ["line", "id"], _jsonl_records(path, field)
+    return "text", ["line"], _text_records(path)
+
+
+def _reject_binary(path: Path) -> None:
+    with open(path, "rb") as f:
+        head = f.read(_SNIFF_BYTES)
+    if b"\x00" in head:
+        line = head[: head.index(b"\x00")].count(b"\n") + 1
+        raise InputError("binary data (a NUL byte), not a text file of reports", path=path, record=line)
+
+
+def _decoded_lines(path: Path) -> Iterator[tuple[int, str]]:
+    """(line number, text) of every line, decoded strictly as UTF-8 (a BOM is dropped)."""
+    with open(path, "rb") as f:
+        for lineno, raw in enumerate(f, start=1):
+            if lineno == 1 and raw.startswith(b"\xef\xbb\xbf"):
+                raw = raw[3:]
+            try:
+                yield lineno, raw.decode("utf-8")
+            except UnicodeDecodeError as e:
+                raise InputError(
+                    f"not UTF-8 text ({e.reason} at byte {e.start} of the line)", path=path, record=lineno,
+                    hint="convert the file to UTF-8, e.g. iconv -f latin1 -t utf-8",
+                ) from None
+
+
+def _text_records(path: Path) -> Iterator[_Record]:
+    blank_at = None
+    for lineno, line in _decoded_lines(path):
+        text = line.rstrip("\r\n")
+        if not text.strip():
+            blank_at = blank_at or lineno
+            continue
+        if blank_at is not None:
+            raise InputError("empty line: one report per line expected", path=path, record=blank_at,
+                             hint="remove empty lines; a report must not span several lines")
+        yield _Record({"line": lineno}, text)
+
+
+def _csv_records(path: Path, column: str) -> tuple[list[str], Iterator[_Record]]:
+    lines = _decoded_lines(path)
+    line_numbers: list[int] = []
+
+    def source() -> Iterator[str]:
+        for lineno, line in lines:
+            line_numbers.append(lineno)
+            yield line
+
+    reader = csv.reader(source())
+    try:
+        header = next(reader)
+    except StopIteration:
+        raise InputError("no reports found (the file is empty)", path=path) from None
+    except csv.Error as e:
+        raise InputError(f"not valid CSV ({e})", path=path, record=1) from None
+    header = [h.strip() for h in header]
+    if column not in header:
+        raise InputError(
+            f"no column '{column}'", path=path, record=1,
+            hint=f"the columns are: {', '.join(header) or '(none)'}; choose one with --column",
+        )
+    index = header.index(column)
+    id_index = header.index("id") if "id" in header and column != "id" else None
+
+    def records() -> Iterator[_Record]:
+        row_number = 0
+        while True:
+            try:
+                row = next(reader)
+            except StopIteration:
+                return
+            except csv.Error as e:
+                raise InputError(f"not valid CSV ({e})", path=path, record=line_numbers[-1]) from None
+            lineno = line_numbers[-1] if line_numbers else 1
+            if not row:
+                continue  # csv yields [] for a blank line between rows: no report there
+            row_number += 1
+            if index >= len(row):
+                raise InputError(f"the row has {len(row)} cells, no '{column}' cell", path=path,
+                                 record=lineno, field=column)
+            text = row[index]
+            if not text.strip():
+                raise InputError("empty report", path=path, record=lineno, field=column)
+            keys = {"row": row_number}
+            if id_index is not None:
+                keys["id"] = row[id_index] if id_index < len(row) else ""
+            yield _Record(keys, text)
+
+    return header, records()
+
+
+def _jsonl_records(path: Path, field: str) -> Iterator[_Record]:
+    for lineno, obj in iter_jsonl(path):
+        yield _Record({"line": lineno, "id": obj.get("id")}, _text_field(obj, field, path, lineno))
+
+
+def _dataset_records(files: list[tuple[str, Path]], field: str) -> Iterator[_Record]:
+    for split, path in files:
+        for lineno, obj in iter_jsonl(path):
+            if "id" not in obj:
+                raise InputError("missing field 'id'", path=path, record=lineno, field="id")
+            yield _Record({"id": obj["id"], "split": split}, _text_field(obj, field, path, lineno))
+
+
+def _text_field(obj: dict, field: str, path: Path, lineno: int) -> str:
+    if field not in obj:
+        raise InputError(f"missing field '{field}'", path=path, record=lineno, field=field,
+                         hint=f"the fields are: {', '.join(obj) or '(none)'}; choose one with --field")
+    text = obj[field]
+    if not isinstance(text, str):
+        raise InputError(f"expected a string, got {type(text).__name__}", path=path, record=lineno, field=field)
+    if not text.strip():
+        raise InputError("empty report", path=path, record=lineno, field=field)
+    return text
+
+
+# --- writing -------------------------------------------------------------------------------------
+def _write_csv(f, key_names: list[str], rows: Iterable, explain: bool) -> None:
+    writer = csv.writer(f, lineterminator="\n")
+    header = list(key_names) + list(OBSERVATIONS)
+    if explain:
+        header += [f"{name} {part}" for name in OBSERVATIONS for part in ("phrase", "sentence", "rule")]
+    writer.writerow(header)
+    for keys, values, explained in rows:
+        row = [_cell(keys.get(k)) for k in key_names] + [_VALUE_TEXT[v] for v in values]
+        if explain:
+            for e in explained:
+                row += [e["phrase"] or "", e["sentence"] or "", e["rule"]]
+        writer.writerow(row)
+
+
+def _write_jsonl(f, rows: Iterable) -> None:
+    for keys, values, explained in rows:
+        obj = {k: v for k, v in keys.items()}
+        obj.update(zip(OBSERVATIONS, values))
+        if explained is not None:
+            obj["explain"] = explained
+        f.write(json.dumps(obj, ensure_ascii=False))
+        f.write("\n")
+
+
+def _cell(value) -> str:
+    return "" if value is None else str(value)

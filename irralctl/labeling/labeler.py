@@ -1,0 +1,446 @@
+"""The 14 CheXpert observations of a free-text chest X-ray report, without a parser.
+
+Pipeline, as the Stanford CheXpert labeler (Irvin et al., AAAI 2019) runs it:
+1. clean the text and split sentences (`_text`);
+2. mention extraction: every phrase of the packaged mention lists (regular expressions, "_" for
+   a space) matched as a substring in every sentence; a match overlapping an unmention phrase of
+   the same observation is dropped (e.g. "pericardial effusion", "calcified nodule", and the
+   generated "over the heart", "in the left cardiac silhouette", ...);
+3. each mention classified: uncertainty that must win over negation ("cannot exclude", "no
+   new"), else negation, else uncertainty, else positive; the original asks NegBio's dependency
+   rules, we ask scoped trigger rules (`_rules`);
+4. aggregation per report: several mentions of one observation combine as the original does
+   (positive beats uncertain beats negative, except that a negative together with an uncertain
+   gives uncertain even when a positive is present too); a positive or uncertain "chf" / "heart
+   failure" adds an uncertain Cardiomegaly; No Finding is 1 unless some mention other than Support
+   Devices (the "No Finding" list of other findings included) is positive or uncertain.
+"""
+
+from __future__ import annotations
+
+import bisect
+import re
+from collections.abc import Iterable
+from dataclasses import dataclass
+from importlib import resources
+
+from irralctl.labeling import _rules as R
+from irralctl.labeling._text import clean, split_sentences, tokenize
+
+LABELER_NAME = "irralctl-chexpert"
+# Bump on any change of rules or phrase lists: prepared datasets record it beside their labels.
+LABELER_VERSION = "1.0.0"
+OBSERVATIONS: tuple[str, ...] = (
+    "No Finding", "Enlarged Cardiomediastinum", "Cardiomegaly", "Lung Lesion", "Lung Opacity",
+    "Edema", "Consolidation", "Pneumonia", "Atelectasis", "Pneumothorax", "Pleural Effusion",
+    "Pleural Other", "Fracture", "Support Devices",
+)
+NO_FINDING, ENLARGED_CM, CARDIOMEGALY = 0, 1, 2
+SUPPORT_DEVICES = 13
+POSITIVE, NEGATIVE, UNCERTAIN = 1, 0, -1
+
+# The phrase files are named after the observation ("lung_opacity.txt" -> "Lung Opacity").
+_STEMS = tuple(name.lower().replace(" ", "_") for name in OBSERVATIONS)
+_PHRASE_ROOT = "chexpert"
+_REGEX_CHARS = frozenset(".^$*+?{}[]\\|()")
+# The original's generated unmentions: a cardiac phrase after one of these is a position.
+_POSITIONS = tuple(a + b for a in ("over the", "overly the", "in the") for b in ("", " superior", " left", " right"))
+_CHF_TEXTS = frozenset({"chf", "heart failure"})
+_VALUE_NAMES = {POSITIVE: "positive", NEGATIVE: "negative", UNCERTAIN: "uncertain"}
+# Which trigger lists a rule of each kind joins (see _rules.TRIGGERS).
+_ROLES: dict[str, tuple[str, ...]] = {
+    "pnu_pre": ("pnu_pre",), "pnu_post": ("pnu_post",), "pnu_bi": ("pnu_pre", "pnu_post"),
+    "neg_pre": ("neg_pre",), "neg_post": ("neg_post",), "neg_bi": ("neg_pre", "neg_post"),
+    "neg_norm": ("neg_post", "neg_adj"), "neg_adj": ("neg_adj",),
+    "unc_pre": ("unc_pre",), "unc_post": ("unc_post",), "unc_bi": ("unc_pre", "unc_post"),
+    "anat_pre": ("anat_pre",), "anat_post": ("anat_post",), "anat_bi": ("anat_pre", "anat_post"),
+    "conj": ("conj",), "pseudo": (),
+}
+_LISTS = sorted({name for names in _ROLES.values() for name in names})
+
+
+@dataclass(frozen=True)
+class _Phrase:
+    """One mention or unmention phrase; literal phrases are found with str.find (much faster)."""
+
+    text: str
+    pattern: re.Pattern | None
+    key: str  # a literal part every match contains ("" for a regex without one)
+
+    @classmethod
+    def build(cls, text: str) -> _Phrase:
+        literal = not (set(text) & _REGEX_CHARS)
+        return cls(text, None if literal else re.compile(text), text if literal else "")
+
+    def spans(self, doc: str) -> list[tuple[int, int]]:
+        """Non-overlapping leftmost matches, as re.finditer gives them."""
+        if self.pattern is not None:
+            return [m.span() for m in self.pattern.finditer(doc) if m.end() > m.start()]
+        out, n = [], len(self.text)
+        i = doc.find(self.text)
+        while i != -1:
+            out.append((i, i + n))
+            i = doc.find(self.text, i + n)
+        return out
+
+
+@dataclass(frozen=True)
+class Mention:
+    """One classified mention: observation index, span in the sentence-split text, value, why."""
+
+    observation: int
+    start: int
+    end: int
+    text: str
+    value: int
+    rule: str
+
+
+@dataclass(frozen=True)
+class _Trigger:
+    first: int  # token indices, inclusive
+    last: int
+    text: str
+
+
+def _read_phrases(kind: str) -> dict[int, list[str]]:
+    """Phrase lists of one kind ("mention" / "unmention"), as the original loads them."""
+    root = resources.files(__package__) / _PHRASE_ROOT / kind
+    out: dict[int, list[str]] = {}
+    for index, stem in enumerate(_STEMS):
+        f = root / f"{stem}.txt"
+        if not f.is_file():
+            continue
+        # The original strips each line, then turns "_" into a space (so "_mediastinum" keeps
+        # its leading space); it would keep a blank line as an empty phrase that matches
+        # everywhere, which we skip (the shipped lists have none).
+        phrases = [line.strip().replace("_", " ") for line in f.read_text(encoding="utf-8").splitlines()]
+        out[index] = [p for p in phrases if p]
+    return out
+
+
+class Labeler:
+    """CheXpert observations of radiology reports: `label(text)` gives 14 values (1, 0, -1, None).
+
+    Build once and reuse: construction loads the packaged phrase lists and compiles every rule.
+    Instances hold no state that changes, so one may be shared between threads.
+    """
+
+    def __init__(self) -> None:
+        mentions = _read_phrases("mention")
+        unmentions = _read_phrases("unmention")
+        # The original replaces the (absent) file lists of the two cardiac observations with
+        # generated positional phrases; its quirks are kept: "the " is removed from Cardiomegaly
+        # phrases only, and " mediastinum" yields "over the  mediastinum" (two spaces, which
+        # never matches a cleaned report).
+        unmentions[CARDIOMEGALY] = [
+            f"{pos} {p.replace('the ', '')}" for pos in _POSITIONS for p in mentions[CARDIOMEGALY]
+            if p not in ("cardiomegaly", "cardiac enlargement")
+        ]
+        unmentions[ENLARGED_CM] = [f"{pos} {p}" for pos in _POSITIONS for p in mentions[ENLARGED_CM]]
+        self._mentions = tuple(
+            (obs, _Phrase.build(p)) for obs in sorted(mentions) for p in mentions[obs]
+        )
+        self._unmentions = {obs: tuple(_Phrase.build(p) for p in ps) for obs, ps in unmentions.items()}
+        self._anatomic = R.ANATOMIC_PHRASES
+        # Triggers indexed by their first word: a report is scanned token by token and only the
+        # few rules starting with that token are tried (one big alternation is ten times slower).
+        dispatch: dict[str, list[tuple[tuple[str, ...], re.Pattern | None, bool]]] = {}
+        for kind, words, rest, after_be in R.TRIGGERS:
+            pattern = re.compile(rest + r"(?![a-z0-9])") if rest else None
+            for w in words:
+                dispatch.setdefault(w, []).append((_ROLES[kind], pattern, after_be))
+        self._dispatch = dispatch
+        self._be_words = R.BE_WORDS
+        self._enlarged_before = R.ENLARGED_BEFORE
+        self._hard_phrases = R.HARD_PHRASES
+        self._comma_clause = R.COMMA_CLAUSE_RE
+        self._comma_pred = R.COMMA_PRED_RE
+        # Per-word scope flags, looked up once per token.
+        flags: dict[str, int] = {}
+        for w in R.HARD_PUNCT | R.HARD_WORDS:
+            flags[w] = flags.get(w, 0) | R.HARD
+        for w in R.CLAUSE_WORDS:
+            flags[w] = flags.get(w, 0) | R.CLAUSE
+        for w in R.PRED_WORDS:
+            flags[w] = flags.get(w, 0) | R.PRED
+        for w in R.NEG_WORDS:
+            flags[w] = flags.get(w, 0) | R.NEGWORD
+        for w in R.MODAL_WORDS:
+            flags[w] = flags.get(w, 0) | R.MODAL
+        flags[","] = flags.get(",", 0) | R.COMMA
+        flags["and"] = flags.get("and", 0) | R.AND
+        for w in R.TRANSPARENT_WORDS:
+            flags[w] = flags.get(w, 0) | R.TRANSPARENT
+        self._word_flags = flags
+
+    # --- public API -------------------------------------------------------------------------
+    def label(self, text: str) -> list[int | None]:
+        """The 14 observations of one report: 1 positive, 0 negative, -1 uncertain, None absent."""
+        return _aggregate(self.mentions(text))[0]
+
+    def label_many(self, texts: Iterable[str]) -> list[list[int | None]]:
+        return [self.label(t) for t in texts]
+
+    def explain(self, text: str) -> list[dict]:
+        """Per observation: name, value, and the phrase, sentence and rule that decided it."""
+        doc, mentions = self._analyse(text)
+        values, lists = _aggregate(mentions)
+        out = []
+        for index, name in enumerate(OBSERVATIONS):
+            value = values[index]
+            item = {"name": name, "value": value, "phrase": None, "sentence": None, "rule": "not mentioned"}
+            if index == NO_FINDING:
+                _explain_no_finding(item, doc, mentions)
+            elif lists[index]:
+                _explain_combined(item, doc, lists[index])
+            out.append(item)
+        return out
+
+    def mentions(self, text: str) -> list[Mention]:
+        """Every classified mention of a report (the material `label` aggregates)."""
+        return self._analyse(text)[1]
+
+    # --- pipeline ---------------------------------------------------------------------------
+    def _analyse(self, text: str) -> tuple[str, list[Mention]]:
+        doc = split_sentences(clean(text))
+        found = self._find_mentions(doc)
+        if not found:
+            return doc, []
+        toks = tokenize(doc)
+        flags = self._flags(doc, toks)
+        triggers = self._find_triggers(doc, toks)
+        ends, starts = toks.ends, toks.starts
+        spans = []
+        observations_at: dict[int, set[int]] = {}
+        for obs, start, end, phrase in found:
+            first = bisect.bisect_right(ends, start)
+            last = bisect.bisect_left(starts, end) - 1
+            spans.append((first, last))
+            for i in range(first, last + 1):
+                observations_at.setdefault(i, set()).add(obs)
+        out = []
+        for (obs, start, end, phrase), (first, last) in zip(found, spans):
+            anatomic = phrase in self._anatomic and not self._enlarged_before.search(doc, max(0, start - 40), start)
+            value, rule = self._classify(obs, phrase, first, last, anatomic, triggers, flags, observations_at)
+            out.append(Mention(obs, start, end, doc[start:end], value, rule))
+        return doc, out
+
+    def _find_mentions(self, doc: str) -> list[tuple[int, int, int, str]]:
+        found = []
+        blocked: dict[int, list[tuple[int, int]]] = {}
+        # A substring test first: most phrases are absent from any one report.
+        for obs, phrase in [(o, p) for o, p in self._mentions if p.key in doc]:
+            spans = phrase.spans(doc)
+            if not spans:
+                continue
+            if obs not in blocked:
+                blocked[obs] = [s for u in self._unmentions.get(obs, ()) for s in u.spans(doc)]
+            stops = blocked[obs]
+            for start, end in spans:
+                if any(start < ue and end > us for us, ue in stops):
+                    continue
+                found.append((obs, start, end, phrase.text))
+        return found
+
+    def _flags(self, doc: str, toks) -> list[int]:
+        word_flags = self._word_flags
+        flags = [word_flags.get(w, 0) for w in toks.words]
+        starts = toks.starts
+        for regex, flag in ((self._hard_phrases, R.HARD), (self._comma_clause, R.COMMA_CLAUSE),
+                            (self._comma_pred, R.COMMA_PRED)):
+            for m in regex.finditer(doc):
+                i = bisect.bisect_left(starts, m.start())
+                if i < len(flags):
+                    flags[i] |= flag
+        return flags
+
+    def _find_triggers(self, doc: str, toks) -> dict[str, list[_Trigger]]:
+        words, starts, ends = toks.words, toks.starts, toks.ends
+        out: dict[str, list[_Trigger]] = {k: [] for k in _LISTS}
+        dispatch, be_words = self._dispatch, self._be_words
+        i, n = 0, len(words)
+        while i < n:
+            rules = dispatch.get(words[i])
+            if rules is None:
+                i += 1
+                continue
+            for roles, pattern, after_be in rules:
+                if after_be and (i == 0 or words[i - 1] not in be_words):
+                    continue
+                if pattern is None:
+                    end = ends[i]
+                else:
+                    m = pattern.match(doc, ends[i])
+                    if m is None:
+                        continue
+                    end = m.end()
+                last = max(i, bisect.bisect_left(starts, end) - 1)
+                trigger = _Trigger(i, last, doc[starts[i]:end])
+                for name in roles:
+                    out[name].append(trigger)
+                i = last + 1
+                break
+            else:
+                i += 1
+        return out
+
+    def _classify(self, obs: int, phrase: str, first: int, last: int, anatomic: bool,
+                  trig: dict[str, list[_Trigger]], flags: list[int],
+                  observations_at: dict[int, set[int]]) -> tuple[int, str]:
+        pre_stop = R.HARD | R.CLAUSE | R.COMMA_CLAUSE
+        post_stop = R.HARD | R.CLAUSE | R.PRED | R.NEGWORD | R.COMMA_CLAUSE
+        conj_stop = R.HARD | R.CLAUSE | R.AND | R.NEGWORD | R.COMMA_CLAUSE | R.MODAL
+
+        t = _pre(trig["pnu_pre"], first, last, flags, pre_stop, R.MAX_PRE) or \
+            _post(trig["pnu_post"], first, last, flags, post_stop, R.MAX_POST)
+        if t:
+            return UNCERTAIN, f"uncertain before negation: '{t.text}'"
+        t = _pre(trig["neg_pre"], first, last, flags, pre_stop, R.MAX_PRE) or \
+            _pre(trig["neg_adj"], first, last, flags, pre_stop | R.COMMA_PRED, R.MAX_PRE_ADJ) or \
+            _post(trig["neg_post"], first, last, flags, post_stop, R.MAX_POST)
+        if t:
+            return NEGATIVE, f"negation: '{t.text}'"
+        if phrase in R.UNCERTAIN_PHRASES:
+            return UNCERTAIN, f"uncertainty: '{phrase}' suggests but does not establish edema"
+        t = _pre(trig["unc_pre"], first, last, flags, pre_stop, R.MAX_PRE) or \
+            _post(trig["unc_post"], first, last, flags, post_stop, R.MAX_POST)
+        if t:
+            return UNCERTAIN, f"uncertainty: '{t.text}'"
+        t = _conj(trig["conj"], obs, first, last, flags, conj_stop, observations_at)
+        if t:
+            return UNCERTAIN, f"uncertainty: alternatives '... {t.text} ...'"
+        if anatomic:
+            t = _pre(trig["anat_pre"], first, last, flags, pre_stop | R.COMMA, R.MAX_ANAT_PRE) or \
+                _post(trig["anat_post"], first, last, flags, post_stop, R.MAX_POST)
+            if t:
+                return UNCERTAIN, f"uncertainty: '{t.text}' says nothing of size"
+        return POSITIVE, "positive: no negation or uncertainty in scope"
+
+
+def _gap_clear(flags: list[int], lo: int, hi: int, stop: int, max_words: int) -> bool:
+    """True if tokens lo..hi-1 hold no stop flag and at most `max_words` words (commas free)."""
+    words = 0
+    for i in range(lo, hi):
+        f = flags[i]
+        if f & stop:
+            return False
+        if not f & R.COMMA:
+            words += 1
+            if words > max_words:
+                return False
+    return True
+
+
+def _pre(triggers: list[_Trigger], first: int, last: int, flags: list[int], stop: int, max_words: int):
+    """The nearest trigger before the mention whose scope reaches it, if any."""
+    for t in reversed(triggers):
+        if t.last < first and _gap_clear(flags, t.last + 1, first, stop, max_words):
+            return t
+    return None
+
+
+def _post(triggers: list[_Trigger], first: int, last: int, flags: list[int], stop: int, max_words: int):
+    """The nearest trigger after the mention that reaches back to it, if any.
+
+    Verbs and adverbs right before the trigger ("is", "appears grossly") belong to it.
+    """
+    for t in triggers:
+        if t.first <= last:
+            continue
+        hi = t.first
+        while hi > last + 1 and flags[hi - 1] & R.TRANSPARENT:
+            hi -= 1
+        if _gap_clear(flags, last + 1, hi, stop, max_words):
+            return t
+    return None
+
+
+def _conj(triggers: list[_Trigger], obs: int, first: int, last: int, flags: list[int], stop: int,
+          observations_at: dict[int, set[int]]):
+    """An "or" / "versus" joining the mention to an alternative within its noun phrase.
+
+    Commas may only stand right before the conjunction ("effusion, or atelectasis"). Two
+    alternatives of the same observation ("ICD or pacemaker") leave it certain.
+    """
+    n = len(flags)
+    for t in triggers:
+        if t.first > last:        # mention ... or ...
+            lo, hi, other = last + 1, t.first, range(t.last + 1, min(n, t.last + 1 + R.MAX_CONJ))
+            if hi > lo and flags[hi - 1] & R.COMMA:
+                hi -= 1
+        elif t.last < first:      # ... or ... mention
+            lo, hi, other = t.last + 1, first, range(t.first - 1, max(-1, t.first - 1 - R.MAX_CONJ), -1)
+        else:
+            continue
+        if not _gap_clear(flags, lo, hi, stop | R.COMMA, R.MAX_CONJ):
+            continue
+        alternative = set()
+        for i in other:
+            if flags[i] & (stop | R.COMMA):
+                break
+            alternative |= observations_at.get(i, set())
+        if obs in alternative:
+            continue
+        return t
+    return None
+
+
+def _combine(values: list[int]) -> int:
+    """The original's rule for several mentions of one observation, quirk included."""
+    if len(values) == 1:
+        return values[0]
+    s = set(values)
+    if NEGATIVE in s and UNCERTAIN in s:
+        return UNCERTAIN
+    if POSITIVE in s:
+        return POSITIVE
+    return values[0]
+
+
+def _aggregate(mentions: list[Mention]) -> tuple[list[int | None], list[list[Mention]]]:
+    lists: list[list[Mention]] = [[] for _ in OBSERVATIONS]
+    no_finding = True
+    for m in mentions:
+        if m.observation != SUPPORT_DEVICES and m.value != NEGATIVE:
+            no_finding = False
+        if m.observation == NO_FINDING:
+            continue
+        if m.value != NEGATIVE and m.text in _CHF_TEXTS:
+            lists[CARDIOMEGALY].append(
+                Mention(CARDIOMEGALY, m.start, m.end, m.text, UNCERTAIN,
+                        f"'{m.text}' {_VALUE_NAMES[m.value]}: uncertain cardiomegaly (CheXpert rule)")
+            )
+        lists[m.observation].append(m)
+    values: list[int | None] = [_combine([m.value for m in ms]) if ms else None for ms in lists]
+    values[NO_FINDING] = POSITIVE if no_finding else None
+    return values, lists
+
+
+def _sentence(doc: str, m: Mention) -> str:
+    lo = doc.rfind("\n", 0, m.start) + 1
+    hi = doc.find("\n", m.end)
+    return doc[lo:] if hi == -1 else doc[lo:hi]
+
+
+def _explain_combined(item: dict, doc: str, ms: list[Mention]) -> None:
+    value = item["value"]
+    chosen = next(m for m in ms if m.value == value)
+    rule = chosen.rule
+    distinct = sorted({m.value for m in ms}, reverse=True)
+    if len(distinct) > 1:
+        names = " + ".join(_VALUE_NAMES[v] for v in distinct)
+        rule += f"; {len(ms)} mentions, {names} -> {_VALUE_NAMES[value]}"
+    item.update(phrase=chosen.text, sentence=_sentence(doc, chosen), rule=rule)
+
+
+def _explain_no_finding(item: dict, doc: str, mentions: list[Mention]) -> None:
+    finding = next((m for m in mentions if m.observation != SUPPORT_DEVICES and m.value != NEGATIVE), None)
+    if finding is None:
+        item["rule"] = "no observation other than Support Devices is positive or uncertain"
+        return
+    name = OBSERVATIONS[finding.observation] if finding.observation != NO_FINDING else "other finding"
+    item.update(
+        phrase=finding.text, sentence=_sentence(doc, finding),
+        rule=f"blank: {name} is {_VALUE_NAMES[finding.value]}",
+    )

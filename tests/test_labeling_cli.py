@@ -1,0 +1,56 @@
+"""`irralctl label` through the CLI: output, summary table, one-line errors."""
+
+from __future__ import annotations
+
+import csv
+import json
+
+from typer.testing import CliRunner
+
+from irralctl.cli.main import app
+
+runner = CliRunner()
+
+
+def test_label_text_file(tmp_path):
+    source = tmp_path / "reports.txt"
+    source.write_text("Mild cardiomegaly.\nNo pneumothorax.\n", encoding="utf-8")
+    out = tmp_path / "labels.csv"
+    result = runner.invoke(app, ["label", str(source), "--out", str(out)])
+    assert result.exit_code == 0, result.output
+    with open(out, newline="") as f:
+        rows = list(csv.DictReader(f))
+    assert [r["Cardiomegaly"] for r in rows] == ["1", ""]
+    assert [r["Pneumothorax"] for r in rows] == ["", "0"]
+    assert [r["No Finding"] for r in rows] == ["", "1"]
+    # The summary table counts each observation.
+    line = next(li for li in result.output.splitlines() if "Cardiomegaly" in li)
+    assert [c for c in line.replace("│", " ").split() if c.isdigit()] == ["1", "0", "0", "1"]
+    assert (tmp_path / "labels.config.json").is_file()
+
+
+def test_label_jsonl_explain(tmp_path):
+    source = tmp_path / "preds.jsonl"
+    source.write_text(json.dumps({"id": "a", "text": "Possible pneumonia."}) + "\n")
+    out = tmp_path / "labels.jsonl"
+    result = runner.invoke(app, ["label", str(source), "--field", "text", "--out", str(out), "--explain"])
+    assert result.exit_code == 0, result.output
+    row = json.loads(out.read_text())
+    assert row["id"] == "a" and row["Pneumonia"] == -1
+    assert row["explain"][7]["rule"] == "uncertainty: 'possible'"
+
+
+def test_bad_input_is_one_line_and_exit_1(tmp_path):
+    source = tmp_path / "reports.csv"
+    source.write_text("id,findings\n1,No pneumothorax.\n", encoding="utf-8")
+    out = tmp_path / "labels.csv"
+    result = runner.invoke(app, ["label", str(source), "--out", str(out)])
+    assert result.exit_code == 1
+    assert "error:" in result.output and "no column 'report'" in result.output
+    assert "Traceback" not in result.output
+    assert not out.exists()
+
+
+def test_label_is_listed():
+    result = runner.invoke(app, ["--help"])
+    assert result.exit_code == 0 and "label" in result.output
