@@ -206,6 +206,23 @@ def discover_studies(input_path: str | Path, views: int, group_by: str | None = 
     return studies
 
 
+def single_study(path: str | Path, views: int) -> Study:
+    """Every image at `path` (an image, or a folder searched recursively) as the views of one study."""
+    path = Path(path)
+    if path.is_file():
+        return discover_studies(path, views)[0]
+    if not path.is_dir():
+        raise InputError("study not found", path=path)
+    files = sorted((p for p in path.rglob("*") if p.is_file() and _is_image(p)),
+                   key=lambda p: _natural_key(p.relative_to(path).as_posix()))
+    if not files:
+        raise InputError("no images (PNG, JPEG or DICOM) found in this folder", path=path,
+                         hint="give the folder of one study's views, or one image")
+    found = [View(id=p.stem, position=dicom_view_position(p), path=str(p)) for p in files]
+    kept, dropped = choose_views(found, views)
+    return Study(id=path.name, views=tuple(kept), flags=_flags(len(found), len(kept), views), dropped=tuple(dropped))
+
+
 def dataset_studies(ds: PreparedDataset, split: str, views: int, text_field: str) -> list[Study]:
     """The studies of a prepared split, views as the training loader takes them, references included."""
     studies = []
