@@ -19,7 +19,9 @@ EPILOG = """Examples (the paper's Table 3 is four commands):
   irralctl train data/iu --out runs/irral --preset irral --visual-weights resnet101-cd907fc2.pth
   irralctl train data/iu --out runs/prior --preset baseline --no-image
   irralctl train data/iu --resume runs/irral --epochs 40
-  torchrun --nproc_per_node 4 -m irralctl train data/mimic --out runs/m --batch-size 64
+  torchrun --nproc_per_node 4 -m -- irralctl train data/mimic --out runs/m --batch-size 64
+
+(Under torchrun, `--` before `irralctl` keeps torchrun from reading --monitor as its --monitor-interval.)
 """
 
 
