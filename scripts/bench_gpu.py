@@ -187,7 +187,7 @@ def _cpu_latency(args, common: dict) -> None:
             latencies.append(time.perf_counter() - t)
         _emit(bench="generation_cpu_study", what="one two-view study, generate_reports (checkpoint load, image decode, "
               "beam search, output) in a warm process", seconds=round(statistics.median(latencies), 3),
-              checkpoint_mb=round(size_mb, 1), views=[p.name for p in sorted(study.iterdir())],
+              checkpoint_mb=round(size_mb, 1), view_files=[p.name for p in sorted(study.iterdir())],
               report_tokens=json.loads(result.out.read_text())["length"], **{**common, "min_len": 0})
         walls = []
         for k in range(args.repeats):

@@ -162,6 +162,28 @@ def _flags_after_loading(study: Study, n_views: int, errors: list, model_views: 
     return flags
 
 
+SMALL_STEP_ROWS = 64   # CPU decoding with fewer rows than this runs on one thread
+
+
+@contextlib.contextmanager
+def _few_threads_for_small_steps(device: torch.device, rows: int):
+    """One intra-op thread while decoding a few rows on the CPU, then the previous count again.
+
+    A decoding step is a few hundred operations on matrices of a few rows: starting and joining
+    threads costs more than they save, and far more when another process holds a core (steps took
+    over 30x longer on two busy cores than on one). The CNN before it keeps every thread.
+    """
+    before = torch.get_num_threads()
+    if device.type != "cpu" or rows >= SMALL_STEP_ROWS or before == 1:
+        yield
+        return
+    torch.set_num_threads(1)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(before)
+
+
 class _Decoder:
     """Encodes and decodes device batches, halving the batch on out-of-memory."""
 
@@ -169,6 +191,10 @@ class _Decoder:
         self.run, self.decoding, self.batch, self.amp = run, decoding, batch, amp
         device = run.device
         self.generator = torch.Generator(device=device).manual_seed(decoding.seed) if decoding.sample else None
+
+    @property
+    def _rows_per_study(self) -> int:
+        return self.decoding.n_best if self.decoding.sample else self.decoding.beam_size
 
     def _autocast(self):
         if self.amp is None:
@@ -185,7 +211,8 @@ class _Decoder:
             try:
                 with self._autocast():
                     encoded = model.encode(images[start:start + size], view_mask[start:start + size])
-                    hyps = decode(model, encoded, self.decoding, self.decoding.max_len, self.generator)
+                    with _few_threads_for_small_steps(device, encoded.memory.shape[0] * self._rows_per_study):
+                        hyps = decode(model, encoded, self.decoding, self.decoding.max_len, self.generator)
                 probs = torch.sigmoid(encoded.clinical_logits.float()).cpu()
             except torch.OutOfMemoryError:
                 if size == 1:
