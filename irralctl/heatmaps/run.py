@@ -128,8 +128,8 @@ def _find_record(ds: PreparedDataset, sid: str, split: str | None) -> str:
     raise InputError(f"no study with id {sid!r} in {'split ' + split if split else 'any split'}", path=ds.dir)
 
 
-def _one_study(cfg: HeatmapConfig, run: LoadedRun) -> tuple[Study, dict, object]:
-    """(study, pixel item, image store or None) as this run's model takes it."""
+def _one_study(cfg: HeatmapConfig, run: LoadedRun) -> tuple[Study, dict]:
+    """(study, pixel item) as this run's model takes it."""
     mc = run.model.cfg
     if cfg.dataset is not None:
         ds = PreparedDataset(cfg.dataset)
@@ -139,13 +139,13 @@ def _one_study(cfg: HeatmapConfig, run: LoadedRun) -> tuple[Study, dict, object]
         index = next(i for i, s in enumerate(studies) if s.id == cfg.id)
         pixels = DatasetStudies(ds, split, run.tokenizer, text_field=run.text_field, views=mc.views,
                                 image_size=mc.image_size, no_image=mc.no_image)
-        return studies[index], pixels[index], ds.images if ds.has_images else None
+        return studies[index], pixels[index]
     study = single_study(cfg.study, mc.views)
     item = FileStudies([study], mc.views, mc.image_size, no_image=mc.no_image)[0]
     if item["errors"]:
         path, message = item["errors"][0]
         raise InputError(message.split(": ", 1)[-1] if message.startswith(str(path)) else message, path=path)
-    return study, item, None
+    return study, item
 
 
 def _phrase_ids(run: LoadedRun, phrase: str) -> list[int]:
@@ -161,7 +161,7 @@ def _token_strings(run: LoadedRun, ids: list[int]) -> list[str]:
 
 def _maps_for_run(cfg: HeatmapConfig, run: LoadedRun, label: str) -> RunMaps:
     model, mc = run.model, run.model.cfg
-    study, item, _ = _one_study(cfg, run)
+    study, item = _one_study(cfg, run)
     batch = collate_studies([item])
     device = run.device
     images, view_mask = batch["images"].to(device), batch["view_mask"].to(device)
