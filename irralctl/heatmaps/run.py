@@ -198,8 +198,8 @@ def _maps_for_run(cfg: HeatmapConfig, run: LoadedRun, label: str) -> RunMaps:
             wm.views = normalize(grids, cfg.normalize)
             break
         if wm.source is None:
-            log.warning("%s: %r is in neither the generated report%s", label, word,
-                        "".join(f", the {s}" for s in ("reference", "text") if s in sequences))
+            searched = ["generated report"] + [s for s in ("reference", "text") if s in sequences]
+            log.warning("%s: %r is not in the %s: no map", label, word, " nor the ".join(searched))
         words.append(wm)
     return RunMaps(label=label, run=run, study=study, views_used=views_used,
                    generated=run.tokenizer.decode(generated_ids), reference=study.reference, words=words)
