@@ -16,6 +16,8 @@ from typer.core import TyperGroup
 
 import irralctl
 from irralctl.cli import label as _label
+from irralctl.cli import generate as _generate
+from irralctl.cli import heatmap as _heatmap
 from irralctl.cli import prepare as _prepare
 from irralctl.cli import score as _score
 from irralctl.cli import train as _train
@@ -59,6 +61,8 @@ app.add_typer(_prepare.app, name="prepare")
 app.command(name="label", epilog=_label.EPILOG)(_label.label)
 app.command(name="score")(_score.score)
 app.command("train", epilog=_train.EPILOG)(_train.train)
+app.command("generate", epilog=_generate.EPILOG)(_generate.generate)
+app.command("heatmap", epilog=_heatmap.EPILOG)(_heatmap.heatmap)
 
 
 def _version(value: bool) -> None:

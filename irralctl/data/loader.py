@@ -69,10 +69,10 @@ class ReportDataset(Dataset):
         return len(self.records)
 
     def _view(self, row: int, gen: torch.Generator | None) -> torch.Tensor:
-        img = torch.from_numpy(np.array(self._store[row]))[None]  # (1, H, W) uint8, copied out of the memmap
         cfg = self.cfg
         if gen is None:
-            return TF.resize(img, [cfg.image_size, cfg.image_size], antialias=True)
+            return eval_view(self._store[row], cfg.image_size)
+        img = torch.from_numpy(np.array(self._store[row]))[None]  # (1, H, W) uint8, copied out of the memmap
         img = TF.resize(img, [cfg.resize, cfg.resize], antialias=True)
         top, left = (int(torch.randint(0, cfg.resize - cfg.image_size + 1, (1,), generator=gen)) for _ in range(2))
         img = img[:, top:top + cfg.image_size, left:left + cfg.image_size]
@@ -99,6 +99,15 @@ class ReportDataset(Dataset):
             "tokens": torch.tensor(self.tokens[index], dtype=torch.long),
             "labels": torch.from_numpy(self.labels[index]),
         }
+
+
+def eval_view(image: np.ndarray, image_size: int) -> torch.Tensor:
+    """The evaluation transform of one (H, W) uint8 view: -> (1, S, S) uint8, resized (antialiased) to a square.
+
+    Shared by the loader and by `irralctl generate` on image files, so both feed the model alike.
+    """
+    img = torch.from_numpy(np.array(image))[None]  # (1, H, W), copied (out of a memmap, or a read-only array)
+    return TF.resize(img, [image_size, image_size], antialias=True)
 
 
 class EpochSampler(Sampler):

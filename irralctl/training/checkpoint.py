@@ -72,14 +72,15 @@ def save_checkpoint(path: str | Path, payload: dict[str, Any]) -> None:
                             hint="free space on that disk (or choose another --out) and continue with --resume") from None
 
 
-def load_checkpoint(path: str | Path, map_location: str | torch.device = "cpu") -> dict[str, Any]:
+def load_checkpoint(path: str | Path, map_location: str | torch.device = "cpu", *, mmap: bool = False) -> dict[str, Any]:
+    """`mmap`: map tensors from the file instead of reading them (inference reads only the weights)."""
     path = Path(path)
     if path.is_dir():
         path = _checkpoint_in(path)
     if not path.is_file():
         raise InputError("checkpoint not found", path=path)
     try:
-        ckpt = torch.load(path, map_location=map_location, weights_only=True)
+        ckpt = torch.load(path, map_location=map_location, weights_only=True, mmap=mmap)
     except Exception as e:
         raise InputError(f"not a readable checkpoint ({type(e).__name__}: {str(e).splitlines()[0] if str(e) else ''})",
                          path=path) from None

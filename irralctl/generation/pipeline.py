@@ -1,0 +1,331 @@
+"""`generate_reports(GenerateConfig)`: from radiographs (or a prepared split) to a predictions file.
+
+    load the run (model, tokeniser) -> find studies -> skip those already written (--resume)
+    -> decode pixels in worker processes -> encode + decode on the device, a batch at a time
+       (bf16 autocast on CUDA; the batch halves on out-of-memory) -> append rows to the journal
+    -> rename the journal onto OUT, write OUT.config.json
+
+See `inputs` for how studies are found, `decoding` for the search, `output` for the files.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import dataclasses
+import logging
+import os
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import torch
+from torch.utils.data import DataLoader
+
+from irralctl.data.prepared import PreparedDataset
+from irralctl.errors import ConfigError, InputError, IrralError
+from irralctl.generation.decoding import DecodeConfig, Hypotheses, decode
+from irralctl.generation.inputs import (
+    DatasetStudies,
+    FileStudies,
+    Study,
+    collate_studies,
+    dataset_studies,
+    discover_studies,
+)
+from irralctl.generation.output import FORMATS, config_path, discard_journal, finish_output, open_output
+from irralctl.generation.runs import LoadedRun, load_run
+from irralctl.labeling import OBSERVATIONS
+from irralctl.utils.config import save_config, to_jsonable
+
+log = logging.getLogger(__name__)
+
+PRECISIONS = ("auto", "bf16", "fp32")
+AUTO_BATCH = {"cuda": 1024, "cpu": 16}   # studies per batch when --batch-size is 0
+ProgressFn = Callable[[str, int, int], Callable[[int], None]]
+
+
+@dataclass(frozen=True)
+class GenerateConfig:
+    checkpoint: Path
+    out: Path
+    input: Path | None = None          # images: a file, a folder of studies, or a flat folder
+    dataset: Path | None = None        # or a prepared dataset (with `split`)
+    split: str = "test"
+    group_by: str | None = None        # regex naming the study of each file (see inputs)
+    format: str = "jsonl"              # jsonl | txt | csv
+    decoding: DecodeConfig = DecodeConfig()
+    batch_size: int = 0                # studies per device batch; 0: auto (GPU 1024, halved on OOM; CPU 16)
+    workers: int | None = None         # image-decoding processes; None: up to 8 when there are several batches
+    device: str = "auto"
+    precision: str = "auto"            # auto (bf16 autocast on CUDA, fp32 on CPU) | bf16 | fp32
+    resume: bool = False
+    overwrite: bool = False
+    skip_unreadable: bool = False      # drop unreadable views (and studies with none) instead of stopping
+
+    def __post_init__(self) -> None:
+        if (self.input is None) == (self.dataset is None):
+            raise ConfigError("give either INPUT (images) or --dataset DIR, not both" if self.input is not None
+                              else "nothing to generate for: give INPUT (an image, a folder) or --dataset DIR")
+        if self.format not in FORMATS:
+            raise ConfigError(f"unknown format {self.format!r}; choose one of {', '.join(FORMATS)}")
+        if self.precision not in PRECISIONS:
+            raise ConfigError(f"unknown precision {self.precision!r}; choose one of {', '.join(PRECISIONS)}")
+        if self.batch_size < 0 or (self.workers is not None and self.workers < 0):
+            raise ConfigError("batch size and workers must not be negative")
+        if self.resume and self.overwrite:
+            raise ConfigError("--resume and --overwrite contradict each other: choose one")
+
+
+@dataclass
+class GenerateResult:
+    out: Path
+    config_path: Path
+    studies: int                        # found in the input
+    generated: int                      # decoded by this call
+    resumed: int                        # already in the output before this call
+    flagged: dict[str, int]             # flag -> studies carrying it (this call)
+    skipped: list[tuple[str, str]]      # (study id, why) not generated (no readable view)
+    seconds: float                      # the whole call, model load included
+    decode_seconds: float               # pixels to rows, model load excluded
+    device: str
+    precision: str
+    batch_size: int
+    decoding: str
+    first: dict | None = None           # the first row written (shown by the CLI)
+    warnings: list[str] = field(default_factory=list)
+
+    @property
+    def studies_per_s(self) -> float:
+        return self.generated / self.decode_seconds if self.decode_seconds > 0 else 0.0
+
+
+def amp_dtype(precision: str, device: torch.device) -> torch.dtype | None:
+    if precision == "fp32" or (precision == "auto" and device.type != "cuda"):
+        return None
+    if device.type == "cuda" and not torch.cuda.is_bf16_supported():
+        return torch.float16
+    return torch.bfloat16
+
+
+def _settings(cfg: GenerateConfig, run: LoadedRun, decoding: DecodeConfig) -> dict:
+    """What must not change when a run is resumed."""
+    return {"checkpoint": str(run.checkpoint.resolve()), "epoch": run.epoch, "step": run.step,
+            "decoding": to_jsonable(decoding), "input": str(cfg.input) if cfg.input else None,
+            "dataset": str(cfg.dataset) if cfg.dataset else None, "split": cfg.split if cfg.dataset else None,
+            "group_by": cfg.group_by}
+
+
+def _find_studies(cfg: GenerateConfig, run: LoadedRun) -> tuple[list[Study], object]:
+    """(studies, pixel dataset) for the configured input."""
+    mc = run.model.cfg
+    if cfg.dataset is not None:
+        ds = PreparedDataset(cfg.dataset)
+        run.check_dataset(ds)
+        if not mc.no_image and not ds.has_images:
+            raise InputError("this dataset was prepared without images; the model needs them", path=cfg.dataset,
+                             hint="prepare it again with images, or give the image files as INPUT")
+        studies = dataset_studies(ds, cfg.split, mc.views, run.text_field)
+        pixels = DatasetStudies(ds, cfg.split, run.tokenizer, text_field=run.text_field, views=mc.views,
+                                image_size=mc.image_size, no_image=mc.no_image)
+        return studies, pixels
+    studies = discover_studies(cfg.input, mc.views, cfg.group_by)
+    return studies, FileStudies(studies, mc.views, mc.image_size, no_image=mc.no_image)
+
+
+def _row(study: Study, used: list[str] | None, hyps: Hypotheses, b: int, run: LoadedRun, probs: list[float],
+         n_best: int, flags: list[str]) -> dict:
+    views = [v for v in study.views if used is None or v.id in used]
+    row = {"id": study.id, "prediction": run.tokenizer.decode(hyps.ids(b, 0))}
+    if study.reference is not None:
+        row["reference"] = study.reference
+    row["views"] = [v.describe() for v in views]
+    row["observations"] = {name: round(p, 4) for name, p in zip(OBSERVATIONS, probs)}
+    row["flags"] = flags
+    row["score"] = round(float(hyps.scores[b, 0]), 4)
+    row["length"] = int(hyps.lengths[b, 0]) - 1
+    if n_best > 1:
+        row["hypotheses"] = [
+            {"prediction": run.tokenizer.decode(hyps.ids(b, k)), "score": round(float(hyps.scores[b, k]), 4),
+             "rank_score": round(float(hyps.ranks[b, k]), 4), "length": int(hyps.lengths[b, k]) - 1}
+            for k in range(hyps.tokens.shape[1]) if hyps.ranks[b, k] > float("-inf")
+        ]
+    return row
+
+
+def _flags_after_loading(study: Study, n_views: int, errors: list, model_views: int) -> list[str]:
+    flags = [f for f in study.flags if f not in ("one_view", "missing_views")]
+    if n_views < model_views:
+        flags.insert(0, "one_view" if n_views == 1 else "missing_views")
+    if errors:
+        flags.append("unreadable_view")
+    return flags
+
+
+SMALL_STEP_ROWS = 64   # CPU decoding with fewer rows than this runs on one thread
+
+
+@contextlib.contextmanager
+def _few_threads_for_small_steps(device: torch.device, rows: int):
+    """One intra-op thread while decoding a few rows on the CPU, then the previous count again.
+
+    A decoding step is a few hundred operations on matrices of a few rows: starting and joining
+    threads costs more than they save, and far more when another process holds a core (steps took
+    over 30x longer on two busy cores than on one). The CNN before it keeps every thread.
+    """
+    before = torch.get_num_threads()
+    if device.type != "cpu" or rows >= SMALL_STEP_ROWS or before == 1:
+        yield
+        return
+    torch.set_num_threads(1)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(before)
+
+
+class _Decoder:
+    """Encodes and decodes device batches, halving the batch on out-of-memory."""
+
+    def __init__(self, run: LoadedRun, decoding: DecodeConfig, batch: int, amp: torch.dtype | None):
+        self.run, self.decoding, self.batch, self.amp = run, decoding, batch, amp
+        device = run.device
+        self.generator = torch.Generator(device=device).manual_seed(decoding.seed) if decoding.sample else None
+
+    @property
+    def _rows_per_study(self) -> int:
+        return self.decoding.n_best if self.decoding.sample else self.decoding.beam_size
+
+    def _autocast(self):
+        if self.amp is None:
+            return contextlib.nullcontext()
+        return torch.autocast(self.run.device.type, dtype=self.amp)
+
+    @torch.inference_mode()
+    def __call__(self, images: torch.Tensor, view_mask: torch.Tensor) -> list[tuple[Hypotheses, torch.Tensor]]:
+        model, device, out, start = self.run.model, self.run.device, [], 0
+        images = images.to(device, non_blocking=True)
+        view_mask = view_mask.to(device, non_blocking=True)
+        while start < images.shape[0]:
+            size = self.batch
+            try:
+                with self._autocast():
+                    encoded = model.encode(images[start:start + size], view_mask[start:start + size])
+                    with _few_threads_for_small_steps(device, encoded.memory.shape[0] * self._rows_per_study):
+                        hyps = decode(model, encoded, self.decoding, self.decoding.max_len, self.generator)
+                probs = torch.sigmoid(encoded.clinical_logits.float()).cpu()
+            except torch.OutOfMemoryError:
+                if size == 1:
+                    raise IrralError("out of memory while decoding a single study",
+                                     hint="use --device cpu, or a smaller --beam-size / --max-len") from None
+                del_cache = getattr(torch.cuda, "empty_cache", None)
+                if device.type == "cuda" and del_cache is not None:
+                    del_cache()
+                self.batch = max(1, size // 2)
+                log.warning("out of memory at %d studies per batch; continuing with %d", size, self.batch)
+                continue
+            out.append((hyps, probs))
+            start += size
+        return out
+
+
+def generate_reports(cfg: GenerateConfig, progress: ProgressFn | None = None) -> GenerateResult:
+    """Generate a report for every study of the input; see the module docstring."""
+    started = time.perf_counter()
+    run = load_run(cfg.checkpoint, cfg.device)
+    mc = run.model.cfg
+    decoding = cfg.decoding
+    max_len = decoding.max_len or run.default_max_len
+    decoding = dataclasses.replace(decoding, max_len=max_len)
+    if decoding.min_len > max_len:
+        raise ConfigError(f"--min-len {decoding.min_len} exceeds --max-len {max_len}")
+    studies, pixels = _find_studies(cfg, run)
+    if not studies:
+        raise InputError("no studies to generate for (the split is empty)", path=cfg.dataset or cfg.input)
+    settings = _settings(cfg, run, decoding)
+    journal, done = open_output(cfg.out, cfg.format, settings, resume=cfg.resume, overwrite=cfg.overwrite)
+    device = run.device
+    amp = amp_dtype(cfg.precision, device)
+    batch = cfg.batch_size or AUTO_BATCH["cuda" if device.type == "cuda" else "cpu"]
+    todo = [i for i, s in enumerate(studies) if s.id not in done]
+    decoder = _Decoder(run, decoding, batch, amp)
+    flagged: dict[str, int] = {}
+    skipped: list[tuple[str, str]] = []
+    first: dict | None = None
+    t_decode = time.perf_counter()
+    generated = 0
+    try:
+        if todo:
+            loader_batch = min(batch, len(todo))
+            n_batches = -(-len(todo) // loader_batch)
+            workers = cfg.workers if cfg.workers is not None else (min(8, os.cpu_count() or 1) if n_batches > 1 else 0)
+            loader = DataLoader(pixels, batch_size=loader_batch, sampler=todo, num_workers=workers,
+                                collate_fn=collate_studies, pin_memory=device.type == "cuda",
+                                persistent_workers=False, prefetch_factor=2 if workers else None)
+            advance = progress("generate", len(studies), len(studies) - len(todo)) if progress else (lambda n=1: None)
+            for batch_items in loader:
+                rows = _decode_batch(batch_items, studies, run, decoder, decoding, cfg.skip_unreadable, skipped)
+                journal.append(rows)
+                for r in rows:
+                    for f in r["flags"]:
+                        flagged[f] = flagged.get(f, 0) + 1
+                first = first or (rows[0] if rows else None)
+                generated += len(rows)
+                advance(len(batch_items["index"]))
+        decode_seconds = time.perf_counter() - t_decode
+        journal.close()
+        finish_output(cfg.out, cfg.format, OBSERVATIONS)
+    except BaseException:
+        journal.close()
+        discard_journal(cfg.out)  # an empty journal is no interrupted run worth resuming
+        raise
+    warnings = []
+    if skipped:
+        warnings.append(f"{len(skipped)} stud(y/ies) skipped, no readable view: "
+                        + ", ".join(sid for sid, _ in skipped[:5]) + (" ..." if len(skipped) > 5 else ""))
+    result = GenerateResult(
+        out=cfg.out, config_path=config_path(cfg.out), studies=len(studies), generated=generated,
+        resumed=len(studies) - len(todo), flagged=flagged, skipped=skipped, seconds=time.perf_counter() - started,
+        decode_seconds=decode_seconds, device=str(device), precision=str(amp).removeprefix("torch.") if amp else "fp32",
+        batch_size=decoder.batch, decoding=decoding.describe(), first=first, warnings=warnings,
+    )
+    save_config(config_path(cfg.out), cfg, settings=settings, checkpoint=run.describe(), decoding=decoding,
+                runtime={"device": result.device, "precision": result.precision, "batch_size": result.batch_size},
+                counts={"studies": result.studies, "generated": generated, "resumed": result.resumed,
+                        "flagged": flagged, "skipped": [{"id": s, "why": w} for s, w in skipped]},
+                model={"views": mc.views, "image_size": mc.image_size, "backbone": mc.backbone})
+    return result
+
+
+def _decode_batch(items: dict, studies: list[Study], run: LoadedRun, decoder: _Decoder, decoding: DecodeConfig,
+                  skip_unreadable: bool, skipped: list[tuple[str, str]]) -> list[dict]:
+    mc = run.model.cfg
+    keep = []
+    for k, (index, errors) in enumerate(zip(items["index"], items["errors"])):
+        study = studies[index]
+        if errors and not skip_unreadable:
+            path, message = errors[0]
+            raise InputError(message.split(": ", 1)[-1] if message.startswith(str(path)) else message, path=path,
+                             record=f"study {study.id}",
+                             hint="pass --skip-unreadable to generate without such views; --resume keeps what was written")
+        n_views = int(items["view_mask"][k].sum())
+        if n_views == 0 and study.views and not mc.no_image:
+            skipped.append((study.id, "; ".join(f"{p}: {m}" for p, m in errors) or "no readable view"))
+            log.warning("skipping study %s: no readable view", study.id)
+            continue
+        keep.append(k)
+    if not keep:
+        return []
+    index = torch.tensor(keep)
+    images, view_mask = items["images"].index_select(0, index), items["view_mask"].index_select(0, index)
+    rows = []
+    offset = 0
+    for hyps, probs in decoder(images, view_mask):
+        for b in range(hyps.tokens.shape[0]):
+            k = keep[offset + b]
+            study = studies[items["index"][k]]
+            n_views = int(items["view_mask"][k].sum())
+            flags = _flags_after_loading(study, n_views, items["errors"][k], mc.views)
+            rows.append(_row(study, items["used"][k], hyps, b, run, probs[b].tolist(), decoding.n_best, flags))
+        offset += hyps.tokens.shape[0]
+    return rows
