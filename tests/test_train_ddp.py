@@ -68,8 +68,14 @@ def test_two_gloo_processes_match_one_process(tmp_path):
     a = load_checkpoint(one.run_dir / "last.pt")
     b = load_checkpoint(tmp_path / "two" / "last.pt")
     assert a["step"] == b["step"] == 2 * 3  # same global batches: 24 studies / 8 per step
-    worst = max((a["model"][k].float() - b["model"][k].float()).abs().max().item() for k in a["model"])
-    assert worst < 1e-5, worst
+    # Adam divides by sqrt(v), so an element whose gradient is ~0 turns the summation-order noise of
+    # the all-reduce into a visible fraction of a step (lr 1e-4 here): bound every element well below
+    # one step, and the whole weight vector tightly. Studies sharded wrongly, or a missing gradient
+    # reduction, move many elements by whole steps (relative differences around 1e-3).
+    wa = torch.cat([a["model"][k].float().flatten() for k in a["model"] if a["model"][k].is_floating_point()])
+    wb = torch.cat([b["model"][k].float().flatten() for k in a["model"] if a["model"][k].is_floating_point()])
+    assert (wa - wb).abs().max().item() < 0.5 * 1e-4
+    assert ((wa - wb).norm() / wa.norm()).item() < 1e-5
     va = [r["val_loss"] for _, r in iter_jsonl(one.run_dir / "metrics.jsonl")]
     vb = [r["val_loss"] for _, r in iter_jsonl(tmp_path / "two" / "metrics.jsonl")]
     assert vb == pytest.approx(va, abs=1e-5)
