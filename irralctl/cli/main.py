@@ -15,9 +15,10 @@ from rich.markup import escape
 from typer.core import TyperGroup
 
 import irralctl
-from irralctl.cli import label as _label
+from irralctl.cli import demo as _demo
 from irralctl.cli import generate as _generate
 from irralctl.cli import heatmap as _heatmap
+from irralctl.cli import label as _label
 from irralctl.cli import prepare as _prepare
 from irralctl.cli import score as _score
 from irralctl.cli import train as _train
@@ -57,12 +58,14 @@ app = typer.Typer(
     pretty_exceptions_enable=False,
     rich_markup_mode="rich",
 )
+# In pipeline order, as `irralctl --help` lists them.
 app.add_typer(_prepare.app, name="prepare")
-app.command(name="label", epilog=_label.EPILOG)(_label.label)
-app.command(name="score")(_score.score)
+app.command("label", epilog=_label.EPILOG)(_label.label)
 app.command("train", epilog=_train.EPILOG)(_train.train)
 app.command("generate", epilog=_generate.EPILOG)(_generate.generate)
+app.command("score")(_score.score)
 app.command("heatmap", epilog=_heatmap.EPILOG)(_heatmap.heatmap)
+app.command("demo")(_demo.demo)
 
 
 def _version(value: bool) -> None:
