@@ -14,7 +14,7 @@ def demo(
     out: Annotated[Path, typer.Option("--out", "-o", help="Folder for every artefact (data, runs, predictions, scores, heatmaps).")] = Path("demo"),
     quick: Annotated[bool, typer.Option("--quick", help="A reduced run (120 studies, 2 epochs, about a minute): checks every step, proves nothing about quality.")] = False,
     n: Annotated[Optional[int], typer.Option("--n", min=40, help="Phantom studies (two views each). Default 1500 (120 with --quick).", show_default=False)] = None,
-    epochs: Annotated[Optional[int], typer.Option(min=1, help="Training epochs per run. Default 12 (2 with --quick).", show_default=False)] = None,
+    epochs: Annotated[Optional[int], typer.Option(min=1, help="Training epochs per run. Default 20 (2 with --quick).", show_default=False)] = None,
     seed: Annotated[int, typer.Option(help="Seed of the phantoms and of training.")] = 0,
     workers: Annotated[int, typer.Option(min=0, help="Processes for rendering and data loading. Default 2.")] = 2,
     overwrite: Overwrite = False,

@@ -10,7 +10,6 @@ from rich.markup import escape
 
 from irralctl.cli._common import Device, Overwrite, Seed, console
 from irralctl.cli._progress import progress_bars
-from irralctl.generation import DecodeConfig, GenerateConfig, generate_reports
 
 EPILOG = """Examples:
 
@@ -53,6 +52,7 @@ def generate(
     skip_unreadable: Annotated[bool, _opt("Leave out unreadable images (and studies without a readable one) instead of stopping. Default off.")] = False,
 ) -> None:
     """Generate a report for every study: beam search on CPU or GPU, with the clinical head's observations."""
+    from irralctl.generation import DecodeConfig, GenerateConfig, generate_reports
     config = GenerateConfig(
         checkpoint=checkpoint, out=out, input=input, dataset=dataset, split=split, group_by=group_by, format=format,
         decoding=DecodeConfig(beam_size=beam_size, max_len=max_len, min_len=min_len, length_penalty=length_penalty,

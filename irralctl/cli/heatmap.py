@@ -10,8 +10,6 @@ from rich.markup import escape
 from rich.table import Table
 
 from irralctl.cli._common import Device, Overwrite, console
-from irralctl.generation import DecodeConfig
-from irralctl.heatmaps import HeatmapConfig, make_heatmaps
 
 EPILOG = """Examples:
 
@@ -46,6 +44,8 @@ def heatmap(
     overwrite: Overwrite = False,
 ) -> None:
     """Overlay the decoder's cross-attention for each word on each view of a study (the paper's Fig. 3)."""
+    from irralctl.generation import DecodeConfig
+    from irralctl.heatmaps import HeatmapConfig, make_heatmaps
     checkpoints = ([checkpoint] if checkpoint is not None else []) + [Path(c) for c in _split(compare)]
     config = HeatmapConfig(
         checkpoints=tuple(checkpoints), out=out, words=tuple(_split([words])), study=study, dataset=dataset, id=id,

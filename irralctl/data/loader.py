@@ -20,7 +20,6 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 from torch.utils.data import Dataset, Sampler
-from torchvision.transforms.v2 import functional as TF
 
 from irralctl.data.prepared import PreparedDataset
 from irralctl.data.tokenizers import ReportTokenizer
@@ -73,7 +72,7 @@ class ReportDataset(Dataset):
         if gen is None:
             return eval_view(self._store[row], cfg.image_size)
         img = torch.from_numpy(np.array(self._store[row]))[None]  # (1, H, W) uint8, copied out of the memmap
-        img = TF.resize(img, [cfg.resize, cfg.resize], antialias=True)
+        img = resize_square(img, cfg.resize)
         top, left = (int(torch.randint(0, cfg.resize - cfg.image_size + 1, (1,), generator=gen)) for _ in range(2))
         img = img[:, top:top + cfg.image_size, left:left + cfg.image_size]
         if cfg.hflip and torch.rand((), generator=gen) < 0.5:
@@ -107,7 +106,7 @@ def eval_view(image: np.ndarray, image_size: int) -> torch.Tensor:
     Shared by the loader and by `irralctl generate` on image files, so both feed the model alike.
     """
     img = torch.from_numpy(np.array(image))[None]  # (1, H, W), copied (out of a memmap, or a read-only array)
-    return TF.resize(img, [image_size, image_size], antialias=True)
+    return resize_square(img, image_size)
 
 
 class EpochSampler(Sampler):
@@ -127,6 +126,18 @@ class EpochSampler(Sampler):
 
     def __len__(self) -> int:
         return len(self.sampler)
+
+
+def resize_square(img: torch.Tensor, size: int) -> torch.Tensor:
+    """(C, H, W) uint8 -> (C, size, size) uint8, bilinear with antialiasing.
+
+    torch's uint8 path gives exactly torchvision's `resize(..., antialias=True)` without importing
+    torchvision, whose import alone costs about a second of a CLI call.
+    """
+    if img.shape[-2:] == (size, size):
+        return img
+    return torch.nn.functional.interpolate(img[None], size=(size, size), mode="bilinear", antialias=True,
+                                           align_corners=False)[0]
 
 
 def _item_seed(seed: int, epoch: int, index: int) -> int:

@@ -35,7 +35,7 @@ class DemoConfig:
     out: Path
     n: int = 1500                  # phantom studies (two views each)
     image_size: int = 64           # pixels (views are rendered at this size)
-    epochs: int = 12
+    epochs: int = 20
     batch_size: int = 32
     d_model: int = 64
     seed: int = 0

@@ -1,4 +1,4 @@
-"""CNN backbones of the visual encoder: torchvision ResNets, and a tiny CNN for CPU runs and tests.
+"""CNN backbones of the visual encoder: ResNet-18/50/101, and a tiny CNN for CPU runs and tests.
 
 Every backbone maps a batch of single-channel images (M, 1, S, S) to its stage-3 and stage-4
 feature grids. Radiographs are greyscale: instead of repeating the grey channel three times
@@ -9,6 +9,11 @@ with a third of the input traffic and first-layer compute).
 No weights are downloaded: `load_visual_weights` reads a torchvision state_dict the user supplies
 (`--visual-weights FILE`, e.g. `resnet101-cd907fc2.pth` from torchvision's release page, fetched
 separately).
+
+The ResNets are written here rather than taken from `torchvision.models`, with torchvision's
+module names and initialisation so its state_dicts load unchanged (a test checks the outputs are
+identical): importing torchvision costs about 1.3 s (it pulls in torch's compiler stack), which
+alone would break the 3-second budget for generating one report on a CPU.
 """
 
 from __future__ import annotations
@@ -18,7 +23,6 @@ from pathlib import Path
 
 import torch
 import torch.nn.functional as F
-import torchvision
 from torch import nn
 
 from irralctl.errors import InputError
@@ -26,23 +30,87 @@ from irralctl.errors import InputError
 log = logging.getLogger(__name__)
 
 
-class ResNetTrunk(nn.Module):
-    """A torchvision ResNet without its pooling and classifier, returning the stage-3 and stage-4 grids.
+class BasicBlock(nn.Module):
+    """ResNet-18/34 block: two 3x3 convolutions (torchvision's names and layout)."""
 
-    Submodules keep torchvision's names (`conv1`, `bn1`, `layer1`..`layer4`) so a torchvision
-    state_dict loads as is, `fc.*` aside.
+    expansion = 1
+
+    def __init__(self, c_in: int, planes: int, stride: int):
+        super().__init__()
+        self.conv1 = nn.Conv2d(c_in, planes, 3, stride, 1, bias=False)
+        self.bn1 = nn.BatchNorm2d(planes)
+        self.conv2 = nn.Conv2d(planes, planes, 3, 1, 1, bias=False)
+        self.bn2 = nn.BatchNorm2d(planes)
+        self.relu = nn.ReLU(inplace=True)
+        self.downsample = _downsample(c_in, planes, stride)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        identity = x if self.downsample is None else self.downsample(x)
+        y = self.relu(self.bn1(self.conv1(x)))
+        return self.relu(self.bn2(self.conv2(y)) + identity)
+
+
+class Bottleneck(nn.Module):
+    """ResNet-50/101 block: 1x1, 3x3 (carrying the stride, "ResNet v1.5"), 1x1 expanding by 4."""
+
+    expansion = 4
+
+    def __init__(self, c_in: int, planes: int, stride: int):
+        super().__init__()
+        self.conv1 = nn.Conv2d(c_in, planes, 1, bias=False)
+        self.bn1 = nn.BatchNorm2d(planes)
+        self.conv2 = nn.Conv2d(planes, planes, 3, stride, 1, bias=False)
+        self.bn2 = nn.BatchNorm2d(planes)
+        self.conv3 = nn.Conv2d(planes, planes * 4, 1, bias=False)
+        self.bn3 = nn.BatchNorm2d(planes * 4)
+        self.relu = nn.ReLU(inplace=True)
+        self.downsample = _downsample(c_in, planes * 4, stride)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        identity = x if self.downsample is None else self.downsample(x)
+        y = self.relu(self.bn1(self.conv1(x)))
+        y = self.relu(self.bn2(self.conv2(y)))
+        return self.relu(self.bn3(self.conv3(y)) + identity)
+
+
+def _downsample(c_in: int, c_out: int, stride: int) -> nn.Sequential | None:
+    if stride == 1 and c_in == c_out:
+        return None
+    return nn.Sequential(nn.Conv2d(c_in, c_out, 1, stride, bias=False), nn.BatchNorm2d(c_out))
+
+
+RESNETS = {18: (BasicBlock, (2, 2, 2, 2)), 50: (Bottleneck, (3, 4, 6, 3)), 101: (Bottleneck, (3, 4, 23, 3))}
+
+
+class ResNetTrunk(nn.Module):
+    """A ResNet without its pooling and classifier, returning the stage-3 and stage-4 grids.
+
+    Submodules carry torchvision's names (`conv1`, `bn1`, `layer1`..`layer4`, `downsample.0/1`) so a
+    torchvision state_dict loads as is, `fc.*` aside; `conv1` takes one (grey) channel.
     """
 
     def __init__(self, depth: int):
         super().__init__()
-        net = {18: torchvision.models.resnet18, 50: torchvision.models.resnet50,
-               101: torchvision.models.resnet101}[depth](weights=None)
+        block, counts = RESNETS[depth]
         self.conv1 = nn.Conv2d(1, 64, kernel_size=7, stride=2, padding=3, bias=False)
-        self.bn1, self.relu, self.maxpool = net.bn1, net.relu, net.maxpool
-        self.layer1, self.layer2, self.layer3, self.layer4 = net.layer1, net.layer2, net.layer3, net.layer4
-        expansion = 1 if depth == 18 else 4
-        self.channels = (256 * expansion, 512 * expansion)  # stage 3, stage 4
-        nn.init.kaiming_normal_(self.conv1.weight, mode="fan_out", nonlinearity="relu")
+        self.bn1 = nn.BatchNorm2d(64)
+        self.relu = nn.ReLU(inplace=True)
+        self.maxpool = nn.MaxPool2d(kernel_size=3, stride=2, padding=1)
+        c_in, layers = 64, []
+        for k, (planes, n) in enumerate(zip((64, 128, 256, 512), counts)):
+            blocks = []
+            for b in range(n):
+                blocks.append(block(c_in, planes, 2 if (b == 0 and k > 0) else 1))
+                c_in = planes * block.expansion
+            layers.append(nn.Sequential(*blocks))
+        self.layer1, self.layer2, self.layer3, self.layer4 = layers
+        self.channels = (256 * block.expansion, 512 * block.expansion)  # stage 3, stage 4
+        for m in self.modules():  # torchvision's initialisation
+            if isinstance(m, nn.Conv2d):
+                nn.init.kaiming_normal_(m.weight, mode="fan_out", nonlinearity="relu")
+            elif isinstance(m, nn.BatchNorm2d):
+                nn.init.ones_(m.weight)
+                nn.init.zeros_(m.bias)
 
     @staticmethod
     def grid_size(image_size: int) -> int:
