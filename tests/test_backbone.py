@@ -28,9 +28,9 @@ def test_resnet_trunk_equals_torchvision(depth):
         x = ref.maxpool(ref.relu(ref.bn1(ref.conv1(grey.expand(-1, 3, -1, -1)))))
         r3 = ref.layer3(ref.layer2(ref.layer1(x)))
         r4 = ref.layer4(r3)
-    # Summing conv1's RGB kernels reorders float additions: equal up to rounding (values reach ~60).
-    torch.testing.assert_close(s3, r3, rtol=1e-5, atol=2e-4)
-    torch.testing.assert_close(s4, r4, rtol=1e-5, atol=2e-4)
+    # Summing conv1's RGB kernels reorders float additions: equal up to float32 rounding of the scale.
+    for a, b in ((s3, r3), (s4, r4)):
+        assert (a - b).abs().max() <= 1e-5 * b.abs().max()
     assert s4.shape[-1] == ResNetTrunk.grid_size(96)
     # Parameter counts match torchvision's trunk (its fc and the two extra conv1 input channels aside).
     n_ref = sum(p.numel() for n, p in ref.named_parameters() if not n.startswith("fc.")) - 2 * 64 * 49
