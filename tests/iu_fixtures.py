@@ -26,7 +26,7 @@ VIEWS = {"-1001": "PA", "-2001": "LATERAL", "-3001": "PA", "-4001": "LL"}
 
 
 def _xml(n: int, findings: str, impression: str, images: list[str]) -> str:
-    parts = [f'<AbstractText Label="COMPARISON">None.</AbstractText>',
+    parts = ['<AbstractText Label="COMPARISON">None.</AbstractText>',
              f'<AbstractText Label="INDICATION">Cough, report {n}</AbstractText>',
              f'<AbstractText Label="FINDINGS">{findings}</AbstractText>' if findings else '<AbstractText Label="FINDINGS"/>',
              f'<AbstractText Label="IMPRESSION">{impression}</AbstractText>']

@@ -14,13 +14,7 @@ from irralctl.model.memory import CrossModalMemory
 V = 40
 
 
-@pytest.fixture(autouse=True, scope="module")
-def _one_thread():
-    # Tiny models: one thread avoids OpenMP spin-waits on a shared 2-core machine.
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
+pytestmark = pytest.mark.usefixtures("one_thread")  # tiny models: no OpenMP spin-waits
 
 
 def tiny(**kw) -> ModelConfig:

@@ -25,12 +25,7 @@ TINY_FLAGS = ["--backbone", "tiny", "--tiny-width", "8", "--image-size", "64", "
               "--warmup-steps", "2", "--max-len", "20", "--meteor", "off"]
 
 
-@pytest.fixture(autouse=True, scope="module")
-def _one_thread():
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 @pytest.fixture(scope="module")

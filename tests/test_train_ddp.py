@@ -21,12 +21,7 @@ from tests.test_train import TINY_FLAGS, tiny_cfg
 ROOT = Path(__file__).resolve().parents[1]
 
 
-@pytest.fixture(autouse=True, scope="module")
-def _one_thread():
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 def test_dist_state_reads_torchrun_variables(monkeypatch):

@@ -10,7 +10,6 @@ generated test reports against those of the reference reports.
 from __future__ import annotations
 
 import pytest
-import torch
 
 from irralctl.data.phantom_prepare import PhantomPrepareConfig, prepare_phantoms
 from irralctl.training import TrainConfig, train
@@ -21,12 +20,7 @@ FLOOR_F1_MICRO = 0.35
 MARGIN_F1_MICRO = 0.15
 
 
-@pytest.fixture(autouse=True, scope="module")
-def _one_thread():
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 @pytest.fixture(scope="module")

@@ -97,7 +97,7 @@ def load_grey(path: str | Path, shorter: int | None = 256) -> np.ndarray:
     if not path.is_file():
         raise InputError("image file not found", path=path)
     suffix = path.suffix.lower()
-    if suffix in (".dcm", ".dicom") or _is_dicom(path):
+    if suffix in (".dcm", ".dicom") or is_dicom(path):
         return _load_dicom(path, shorter)
     try:
         return _load_pil(path, shorter)
@@ -105,7 +105,8 @@ def load_grey(path: str | Path, shorter: int | None = 256) -> np.ndarray:
         raise InputError(f"unreadable image ({e})", path=path) from None
 
 
-def _is_dicom(path: Path) -> bool:
+def is_dicom(path: Path) -> bool:
+    """True when the file has DICOM's 128-byte preamble and "DICM" marker (whatever its extension)."""
     try:
         with open(path, "rb") as f:
             head = f.read(132)

@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import csv
 import gzip
-import io
 import re
 import tarfile
 import xml.etree.ElementTree as ET

@@ -34,6 +34,7 @@ class ReportTokenizer(Protocol):
 
     def encode(self, text: str) -> list[int]: ...
     def decode(self, ids: Sequence[int]) -> str: ...
+    def id_to_token(self, i: int) -> str: ...
     def save(self, path: str | Path) -> None: ...
     def to_json(self) -> str: ...
 
@@ -67,6 +68,9 @@ class LegacyTokenizer:
                 break
             out.append(self.idx2token.get(i, "<unk>"))
         return " ".join(out)
+
+    def id_to_token(self, i: int) -> str:
+        return self.idx2token.get(int(i), "<unk>")
 
     def to_json(self) -> str:
         return json.dumps({"kind": "legacy", "threshold": self.threshold, "token2idx": self.token2idx},
@@ -114,6 +118,10 @@ class BPETokenizer:
             ids = ids[: ids.index(self.eos_id)]
         ids = [i for i in ids if i > self.unk_id]
         return self._tok.decode(ids).strip()
+
+    def id_to_token(self, i: int) -> str:
+        """The token's byte-level piece (a leading space shows as 'Ġ')."""
+        return self._tok.id_to_token(int(i))
 
     def to_json(self) -> str:
         return self._tok.to_str()

@@ -35,7 +35,7 @@ import numpy as np
 import torch
 from torch.utils.data import Dataset
 
-from irralctl.data.images import IMAGE_SUFFIXES, load_grey
+from irralctl.data.images import IMAGE_SUFFIXES, is_dicom, load_grey
 from irralctl.data.loader import LoaderConfig, ReportDataset, eval_view
 from irralctl.data.prepared import PreparedDataset
 from irralctl.data.tokenizers import ReportTokenizer
@@ -116,14 +116,7 @@ def _is_image(path: Path) -> bool:
         return False
     if path.suffix.lower() in IMAGE_SUFFIXES:
         return True
-    if path.suffix == "":  # DICOM files often have no extension
-        try:
-            with open(path, "rb") as f:
-                head = f.read(132)
-        except OSError:
-            return False
-        return len(head) == 132 and head[128:132] == b"DICM"
-    return False
+    return path.suffix == "" and is_dicom(path)  # DICOM files often have no extension
 
 
 def dicom_view_position(path: str | Path) -> str:

@@ -25,7 +25,7 @@ from irralctl.training.checkpoint import (
     BEST,
     LAST,
     load_checkpoint,
-    model_config_of,
+    model_from_checkpoint,
     tokenizer_of,
     train_config_of,
 )
@@ -104,11 +104,7 @@ def load_run(checkpoint: str | Path, device: str | torch.device = "auto") -> Loa
                          hint="train one first: `irralctl train DATASET --out RUN_DIR` (an interrupted run "
                               "continues with `irralctl train DATASET --resume RUN_DIR`)")
     ckpt = load_checkpoint(path, mmap=True)
-    model = IRRALNet(model_config_of(ckpt))
-    try:
-        model.load_state_dict(ckpt["model"])
-    except RuntimeError as e:
-        raise InputError(f"weights do not fit the saved model config ({str(e).splitlines()[0]})", path=ckpt["path"]) from None
+    model = model_from_checkpoint(ckpt)
     dev = device if isinstance(device, torch.device) else resolve_device(device)
     model = model.to(dev).eval()
     if dev.type == "cuda":

@@ -153,14 +153,11 @@ def _phrase_ids(run: LoadedRun, phrase: str) -> list[int]:
 
 
 def _token_strings(run: LoadedRun, ids: list[int]) -> list[str]:
-    tok = run.tokenizer
-    if hasattr(tok, "idx2token"):
-        return [tok.idx2token.get(i, "<unk>") for i in ids]
-    return [tok._tok.id_to_token(i) for i in ids]  # BPE: the byte-level pieces
+    return [run.tokenizer.id_to_token(i) for i in ids]  # BPE: byte-level pieces; legacy: words
 
 
 def _maps_for_run(cfg: HeatmapConfig, run: LoadedRun, label: str) -> RunMaps:
-    model, mc = run.model, run.model.cfg
+    model = run.model
     study, item = _one_study(cfg, run)
     batch = collate_studies([item])
     device = run.device

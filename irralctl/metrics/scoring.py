@@ -16,7 +16,7 @@ from pathlib import Path
 
 import numpy as np
 
-from irralctl.errors import ConfigError, InputError, IrralError
+from irralctl.errors import ConfigError, InputError
 from irralctl.metrics import bleu, cider, clinical, meteor, rouge
 from irralctl.metrics._ngrams import cook
 from irralctl.metrics.bootstrap import Statistic, bootstrap_ci, mean_statistic, paired_test

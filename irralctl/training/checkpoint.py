@@ -116,6 +116,16 @@ def tokenizer_of(ckpt: dict) -> ReportTokenizer:
     return tokenizer_from_json(ckpt["tokenizer"]["json"], source=ckpt.get("path", "<checkpoint>"))
 
 
+def model_from_checkpoint(ckpt: dict) -> IRRALNet:
+    """The model a loaded checkpoint describes, with its weights (on the CPU, train mode)."""
+    model = IRRALNet(model_config_of(ckpt))
+    try:
+        model.load_state_dict(ckpt["model"])
+    except RuntimeError as e:
+        raise InputError(f"weights do not fit the saved model config ({str(e).splitlines()[0]})", path=ckpt["path"]) from None
+    return model
+
+
 def load_for_inference(run_dir_or_file: str | Path, device: str | torch.device = "auto") -> tuple[IRRALNet, ReportTokenizer, TrainConfig]:
     """The trained model (eval mode, on `device`), its tokeniser and its training config.
 
@@ -123,11 +133,7 @@ def load_for_inference(run_dir_or_file: str | Path, device: str | torch.device =
     holds the model config, weights and tokeniser.
     """
     ckpt = load_checkpoint(run_dir_or_file)
-    model = IRRALNet(model_config_of(ckpt))
-    try:
-        model.load_state_dict(ckpt["model"])
-    except RuntimeError as e:
-        raise InputError(f"weights do not fit the saved model config ({str(e).splitlines()[0]})", path=ckpt["path"]) from None
+    model = model_from_checkpoint(ckpt)
     dev = device if isinstance(device, torch.device) else resolve_device(device)
     return model.to(dev).eval(), tokenizer_of(ckpt), train_config_of(ckpt)
 
