@@ -27,3 +27,26 @@ def one_thread():
     torch.set_num_threads(1)
     yield
     torch.set_num_threads(before)
+
+
+@pytest.fixture(scope="session")
+def toy(tmp_path_factory):
+    """A small prepared dataset with images, shared by the generation and heatmap tests."""
+    from tests._generation_fixtures import toy_dataset
+
+    return toy_dataset(tmp_path_factory.mktemp("toy"))
+
+
+@pytest.fixture(scope="session")
+def run_dir(toy, tmp_path_factory):
+    """A tiny IRRAL-Net trained for a few steps on `toy` (BPE tokeniser); treat it as read-only."""
+    import torch
+
+    from tests._generation_fixtures import tiny_run
+
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        return tiny_run(toy, tmp_path_factory.mktemp("runs") / "bpe")
+    finally:
+        torch.set_num_threads(before)

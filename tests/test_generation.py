@@ -16,23 +16,13 @@ from irralctl.generation import pipeline as pipeline_mod
 from irralctl.generation.inputs import View, choose_views
 from irralctl.generation.output import journal_paths, read_rows
 from irralctl.labeling import OBSERVATIONS
-from tests._generation_fixtures import tiny_run, toy_dataset, write_png
+from tests._generation_fixtures import write_png
 from tests._train_data import make_dataset
 
 runner = CliRunner()
 
 
 pytestmark = pytest.mark.usefixtures("one_thread")
-
-
-@pytest.fixture(scope="module")
-def toy(tmp_path_factory):
-    return toy_dataset(tmp_path_factory.mktemp("data"))
-
-
-@pytest.fixture(scope="module")
-def run_dir(toy, tmp_path_factory):
-    return tiny_run(toy, tmp_path_factory.mktemp("runs") / "bpe")
 
 
 def generate(*args):

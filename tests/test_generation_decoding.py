@@ -19,20 +19,15 @@ from irralctl.data.prepared import PreparedDataset
 from irralctl.errors import ConfigError
 from irralctl.generation import DecodeConfig, decode, length_penalty, load_run
 from irralctl.generation.decoding import _block_ngrams, _Constraints
-from tests._generation_fixtures import tiny_run, toy_dataset
+from tests._generation_fixtures import tiny_run
 
 
 pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 @pytest.fixture(scope="module")
-def toy(tmp_path_factory):
-    return toy_dataset(tmp_path_factory.mktemp("data"))
-
-
-@pytest.fixture(scope="module")
-def bpe_run(toy, tmp_path_factory):
-    return load_run(tiny_run(toy, tmp_path_factory.mktemp("runs") / "bpe"), "cpu")
+def bpe_run(run_dir):
+    return load_run(run_dir, "cpu")
 
 
 @pytest.fixture(scope="module")

@@ -16,22 +16,12 @@ from irralctl.data.prepared import PreparedDataset
 from irralctl.generation import load_run
 from irralctl.heatmaps import find_phrase, normalize, phrase_map, split_views, token_attention
 from irralctl.model import TokenGrid
-from tests._generation_fixtures import tiny_run, toy_dataset, write_png
+from tests._generation_fixtures import write_png
 
 runner = CliRunner()
 
 
 pytestmark = pytest.mark.usefixtures("one_thread")
-
-
-@pytest.fixture(scope="module")
-def toy(tmp_path_factory):
-    return toy_dataset(tmp_path_factory.mktemp("data"))
-
-
-@pytest.fixture(scope="module")
-def run_dir(toy, tmp_path_factory):
-    return tiny_run(toy, tmp_path_factory.mktemp("runs") / "bpe")
 
 
 def heatmap(*args):
