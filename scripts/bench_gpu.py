@@ -60,6 +60,7 @@ WORDS = ("the heart size is normal . lungs are clear . no pleural effusion or pn
          "with small bilateral effusions . there is a right lower lobe opacity . degenerative changes of the spine . "
          "the mediastinal contour is stable . no focal consolidation . calcified granuloma in the left upper lobe .").split()
 
+
 def make_dataset(root: Path, studies: int, image_size: int, seed: int = 0) -> Path:
     """A prepared dataset of `studies` two-view studies: smooth noise images (shorter side `image_size`,
     IU-like aspect) and reports of about 70 words, so every report fills the 60-token budget."""
@@ -68,7 +69,7 @@ def make_dataset(root: Path, studies: int, image_size: int, seed: int = 0) -> Pa
     staging = open_staging(out, {"bench": seed}, overwrite=True)
     h, w = image_size, int(image_size * 1.2)
     base = [np.asarray(torch.nn.functional.interpolate(torch.rand(1, 1, h // 16, w // 16) * 255, size=(h, w),
-                                                      mode="bilinear")[0, 0], dtype=np.uint8) for _ in range(4)]
+                                                       mode="bilinear")[0, 0], dtype=np.uint8) for _ in range(4)]
     images, records = [], []
     for k in range(studies):
         views = []
@@ -78,7 +79,7 @@ def make_dataset(root: Path, studies: int, image_size: int, seed: int = 0) -> Pa
             views.append({"id": image_id, "view": "PA" if v == 0 else "LATERAL"})
         text = " ".join(rng.choice(WORDS, 70))
         records.append({"id": f"B{k:05d}", "group": str(k), "images": views, "sections": {"findings": text},
-                       "mesh": [], "report": text, "target": text, "legacy_target": text, "labels": {"chexpert": [None] * 14}})
+                        "mesh": [], "report": text, "target": text, "legacy_target": text, "labels": {"chexpert": [None] * 14}})
     rows = write_image_store(images, staging / "images")
     for r in records:
         for im in r["images"]:
@@ -86,9 +87,9 @@ def make_dataset(root: Path, studies: int, image_size: int, seed: int = 0) -> Pa
     n_val = max(2, studies // 16)
     splits = {"train": records[n_val:], "val": records[:n_val], "test": records[:n_val]}
     return finish_dataset(staging, out, name="bench", splits=splits, options={"seed": seed}, sources=[],
-                         cleaner={"name": "default", "version": "bench"}, legacy_cleaner={"name": "legacy", "version": "bench"},
-                         images={"count": len(images), "size": image_size, "views_per_study": 2}, labeler=None,
-                         counts={}, problems=[], bpe_vocab_size=1000, legacy_threshold=3)
+                          cleaner={"name": "default", "version": "bench"}, legacy_cleaner={"name": "legacy", "version": "bench"},
+                          images={"count": len(images), "size": image_size, "views_per_study": 2}, labeler=None,
+                          counts={}, problems=[], bpe_vocab_size=1000, legacy_threshold=3)
 
 
 def timed(fn: Callable[[], None], device: torch.device) -> float:
@@ -135,7 +136,6 @@ def random_text_encoder(root: Path) -> Path:
     from transformers import BertConfig, BertModel, BertTokenizerFast
 
     transformers.utils.logging.disable_progress_bar()
-
     path = root / "text_encoder"
     path.mkdir(exist_ok=True)
     vocab = ["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]", *sorted(set(WORDS))]
@@ -143,7 +143,7 @@ def random_text_encoder(root: Path) -> Path:
     BertTokenizerFast(vocab_file=str(path / "vocab.txt")).save_pretrained(str(path))
     torch.manual_seed(0)
     BertModel(BertConfig(vocab_size=len(vocab), hidden_size=384, num_hidden_layers=6, num_attention_heads=12,
-                        intermediate_size=1536)).save_pretrained(str(path))
+                         intermediate_size=1536)).save_pretrained(str(path))
     return path
 
 
@@ -156,10 +156,10 @@ def train_throughput(dataset: Path, studies: int, args, device: torch.device) ->
     from irralctl.training.trainer import build_run, open_dataset
 
     cfg = TrainConfig(dataset=dataset, out=Path(args.tmp) / "unused", backbone=args.backbone, image_size=args.image_size,
-                     resize=args.resize, d_model=args.d_model, d_ff=args.d_model, memory_slots=args.memory_slots,
-                     batch_size=studies, workers=args.workers, device=str(device), compile=args.compile,
-                     warmup_steps=10, epochs=1000, monitor="val_loss", mfa=not args.no_mfa, tiny_width=16,
-                     text_encoder=None if args.no_mfa else args.text_encoder)
+                      resize=args.resize, d_model=args.d_model, d_ff=args.d_model, memory_slots=args.memory_slots,
+                      batch_size=studies, workers=args.workers, device=str(device), compile=args.compile,
+                      warmup_steps=10, epochs=1000, monitor="val_loss", mfa=not args.no_mfa, tiny_width=16,
+                      text_encoder=None if args.no_mfa else args.text_encoder)
     dist = DistState()
     ds = open_dataset(cfg)
     run, _ = build_run(cfg, ds, dist, device)
@@ -171,8 +171,8 @@ def train_throughput(dataset: Path, studies: int, args, device: torch.device) ->
         while True:
             data.set_epoch(epoch)
             for raw in data.loader:
-               if raw["images"].shape[0] == studies:  # skip a short last batch: fixed shapes
-                   yield raw
+                if raw["images"].shape[0] == studies:  # skip a short last batch: fixed shapes
+                    yield raw
             epoch += 1
 
     if run.text_cache is not None:  # steady state: after the first epoch every study's T[CLS] is cached
@@ -201,7 +201,7 @@ def greedy(model, images: torch.Tensor, view_mask: torch.Tensor, max_new_tokens:
 
 
 def generation_throughput(run, batch: dict, args, device: torch.device,
-                         decode: Callable = greedy, name: str = "greedy") -> dict:
+                          decode: Callable = greedy, name: str = "greedy") -> dict:
     """Studies/s of `decode(model, images, view_mask, max_new_tokens)` (greedy now; beam search plugs in here).
 
     The untrained model rarely emits EOS, so every study runs the full length: a worst case.
@@ -250,23 +250,23 @@ def bench_train(args) -> None:
         for studies in batches:
             images = 2 * studies
             try:
-               ceil = ceiling(images, args, device, args.ceiling_backbone)
-               emit(figure="ceiling", model=f"{args.ceiling_backbone} fwd+bwd bf16 channels_last fused AdamW",
-                    batch_studies=studies, images=images, **ceil)
-               e2e, model_only, (run, batch) = train_throughput(dataset, studies, args, device)
-               emit(figure="train_end_to_end", batch_studies=studies, images=images, **e2e,
-                    ratio_to_ceiling=e2e["images_per_s"] / ceil["images_per_s"])
-               emit(figure="train_model_only", batch_studies=studies, images=images, **model_only,
-                    ratio_to_ceiling=model_only["images_per_s"] / ceil["images_per_s"])
-               emit(figure="generate", batch_studies=studies, **generation_throughput(run, batch, args, device))
-               del run, batch
+                ceil = ceiling(images, args, device, args.ceiling_backbone)
+                emit(figure="ceiling", model=f"{args.ceiling_backbone} fwd+bwd bf16 channels_last fused AdamW",
+                     batch_studies=studies, images=images, **ceil)
+                e2e, model_only, (run, batch) = train_throughput(dataset, studies, args, device)
+                emit(figure="train_end_to_end", batch_studies=studies, images=images, **e2e,
+                     ratio_to_ceiling=e2e["images_per_s"] / ceil["images_per_s"])
+                emit(figure="train_model_only", batch_studies=studies, images=images, **model_only,
+                     ratio_to_ceiling=model_only["images_per_s"] / ceil["images_per_s"])
+                emit(figure="generate", batch_studies=studies, **generation_throughput(run, batch, args, device))
+                del run, batch
             except torch.OutOfMemoryError as e:
-               emit(figure="error", batch_studies=studies, error=f"out of memory: {str(e).splitlines()[0]}")
+                emit(figure="error", batch_studies=studies, error=f"out of memory: {str(e).splitlines()[0]}")
             except Exception as e:  # keep measuring the other batch sizes; report what failed
-               emit(figure="error", batch_studies=studies, error=f"{type(e).__name__}: {e}",
-                    traceback=traceback.format_exc(limit=6))
+                emit(figure="error", batch_studies=studies, error=f"{type(e).__name__}: {e}",
+                     traceback=traceback.format_exc(limit=6))
             if device.type == "cuda":
-               torch.cuda.empty_cache()
+                torch.cuda.empty_cache()
     emit(figure="train_total", seconds=round(time.perf_counter() - started, 1))
 
 
@@ -302,8 +302,8 @@ def _write_full_size_checkpoint(path: Path, vocab: int) -> None:
         p.grad = torch.zeros_like(p)
     opt.step()  # creates the AdamW moments a trained checkpoint carries
     save_checkpoint(path, {**config_payload(cfg, model_cfg), "model": model.state_dict(), "optimizer": opt.state_dict(),
-                          "epoch": 1, "step": 1, "tokenizer": {"kind": "bpe", "json": tok.to_json()},
-                          "cleaner": {"name": "default", "version": "default-1"}, "dataset": None})
+                           "epoch": 1, "step": 1, "tokenizer": {"kind": "bpe", "json": tok.to_json()},
+                           "cleaner": {"name": "default", "version": "default-1"}, "dataset": None})
 
 
 def _radiograph_pair(folder: Path) -> Path:
@@ -341,9 +341,9 @@ def bench_generation(args) -> None:
         model = model.to(memory_format=torch.channels_last)
     decoding = DecodeConfig(beam_size=args.beam, max_len=args.max_len, min_len=args.max_len)
     common = dict(device=str(device), gpu=torch.cuda.get_device_name(device) if device.type == "cuda" else None,
-                 threads=torch.get_num_threads(), model="resnet101 d512 3+3 irral (random weights)", vocab=cfg.vocab_size,
-                 views=2, image_size=224, beam=args.beam, max_len=args.max_len, min_len=args.max_len,
-                 precision="bf16 autocast" if amp else "fp32", torch=torch.__version__)
+                  threads=torch.get_num_threads(), model="resnet101 d512 3+3 irral (random weights)", vocab=cfg.vocab_size,
+                  views=2, image_size=224, beam=args.beam, max_len=args.max_len, min_len=args.max_len,
+                  precision="bf16 autocast" if amp else "fp32", torch=torch.__version__)
 
     def autocast():
         return torch.autocast(device.type, dtype=amp) if amp else torch.autocast(device.type, enabled=False)
@@ -354,9 +354,9 @@ def bench_generation(args) -> None:
         mask = torch.ones(b, 2, dtype=torch.bool, device=device)
         lengths = []
 
-        def run():
+        def run(images=images, mask=mask, lengths=lengths):
             with torch.inference_mode(), autocast():
-               hyps = decode(model, model.encode(images, mask), decoding, args.max_len)
+                hyps = decode(model, model.encode(images, mask), decoding, args.max_len)
             lengths.append(hyps.lengths)
 
         try:
@@ -370,9 +370,9 @@ def bench_generation(args) -> None:
         emit(bench="generation", batch=b, studies_per_s=round(b / seconds, 1), seconds=round(seconds, 4),
              all_beams_ran_full_length=steps_ok, **common)
 
-        def trunk_only():
+        def trunk_only(images=images, b=b):
             with torch.inference_mode(), autocast():
-               model.visual.backbone(images.reshape(b * 2, 1, 224, 224).float().contiguous(memory_format=torch.channels_last))
+                model.visual.backbone(images.reshape(b * 2, 1, 224, 224).float().contiguous(memory_format=torch.channels_last))
 
         trunk_only()
         cs = _median_time(trunk_only, args.repeats, device)
@@ -401,8 +401,8 @@ def _cpu_latency(args, common: dict) -> None:
             out = tmp / f"preds{k}.jsonl"
             t = time.perf_counter()
             result = generate_reports(GenerateConfig(
-               checkpoint=run_dir, out=out, input=study.parent, device="cpu",
-               decoding=DecodeConfig(beam_size=args.beam)))
+                checkpoint=run_dir, out=out, input=study.parent, device="cpu",
+                decoding=DecodeConfig(beam_size=args.beam)))
             latencies.append(time.perf_counter() - t)
         emit(bench="generation_cpu_study", what="one two-view study, generate_reports (checkpoint load, image decode, "
              "beam search, output) in a warm process", seconds=round(statistics.median(latencies), 3),
@@ -412,8 +412,8 @@ def _cpu_latency(args, common: dict) -> None:
         for k in range(args.repeats):
             t = time.perf_counter()
             subprocess.run([sys.executable, "-m", "irralctl", "generate", str(study.parent), "--checkpoint", str(run_dir),
-                           "--out", str(tmp / f"cli{k}.jsonl"), "--device", "cpu"], check=True, cwd=ROOT,
-                          stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+                            "--out", str(tmp / f"cli{k}.jsonl"), "--device", "cpu"], check=True, cwd=ROOT,
+                           stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
             walls.append(time.perf_counter() - t)
         emit(bench="generation_cpu_study_cli", what="one two-view study, a fresh `python -m irralctl generate` process "
              "(interpreter start and imports included)", seconds=round(statistics.median(walls), 3),
@@ -439,7 +439,7 @@ def main() -> None:
     # generation
     ap.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu", help="Generation device.")
     ap.add_argument("--batches", default=None, help="Generation: studies per batch, comma-separated "
-                                                   "(default 256,512,1024,2048 on CUDA; 1,8 on CPU).")
+                                                   "(default 256,512,1024,2048 on CUDA; 1 on CPU).")
     ap.add_argument("--repeats", type=int, default=None, help="Generation: timed repeats (median; default 3).")
     ap.add_argument("--beam", type=int, default=3)
     ap.add_argument("--max-len", type=int, default=60, help="Generation: report tokens; also the forced minimum.")

@@ -213,7 +213,7 @@ class Labeler:
         ends, starts = toks.ends, toks.starts
         spans = []
         observations_at: dict[int, set[int]] = {}
-        for obs, start, end, phrase in found:
+        for obs, start, end, _phrase in found:
             first = bisect.bisect_right(ends, start)
             last = bisect.bisect_left(starts, end) - 1
             spans.append((first, last))
