@@ -46,7 +46,7 @@ import torch
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from irralctl.data.prepared import finish_dataset, open_staging  # noqa: E402
+from irralctl.data.pipeline import finish_dataset, open_staging  # noqa: E402
 from irralctl.data.store import write_image_store  # noqa: E402
 
 
@@ -154,17 +154,18 @@ def train_throughput(dataset: Path, studies: int, args, device: torch.device) ->
     from irralctl.training.distributed import DistState
     from irralctl.training.loop import train_step
     from irralctl.training.trainer import build_run, open_dataset
+    from irralctl.utils.config import from_flat
 
-    cfg = TrainConfig(dataset=dataset, out=Path(args.tmp) / "unused", backbone=args.backbone, image_size=args.image_size,
-                      resize=args.resize, d_model=args.d_model, d_ff=args.d_model, memory_slots=args.memory_slots,
-                      batch_size=studies, workers=args.workers, device=str(device), compile=args.compile,
-                      warmup_steps=10, epochs=1000, monitor="val_loss", mfa=not args.no_mfa, tiny_width=16,
-                      text_encoder=None if args.no_mfa else args.text_encoder)
+    cfg = from_flat(TrainConfig, dataset=dataset, out=Path(args.tmp) / "unused", backbone=args.backbone,
+                    image_size=args.image_size, resize=args.resize, d_model=args.d_model, d_ff=args.d_model,
+                    memory_slots=args.memory_slots, batch_size=studies, workers=args.workers, device=str(device),
+                    compile=args.compile, warmup_steps=10, epochs=1000, monitor="val_loss", mfa=not args.no_mfa,
+                    tiny_width=16, text_encoder=None if args.no_mfa else args.text_encoder)
     dist = DistState()
     ds = open_dataset(cfg)
     run, _ = build_run(cfg, ds, dist, device)
     data = make_loader(ds, "train", ds.tokenizer("bpe"), cfg, dist, device, train=True, batch_size=studies)
-    views = cfg.views
+    views = cfg.model.views
 
     def batches():
         epoch = 0
@@ -196,8 +197,10 @@ def train_throughput(dataset: Path, studies: int, args, device: torch.device) ->
     return e2e, model_only, (run, fixed)
 
 
-def greedy(model, images: torch.Tensor, view_mask: torch.Tensor, max_new_tokens: int) -> torch.Tensor:
-    return model.generate(images, view_mask, max_new_tokens)
+def greedy(model, images: torch.Tensor, view_mask: torch.Tensor, max_new_tokens: int):
+    from irralctl.generation import DecodeConfig, decode
+
+    return decode(model, model.encode(images, view_mask), DecodeConfig(beam_size=1, max_tokens=max_new_tokens))
 
 
 def generation_throughput(run, batch: dict, args, device: torch.device,
@@ -279,30 +282,33 @@ def _median_time(fn, repeats: int, device: torch.device) -> float:
 def _full_size_config(vocab: int):
     from irralctl.model import ModelConfig
 
-    return ModelConfig(vocab_size=vocab, max_len=62)  # defaults: resnet101, d 512, 8 heads, 3+3 layers, irral on
+    return ModelConfig(vocab_size=vocab)  # defaults: resnet101, d 512, 8 heads, 3+3 layers, irral on
 
 
 def _write_full_size_checkpoint(path: Path, vocab: int) -> None:
     """A checkpoint shaped like a trained one (weights, AdamW state, configs, tokeniser), random weights."""
     from irralctl.data.tokenizers import BPETokenizer
-    from irralctl.model import build_model
-    from irralctl.training.checkpoint import config_payload, save_checkpoint
+    from irralctl.model import ModelConfig, build_model
+    from irralctl.runs.checkpoint import save_checkpoint
     from irralctl.training.config import TrainConfig
     from irralctl.training.optim import build_optimizer
+    from irralctl.utils.config import to_jsonable
 
     words = ("the heart size is normal . the lungs are clear . no pleural effusion or pneumothorax . "
              "mild cardiomegaly . bibasilar atelectasis . degenerative changes of the spine . ").split()
     texts = [" ".join(words[(i * 7) % len(words):] + words[: (i * 7) % len(words)]) for i in range(200)]
     tok = BPETokenizer.fit(texts, vocab)
     cfg = TrainConfig(dataset=path.parent, out=path.parent)
-    model_cfg = cfg.model_config(tok.vocab_size, tok.pad_id, tok.bos_id, tok.eos_id, 384)
+    model_cfg = ModelConfig(vocab_size=tok.vocab_size, pad_id=tok.pad_id, bos_id=tok.bos_id, eos_id=tok.eos_id)
     model = build_model(model_cfg)
     opt = build_optimizer(model, None, lr=1e-4, lr_visual=5e-5, weight_decay=0.01, device=torch.device("cpu"))
     for p in model.parameters():
         p.grad = torch.zeros_like(p)
     opt.step()  # creates the AdamW moments a trained checkpoint carries
-    save_checkpoint(path, {**config_payload(cfg, model_cfg), "model": model.state_dict(), "optimizer": opt.state_dict(),
-                           "epoch": 1, "step": 1, "tokenizer": {"kind": "bpe", "json": tok.to_json()},
+    save_checkpoint(path, {"model_config": to_jsonable(model_cfg), "model": model.state_dict(),
+                           "train_config": to_jsonable(cfg), "optimizer": opt.state_dict(), "epoch": 1, "step": 1,
+                           "tokenizer": {"kind": "bpe", "json": tok.to_json(), "text_field": "target"},
+                           "inference": {"max_tokens": cfg.max_tokens},
                            "cleaner": {"name": "default", "version": "default-1"}, "dataset": None})
 
 
@@ -339,7 +345,7 @@ def bench_generation(args) -> None:
         torch.backends.cuda.matmul.allow_tf32 = True
         torch.backends.cudnn.allow_tf32 = True
         model = model.to(memory_format=torch.channels_last)
-    decoding = DecodeConfig(beam_size=args.beam, max_len=args.max_len, min_len=args.max_len)
+    decoding = DecodeConfig(beam_size=args.beam, max_tokens=args.max_len, min_tokens=args.max_len)
     common = dict(device=str(device), gpu=torch.cuda.get_device_name(device) if device.type == "cuda" else None,
                   threads=torch.get_num_threads(), model="resnet101 d512 3+3 irral (random weights)", vocab=cfg.vocab_size,
                   views=2, image_size=224, beam=args.beam, max_len=args.max_len, min_len=args.max_len,
@@ -356,7 +362,7 @@ def bench_generation(args) -> None:
 
         def run(images=images, mask=mask, lengths=lengths):
             with torch.inference_mode(), autocast():
-                hyps = decode(model, model.encode(images, mask), decoding, args.max_len)
+                hyps = decode(model, model.encode(images, mask), decoding)
             lengths.append(hyps.lengths)
 
         try:

@@ -179,7 +179,8 @@ def end_to_end(tmp: Path, paths: list[Path], studies: int, workers: int) -> dict
     import csv
     import gzip
 
-    from irralctl.data.mimic import MimicPrepareConfig, prepare_mimic
+    from irralctl.data.sources.mimic.config import MimicPrepareConfig
+    from irralctl.data.sources.mimic.prepare import prepare_mimic
 
     root, reports = tmp / "e2e" / "jpg", tmp / "e2e" / "reports" / "files"
     split_rows, meta_rows = [], []

@@ -23,12 +23,10 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from irralctl.data.phantoms import (  # noqa: E402
-    PhantomCase,
-    make_phantom,
-    render_study,
-    write_report,
-)
+from irralctl.data.sources.phantoms.cases import PhantomCase  # noqa: E402
+from irralctl.data.sources.phantoms.prepare import make_phantom  # noqa: E402
+from irralctl.data.sources.phantoms.render import render_study  # noqa: E402
+from irralctl.data.sources.phantoms.reports import write_report  # noqa: E402
 
 
 def downsample(img: np.ndarray, size: int) -> np.ndarray:

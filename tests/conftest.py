@@ -32,7 +32,7 @@ def one_thread():
 @pytest.fixture(scope="session")
 def toy(tmp_path_factory):
     """A small prepared dataset with images, shared by the generation and heatmap tests."""
-    from tests._generation_fixtures import toy_dataset
+    from tests.fixtures.generation import toy_dataset
 
     return toy_dataset(tmp_path_factory.mktemp("toy"))
 
@@ -42,7 +42,7 @@ def run_dir(toy, tmp_path_factory):
     """A tiny IRRAL-Net trained for a few steps on `toy` (BPE tokeniser); treat it as read-only."""
     import torch
 
-    from tests._generation_fixtures import tiny_run
+    from tests.fixtures.generation import tiny_run
 
     before = torch.get_num_threads()
     torch.set_num_threads(1)

@@ -1,25 +1,19 @@
-"""`irralctl demo`: prepare phantoms, train IRRAL-Net and the language prior, generate, score, draw heatmaps."""
+"""`irralctl demo`: prepare phantoms, train IRRAL-Net and the language prior, generate, score, draw heatmaps.
+
+Every option comes from `irralctl.demo.config.DemoConfig`.
+"""
 
 from __future__ import annotations
 
-from pathlib import Path
-from typing import Annotated, Optional
+from typing import Any
 
-import typer
+from irralctl.cli._bind import bind, build
+from irralctl.cli._common import console, err_console
+from irralctl.demo.config import DemoConfig
 
-from irralctl.cli._common import Overwrite, console, err_console
 
-
-def demo(
-    out: Annotated[Path, typer.Option("--out", "-o", help="Folder for every artefact (data, runs, predictions, scores, heatmaps).")] = Path("demo"),
-    quick: Annotated[bool, typer.Option("--quick", help="A reduced run (120 studies, 2 epochs, about a minute): checks every step, proves nothing about quality.")] = False,
-    n: Annotated[Optional[int], typer.Option("--n", min=40, help="Phantom studies (two views each). Default 1500 (120 with --quick).", show_default=False)] = None,
-    epochs: Annotated[Optional[int], typer.Option(min=1, help="Training epochs per run. Default 20 (2 with --quick).", show_default=False)] = None,
-    seed: Annotated[int, typer.Option(help="Seed of the phantoms and of training.")] = 0,
-    workers: Annotated[int, typer.Option(min=0, help="Processes for rendering and data loading. Default 2.")] = 2,
-    overwrite: Overwrite = False,
-) -> None:
-    """Run the whole pipeline on synthetic phantoms on this machine's CPU (about 10 minutes on 2 cores).
+def _demo(*, values: dict[str, Any], given: set[str]) -> None:
+    """Run the whole pipeline on synthetic phantoms on this machine's CPU.
 
     Every step is the library call behind a command you can type yourself; the commands are
     printed at the end and saved in OUT/demo.json.
@@ -27,23 +21,20 @@ def demo(
     from rich.table import Table
 
     from irralctl.cli._progress import progress_bars
-    from irralctl.cli.train import _progress as train_progress
-    from irralctl.demo import DemoConfig, comparison, run_demo
+    from irralctl.cli.train import _epoch_line
+    from irralctl.demo import comparison, run_demo
 
-    changes = {k: v for k, v in (("n", n), ("epochs", epochs)) if v is not None}
-    make = DemoConfig.quick if quick else DemoConfig
-    cfg = make(out=out, seed=seed, workers=workers, overwrite=overwrite, **changes)
-    with progress_bars() as start, train_progress(True) as callbacks:
-        result = run_demo(cfg, progress=start, train_callbacks=callbacks,
-                          step=lambda title: err_console.print(f"[bold cyan]{title}[/]"))
-
+    cfg = build(DemoConfig, values, given)
+    with progress_bars(transient=True, on_event=_epoch_line) as progress:
+        result = run_demo(cfg, progress=progress, step=lambda title: err_console.print(f"[bold cyan]{title}[/]"))
+    out = result.out
     table = Table(title=f"test split ({result.scores['irral']['n_studies']} phantom studies)")
     table.add_column("metric")
     for name in result.scores:
         table.add_column(name, justify="right")
-    for metric, values in comparison(result).items():
-        if any(v is not None for v in values.values()):
-            table.add_row(metric, *("-" if v is None else f"{v:.3f}" for v in values.values()))
+    for metric, values_ in comparison(result).items():
+        if any(v is not None for v in values_.values()):
+            table.add_row(metric, *("-" if v is None else f"{v:.3f}" for v in values_.values()))
     console.print(table)
     ce = comparison(result)["ce_macro_f1_14"]
     verdict = "the image path learned" if ce["irral"] > ce["no_image"] + 0.05 else "no clear gain (too few studies or epochs?)"
@@ -63,3 +54,6 @@ def demo(
     console.print("\n[bold]the same steps by hand[/]")
     for command in result.commands:
         console.print(f"  {command}", soft_wrap=True, highlight=False)
+
+
+demo = bind(DemoConfig, _demo)

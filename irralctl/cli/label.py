@@ -1,20 +1,17 @@
-"""`irralctl label`: the 14 CheXpert observations of every report in a file or prepared dataset."""
+"""`irralctl label`: the 14 CheXpert observations of every report in a file or prepared dataset.
+
+Every option comes from `irralctl.labeling.files.LabelConfig`.
+"""
 
 from __future__ import annotations
 
-from pathlib import Path
-from typing import Annotated
+from typing import Any
 
-import typer
-from rich.progress import BarColumn, MofNCompleteColumn, Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
-from rich.table import Table
+from irralctl.cli._bind import bind, build
+from irralctl.cli._common import console
+from irralctl.labeling.files import LabelConfig
 
-from irralctl.cli._common import Overwrite, console, err_console
-from irralctl.labeling import LABELER_NAME, LABELER_VERSION, OBSERVATIONS
-from irralctl.labeling.files import LabelConfig, label_reports
-
-EPILOG = """
-Examples:
+EPILOG = """Examples:
 
   irralctl label reports.txt --out labels.csv            (one report per line)
 
@@ -26,21 +23,18 @@ Examples:
 """
 
 
-def label(
-    input: Annotated[Path, typer.Argument(help="Reports: a .txt file (one per line), a .csv, a .jsonl, or a prepared dataset directory.", show_default=False)],
-    out: Annotated[Path, typer.Option("--out", "-o", help="Output file, .csv or .jsonl (by extension); its options go to <name>.config.json beside it.", show_default=False)],
-    column: Annotated[str, typer.Option("--column", help="CSV input: the column holding the report text.")] = "report",
-    field: Annotated[str, typer.Option("--field", help="JSONL input or dataset records: the field holding the report text.")] = "report",
-    explain: Annotated[bool, typer.Option("--explain", help="Add, per observation, the phrase, sentence and rule that decided it. Default: off.")] = False,
-    overwrite: Overwrite = False,
-) -> None:
+def _label(*, values: dict[str, Any], given: set[str]) -> None:
     """Label reports with the 14 CheXpert observations: 1 positive, 0 negative, -1 uncertain, blank not mentioned."""
-    config = LabelConfig(input=input, out=out, column=column, field=field, explain=explain, overwrite=overwrite)
-    columns = (SpinnerColumn(), TextColumn("labelling"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn())
-    with Progress(*columns, console=err_console, transient=True) as bar:
-        task = bar.add_task("label", total=None)
-        summary = label_reports(config, progress=lambda n: bar.update(task, completed=n) if n % 256 == 0 else None)
+    from rich.table import Table
 
+    from irralctl.cli._progress import progress_bars
+    from irralctl.constants import OBSERVATIONS
+    from irralctl.labeling import LABELER_NAME, LABELER_VERSION
+    from irralctl.labeling.files import label_reports
+
+    config = build(LabelConfig, values, given)
+    with progress_bars(transient=True) as progress:
+        summary = label_reports(config, progress=progress)
     table = Table(title=f"{summary.reports} reports ({summary.input_kind}) -> {summary.output}", title_justify="left")
     table.add_column("observation")
     for head in ("positive", "negative", "uncertain", "blank"):
@@ -53,3 +47,6 @@ def label(
         f"{LABELER_NAME} {LABELER_VERSION}: {summary.reports_per_second:,.0f} reports/s; options in {summary.config_path}",
         highlight=False,
     )
+
+
+label = bind(LabelConfig, _label)

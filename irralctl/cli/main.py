@@ -33,19 +33,37 @@ def _report(error: IrralError) -> None:
         err_console.print(f"[yellow]hint:[/] {escape(error.hint)}", highlight=False, soft_wrap=True)
 
 
-class _Root(TyperGroup):
-    """The root group: every subcommand runs inside `invoke`, so this is the one error handler.
+def _debug() -> bool:
+    return os.environ.get("IRRALCTL_DEBUG", "") not in ("", "0")
 
-    Known errors become one red line (plus a hint) and exit code 1; IRRALCTL_DEBUG=1 re-raises them.
+
+def _is_usage_error(e: BaseException) -> bool:
+    """A command-line mistake found by the parser (click's UsageError, or Typer's vendored copy of it)."""
+    return any(c.__name__ == "UsageError" for c in type(e).__mro__) and hasattr(e, "format_message")
+
+
+class _Root(TyperGroup):
+    """The root group and the one error handler of the CLI: every subcommand is parsed and run
+    inside `invoke`.
+
+    Known errors (`IrralError`) and command-line mistakes (an unknown option, a value outside its
+    choices or range) become one red line, plus a hint, and exit code 1; IRRALCTL_DEBUG=1 shows
+    the traceback of a known error instead.
     """
 
     def invoke(self, ctx):
         try:
             return super().invoke(ctx)
         except IrralError as e:
-            if os.environ.get("IRRALCTL_DEBUG", "") not in ("", "0"):
+            if _debug():
                 raise
             _report(e)
+            raise typer.Exit(1) from None
+        except Exception as e:
+            if not _is_usage_error(e):
+                raise
+            command = e.ctx.command_path if getattr(e, "ctx", None) is not None else "irralctl"
+            _report(IrralError(e.format_message().replace("Value error, ", ""), hint=f"see `{command} --help`"))
             raise typer.Exit(1) from None
 
 
@@ -63,7 +81,7 @@ app.add_typer(_prepare.app, name="prepare")
 app.command("label", epilog=_label.EPILOG)(_label.label)
 app.command("train", epilog=_train.EPILOG)(_train.train)
 app.command("generate", epilog=_generate.EPILOG)(_generate.generate)
-app.command("score")(_score.score)
+app.command("score", epilog=_score.EPILOG)(_score.score)
 app.command("heatmap", epilog=_heatmap.EPILOG)(_heatmap.heatmap)
 app.command("demo")(_demo.demo)
 

@@ -1,7 +1,7 @@
 """PyTorch access to a prepared dataset: `ReportDataset` + `collate`, used by training and generation.
 
 Images leave the loader as uint8 (4x less host-to-device traffic than float32); normalisation to
-the backbone's mean/std happens on the device (`normalize_images`). Augmentation follows R2Gen:
+the backbone's mean/std happens on the device (`irralctl.model.visual.normalize_on_device`). Augmentation follows R2Gen:
 training resizes each view to `resize` x `resize` and takes a random `image_size` crop (no flip by
 default: a horizontal flip swaps the heart to the wrong side); evaluation resizes straight to
 `image_size`. Crops are drawn from a generator seeded by (seed, epoch, index), so a resumed run
@@ -21,19 +21,15 @@ import numpy as np
 import torch
 from torch.utils.data import Dataset, Sampler
 
+from irralctl.constants import BLANK, N_OBSERVATIONS
 from irralctl.data.prepared import PreparedDataset
 from irralctl.data.tokenizers import ReportTokenizer
-
-N_OBSERVATIONS = 14
-# Label codes in `batch["labels"]`: CheXpert's 1 / 0 / -1, and BLANK for "not mentioned".
-POSITIVE, NEGATIVE, UNCERTAIN, BLANK = 1, 0, -1, -2
-IMAGENET_MEAN, IMAGENET_STD = 0.449, 0.226  # the greyscale mean/std of ImageNet's RGB statistics
 
 
 @dataclass(frozen=True)
 class LoaderConfig:
     text_field: str = "target"      # target (cleaned) or legacy_target (R2Gen's cleaner)
-    max_len: int = 60               # tokens kept per report, BOS/EOS excluded (R2Gen: 60 IU, 100 MIMIC)
+    max_report_tokens: int = 60     # tokens kept per report, BOS/EOS excluded (R2Gen: 60 IU, 100 MIMIC)
     views: int = 2                  # views per study given to the model
     image_size: int = 224           # model input, pixels
     resize: int = 256               # training: resize to this square before the random crop
@@ -52,7 +48,8 @@ class ReportDataset(Dataset):
         self.epoch = 0
         texts = [r[cfg.text_field] for r in self.records]
         enc = tokenizer.encode_batch(texts) if hasattr(tokenizer, "encode_batch") else [tokenizer.encode(t) for t in texts]
-        self.tokens = [[tokenizer.bos_id, *ids[: cfg.max_len], tokenizer.eos_id] for ids in enc]
+        self.tokens = [[tokenizer.bos_id, *ids[: cfg.max_report_tokens], tokenizer.eos_id] for ids in enc]
+        # Label codes: CheXpert's 1 / 0 / -1, and BLANK where an observation is not mentioned.
         self.labels = np.full((len(self.records), N_OBSERVATIONS), BLANK, dtype=np.int64)
         for k, r in enumerate(self.records):
             values = (r.get("labels") or {}).get("chexpert")
@@ -161,9 +158,3 @@ def collate(batch: list[dict], pad_id: int = 0) -> dict[str, torch.Tensor]:
         "lengths": lengths,
         "labels": torch.stack([b["labels"] for b in batch]),
     }
-
-
-def normalize_images(images: torch.Tensor, dtype: torch.dtype = torch.float32) -> torch.Tensor:
-    """(B, V, S, S) uint8 -> (B, V, 3, S, S) normalised floats on the images' device."""
-    x = images.to(dtype).div_(255.0).sub_(IMAGENET_MEAN).div_(IMAGENET_STD)
-    return x.unsqueeze(2).expand(-1, -1, 3, -1, -1)

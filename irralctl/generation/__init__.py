@@ -1,9 +1,9 @@
-"""Report generation: `irralctl generate` (and the decoding that `heatmap` shares).
+"""Report generation: `irralctl generate` (and the decoding that `heatmap` and training share).
 
-Modules: `decoding` (beam search, greedy, sampling; the scoring rules are defined there),
-`inputs` (studies from image files or a prepared split, their pixels), `runs` (a trained run
-opened for inference), `output` (rows, the crash-safe journal, jsonl/txt/csv), `pipeline`
-(`generate_reports`: the whole command).
+Modules: `config` (DecodeConfig, GenerateConfig), `decoding` (beam search, greedy, sampling: the
+only decoder; its rules are defined there), `inputs` (studies from image files or a prepared
+split, their pixels), `output` (rows, the crash-safe journal, jsonl/txt/csv), `pipeline`
+(`generate_reports`: the whole command). Runs are opened with `irralctl.runs.loaded.load_run`.
 
     >>> from irralctl.generation import GenerateConfig, generate_reports
     >>> generate_reports(GenerateConfig(checkpoint=Path("runs/irral"), out=Path("preds.jsonl"), input=Path("xrays/")))
@@ -11,12 +11,12 @@ opened for inference), `output` (rows, the crash-safe journal, jsonl/txt/csv), `
 
 from __future__ import annotations
 
-from irralctl.generation.decoding import DecodeConfig, Hypotheses, beam_search, decode, length_penalty, sample
-from irralctl.generation.inputs import Study, View, dataset_studies, discover_studies
-from irralctl.generation.pipeline import GenerateConfig, GenerateResult, generate_reports
-from irralctl.generation.runs import LoadedRun, load_run
+from irralctl.utils.lazy import lazy_exports
 
-__all__ = [
-    "DecodeConfig", "GenerateConfig", "GenerateResult", "Hypotheses", "LoadedRun", "Study", "View", "beam_search",
-    "dataset_studies", "decode", "discover_studies", "generate_reports", "length_penalty", "load_run", "sample",
-]
+# Imported on first use: a torch-free submodule (a config) must not import torch through this package.
+__getattr__, __all__ = lazy_exports(__name__, {
+    "irralctl.generation.config": ("DecodeConfig", "GenerateConfig"),
+    "irralctl.generation.decoding": ("Hypotheses", "beam_search", "decode", "length_penalty", "sample"),
+    "irralctl.generation.inputs": ("Study", "View", "dataset_studies", "discover_studies"),
+    "irralctl.generation.pipeline": ("GenerateResult", "generate_reports"),
+})

@@ -1,5 +1,8 @@
 """Decoding reports from encoded studies: batched beam search (greedy is its width-1 case) and sampling.
 
+This is the only decoder of irralctl: `generate`, `heatmap` and training's validation and test
+all call `decode`.
+
 Everything runs on the model's device, vectorised over studies x beams, on top of the model's
 incremental interface (`init_decode_state`, `decode_step` with its per-layer key/value cache,
 `DecodeState.reorder` / `select_studies`). The host synchronises only every `check_every` steps,
@@ -17,10 +20,10 @@ implementation returns the same sequences and scores):
   2016, "Google's Neural Machine Translation System"). alpha = 0 (the default) ranks by the plain
   sum of log-probabilities, as R2Gen/CMN's beam search; alpha > 0 favours longer reports.
 * Forbidden next tokens: the model's `banned_ids()` (PAD and BOS unless they double as EOS); EOS
-  while fewer than `min_len` report tokens exist; with `no_repeat_ngram` n, every token that would
-  complete an n-gram of tokens already present in that hypothesis (R2Gen's `block_trigrams` is
-  n = 3, which its beam search ignored); after `max_len` report tokens every token but EOS, so a
-  report never exceeds `max_len` tokens (plus EOS).
+  while fewer than `min_tokens` report tokens exist; with `no_repeat_ngram` n, every token that
+  would complete an n-gram of tokens already present in that hypothesis (R2Gen's `block_trigrams`
+  is n = 3, which its beam search ignored); after `max_tokens` report tokens every token but EOS,
+  so a report never exceeds `max_tokens` tokens (plus EOS).
 * Beam search of width K keeps K live hypotheses per study (at the start: BOS alone). Each step
   takes the 2K best (live hypothesis, next token) pairs by score, best first. An EOS pair among the
   first K finishes its hypothesis, which enters the study's pool of the K best finished hypotheses
@@ -29,7 +32,7 @@ implementation returns the same sequences and scores):
   continuations only lower a score (log-probabilities are <= 0), so score / lp(L) is bounded with
   L the longest possible length when alpha > 0, the next length when alpha < 0, and lp = 1 when
   alpha = 0. A done study's pool never changes again; decoding ends when every study is done, or
-  after max_len + 1 steps.
+  after max_tokens + 1 steps.
 * The result is the pool sorted by rank, best first; `n_best` are returned.
 * Sampling draws `n_best` independent reports per study: each token from the nucleus (`top_p`) of
   softmax(logits / temperature) over the allowed tokens; score and rank as above (the score is
@@ -38,68 +41,15 @@ implementation returns the same sequences and scores):
 
 from __future__ import annotations
 
-import math
 from dataclasses import dataclass
 
 import torch
 
 from irralctl.errors import ConfigError
+from irralctl.generation.config import DecodeConfig
 from irralctl.model import Encoded, IRRALNet
 
 NEG_INF = float("-inf")
-
-
-@dataclass(frozen=True)
-class DecodeConfig:
-    """How reports are decoded. `max_len` None: the run's (report tokens kept in training)."""
-
-    beam_size: int = 3
-    max_len: int | None = None       # report tokens, EOS excluded
-    min_len: int = 0                 # report tokens before EOS may be chosen
-    length_penalty: float = 0.0      # GNMT alpha: rank = score / ((5 + L) / 6) ** alpha
-    no_repeat_ngram: int = 0         # block n-grams repeated within a hypothesis (0: off)
-    n_best: int = 1                  # hypotheses returned per study
-    sample: bool = False             # sampling instead of beam search
-    temperature: float = 1.0
-    top_p: float = 1.0
-    seed: int = 0
-    check_every: int = 4             # steps between host checks (all done? drop finished studies?)
-
-    def __post_init__(self) -> None:
-        checks = [
-            (self.beam_size >= 1, f"beam size must be at least 1, not {self.beam_size}"),
-            (self.max_len is None or self.max_len >= 1, f"max_len must be at least 1, not {self.max_len}"),
-            (self.min_len >= 0, f"min_len must be at least 0, not {self.min_len}"),
-            (self.max_len is None or self.min_len <= self.max_len,
-             f"min_len {self.min_len} exceeds max_len {self.max_len}"),
-            (self.no_repeat_ngram >= 0, f"no_repeat_ngram must be at least 0, not {self.no_repeat_ngram}"),
-            (self.n_best >= 1, f"n_best must be at least 1, not {self.n_best}"),
-            (self.sample or self.n_best <= self.beam_size,
-             f"n_best {self.n_best} exceeds the beam size {self.beam_size}: beam search keeps only beam_size hypotheses"),
-            (self.temperature > 0, f"temperature must be positive, not {self.temperature}"),
-            (0 < self.top_p <= 1, f"top_p must be in (0, 1], not {self.top_p}"),
-            (self.check_every >= 1, "check_every must be at least 1"),
-            (math.isfinite(self.length_penalty), "length_penalty must be finite"),
-        ]
-        for ok, message in checks:
-            if not ok:
-                raise ConfigError(message)
-
-    def describe(self) -> str:
-        if self.sample:
-            what = f"sampling ({self.n_best} per study, temperature {self.temperature}, top-p {self.top_p}, seed {self.seed})"
-        elif self.beam_size == 1:
-            what = "greedy (beam 1)"
-        else:
-            what = f"beam search (beam {self.beam_size})"
-        extra = [f"max {self.max_len} tokens"]
-        if self.min_len:
-            extra.append(f"min {self.min_len}")
-        if self.length_penalty:
-            extra.append(f"length penalty {self.length_penalty} (GNMT)")
-        if self.no_repeat_ngram:
-            extra.append(f"no repeated {self.no_repeat_ngram}-grams")
-        return f"{what}, {', '.join(extra)}"
 
 
 @dataclass
@@ -109,7 +59,7 @@ class Hypotheses:
     tokens[b, k, :lengths[b, k]] are hypothesis k of study b, EOS last; the rest is PAD.
     """
 
-    tokens: torch.Tensor   # (B, n, max_len + 1) long
+    tokens: torch.Tensor   # (B, n, max_tokens + 1) long
     lengths: torch.Tensor  # (B, n) long, EOS included
     scores: torch.Tensor   # (B, n) float: sum of log-probabilities
     ranks: torch.Tensor    # (B, n) float: score / lp(length)
@@ -136,22 +86,22 @@ def _bound_length(alpha: float, step: int, total_steps: int) -> int | None:
 class _Constraints:
     """Applies the forbidden-token rules of the module docstring to (R, V) log-probabilities, in place."""
 
-    def __init__(self, model: IRRALNet, cfg: DecodeConfig, max_len: int, device: torch.device):
+    def __init__(self, model: IRRALNet, cfg: DecodeConfig, device: torch.device):
         self.eos = model.cfg.eos_id
         banned = model.banned_ids()
         self.banned = torch.tensor(banned, dtype=torch.long, device=device) if banned else None
-        self.min_len, self.last_step, self.n = cfg.min_len, max_len, cfg.no_repeat_ngram
+        self.min_tokens, self.last_step, self.n = cfg.min_tokens, cfg.max_tokens, cfg.no_repeat_ngram
 
     def apply(self, logp: torch.Tensor, history: torch.Tensor, step: int) -> torch.Tensor:
         """logp: (R, V); history: (R, >= step) tokens generated so far by each row."""
-        if step == self.last_step:  # only EOS may follow max_len report tokens
+        if step == self.last_step:  # only EOS may follow max_tokens report tokens
             eos = logp[:, self.eos].clone()
             logp.fill_(NEG_INF)
             logp[:, self.eos] = eos
             return logp
         if self.banned is not None:
             logp.index_fill_(1, self.banned, NEG_INF)
-        if step < self.min_len:
+        if step < self.min_tokens:
             logp[:, self.eos] = NEG_INF
         if self.n and step >= self.n:
             _block_ngrams(logp, history[:, :step], self.n)
@@ -174,14 +124,14 @@ def _block_ngrams(logp: torch.Tensor, history: torch.Tensor, n: int) -> None:
 
 
 @torch.inference_mode()
-def beam_search(model: IRRALNet, encoded: Encoded, cfg: DecodeConfig, max_len: int) -> Hypotheses:
+def beam_search(model: IRRALNet, encoded: Encoded, cfg: DecodeConfig) -> Hypotheses:
     """Beam search of width cfg.beam_size over the studies of `encoded` (see the module docstring)."""
     mc = model.cfg
     k = cfg.beam_size
     n_studies = encoded.memory.shape[0]
     device = encoded.memory.device
-    vocab, steps, eos, alpha = mc.vocab_size, max_len + 1, mc.eos_id, cfg.length_penalty
-    rules = _Constraints(model, cfg, max_len, device)
+    vocab, steps, eos, alpha = mc.vocab_size, cfg.max_tokens + 1, mc.eos_id, cfg.length_penalty
+    rules = _Constraints(model, cfg, device)
 
     state = model.init_decode_state(encoded, group=k)
     b = n_studies                                                       # studies still decoded
@@ -287,15 +237,15 @@ def _nucleus(probs: torch.Tensor, top_p: float) -> torch.Tensor:
 
 
 @torch.inference_mode()
-def sample(model: IRRALNet, encoded: Encoded, cfg: DecodeConfig, max_len: int,
+def sample(model: IRRALNet, encoded: Encoded, cfg: DecodeConfig,
            generator: torch.Generator | None = None) -> Hypotheses:
     """cfg.n_best sampled reports per study (see the module docstring), sorted by rank."""
     mc = model.cfg
     s = cfg.n_best
     n_studies = encoded.memory.shape[0]
     device = encoded.memory.device
-    steps, eos = max_len + 1, mc.eos_id
-    rules = _Constraints(model, cfg, max_len, device)
+    steps, eos = cfg.max_tokens + 1, mc.eos_id
+    rules = _Constraints(model, cfg, device)
     rows = n_studies * s
     state = model.init_decode_state(encoded, group=s)
     tokens_in = torch.full((rows,), mc.bos_id, dtype=torch.long, device=device)
@@ -331,13 +281,13 @@ def sample(model: IRRALNet, encoded: Encoded, cfg: DecodeConfig, max_len: int,
                       score.view(n_studies, s).gather(1, order).cpu(), rank.cpu())
 
 
-def decode(model: IRRALNet, encoded: Encoded, cfg: DecodeConfig, max_len: int,
+def decode(model: IRRALNet, encoded: Encoded, cfg: DecodeConfig,
            generator: torch.Generator | None = None) -> Hypotheses:
-    """Beam search, or sampling with cfg.sample, of the studies in `encoded`."""
-    if max_len + 1 > model.embed.MAX_POSITIONS:
-        raise ConfigError(f"max_len {max_len} exceeds the model's {model.embed.MAX_POSITIONS - 1} positions")
-    if cfg.min_len > max_len:
-        raise ConfigError(f"min_len {cfg.min_len} exceeds max_len {max_len}")
+    """Beam search, or sampling with cfg.sample, of the studies in `encoded` (cfg.max_tokens must be set)."""
+    if cfg.max_tokens is None:
+        raise ConfigError("decoding needs max_tokens (DecodeConfig.resolved fills the run's)")
+    if cfg.max_tokens + 1 > model.embed.max_positions:
+        raise ConfigError(f"--max-tokens {cfg.max_tokens} exceeds the model's {model.embed.max_positions - 1} positions")
     if cfg.sample:
-        return sample(model, encoded, cfg, max_len, generator)
-    return beam_search(model, encoded, cfg, max_len)
+        return sample(model, encoded, cfg, generator)
+    return beam_search(model, encoded, cfg)

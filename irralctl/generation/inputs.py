@@ -14,9 +14,9 @@ is found (recursively, in natural order: `2.png` before `10.png`) and grouped:
    * a file directly in INPUT: a study of its own, named by the file's stem.
 
 Views: frontal first when it can be told (a DICOM's ViewPosition tag); otherwise file order. When a
-study has more views than the model takes, the first frontal, then the first lateral, then the rest
-in order are kept (flag `extra_views`); fewer views are zero images masked out of attention (flag
-`one_view` for a single view of a two-view model).
+study has more views than the model takes, the first frontal (or unknown) view, then the first
+lateral, then the rest in order are kept (`choose_views`, flag `extra_views`); fewer views are zero
+images masked out of attention (flag `one_view` for a single view of a two-view model).
 
 Pixels: `load_grey` (the decoder shared with preparation) at the shorter side the image store of a
 default preparation has (256 px, or the model's input size if larger), then the loader's own
@@ -35,6 +35,7 @@ import numpy as np
 import torch
 from torch.utils.data import Dataset
 
+from irralctl.constants import view_kind, view_rank
 from irralctl.data.images import IMAGE_SUFFIXES, is_dicom, load_grey
 from irralctl.data.loader import LoaderConfig, ReportDataset, eval_view
 from irralctl.data.prepared import PreparedDataset
@@ -44,8 +45,6 @@ from irralctl.errors import ConfigError, InputError
 log = logging.getLogger(__name__)
 
 STORE_SHORTER_SIDE = 256   # `irralctl prepare`'s default image-store size (shorter side, pixels)
-FRONTAL = frozenset({"PA", "AP", "AP AXIAL", "PA LLD", "AP LLD", "PA RLD", "AP RLD", "POSTEROANTERIOR", "ANTEROPOSTERIOR"})
-LATERAL = frozenset({"LATERAL", "LL", "RL", "LAT", "LEFT LATERAL", "RIGHT LATERAL"})
 _OPENI = re.compile(r"^(CXR\d+(?:_\d+)*_IM-\d+)-\d+$", re.IGNORECASE)
 _MIMIC_STUDY = re.compile(r"^s(\d+)$")
 
@@ -75,18 +74,17 @@ class Study:
     dropped: tuple[View, ...] = field(default=())  # views beyond the model's count
 
 
-def view_rank(position: str) -> int:
-    """Sort key: frontal views first, then unknown or other views, laterals last."""
-    p = position.upper().strip()
-    return 0 if p in FRONTAL else 2 if p in LATERAL else 1
-
-
 def choose_views(views: Sequence[View], n: int) -> tuple[list[View], list[View]]:
-    """(kept, dropped): at most n views, the best frontal and lateral first, then frontal-first order."""
+    """(kept, dropped): at most n views in slot order.
+
+    The first slot takes the best view that is not a lateral (a frontal one, else one of unknown
+    position: an image file without metadata is most often frontal), the second the best lateral,
+    the rest follow in `view_rank` order (files of equal rank in file order).
+    """
     ordered = sorted(views, key=lambda v: view_rank(v.position))  # stable: file order within a rank
     kept: list[View] = []
-    for rank in (0, 2):
-        first = next((v for v in ordered if view_rank(v.position) == rank), None)
+    for first in (next((v for v in ordered if view_kind(v.position) != "lateral"), None),
+                  next((v for v in ordered if view_kind(v.position) == "lateral"), None)):
         if first is not None and len(kept) < n:
             kept.append(first)
     for v in ordered:
@@ -94,7 +92,6 @@ def choose_views(views: Sequence[View], n: int) -> tuple[list[View], list[View]]
             break
         if v not in kept:
             kept.append(v)
-    kept.sort(key=lambda v: view_rank(v.position))
     return kept, [v for v in ordered if v not in kept]
 
 

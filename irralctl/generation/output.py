@@ -27,11 +27,10 @@ from collections.abc import Iterable, Iterator
 from pathlib import Path
 
 from irralctl.errors import ConfigError, InputError
+from irralctl.generation.config import FORMATS
 from irralctl.utils.io import atomic_write, read_json, write_json
 
 log = logging.getLogger(__name__)
-
-FORMATS = ("jsonl", "txt", "csv")
 
 
 def journal_paths(out: Path) -> tuple[Path, Path]:

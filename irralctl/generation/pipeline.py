@@ -11,20 +11,20 @@ See `inputs` for how studies are found, `decoding` for the search, `output` for 
 from __future__ import annotations
 
 import contextlib
-import dataclasses
 import logging
 import os
 import time
-from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import torch
 from torch.utils.data import DataLoader
 
+from irralctl.constants import OBSERVATIONS
 from irralctl.data.prepared import PreparedDataset
-from irralctl.errors import ConfigError, InputError, IrralError
-from irralctl.generation.decoding import DecodeConfig, Hypotheses, decode
+from irralctl.errors import InputError, IrralError
+from irralctl.generation.config import DecodeConfig, GenerateConfig
+from irralctl.generation.decoding import Hypotheses, decode
 from irralctl.generation.inputs import (
     DatasetStudies,
     FileStudies,
@@ -33,48 +33,15 @@ from irralctl.generation.inputs import (
     dataset_studies,
     discover_studies,
 )
-from irralctl.generation.output import FORMATS, config_path, discard_journal, finish_output, open_output
-from irralctl.generation.runs import LoadedRun, load_run
-from irralctl.labeling import OBSERVATIONS
+from irralctl.generation.output import config_path, discard_journal, finish_output, open_output
+from irralctl.progress import SILENT, Progress
+from irralctl.runs.device import amp_dtype, autocast, precision_name
+from irralctl.runs.loaded import LoadedRun, load_run
 from irralctl.utils.config import save_config, to_jsonable
 
 log = logging.getLogger(__name__)
 
-PRECISIONS = ("auto", "bf16", "fp32")
 AUTO_BATCH = {"cuda": 1024, "cpu": 16}   # studies per batch when --batch-size is 0
-ProgressFn = Callable[[str, int, int], Callable[[int], None]]
-
-
-@dataclass(frozen=True)
-class GenerateConfig:
-    checkpoint: Path
-    out: Path
-    input: Path | None = None          # images: a file, a folder of studies, or a flat folder
-    dataset: Path | None = None        # or a prepared dataset (with `split`)
-    split: str = "test"
-    group_by: str | None = None        # regex naming the study of each file (see inputs)
-    format: str = "jsonl"              # jsonl | txt | csv
-    decoding: DecodeConfig = DecodeConfig()
-    batch_size: int = 0                # studies per device batch; 0: auto (GPU 1024, halved on OOM; CPU 16)
-    workers: int | None = None         # image-decoding processes; None: up to 8 when there are several batches
-    device: str = "auto"
-    precision: str = "auto"            # auto (bf16 autocast on CUDA, fp32 on CPU) | bf16 | fp32
-    resume: bool = False
-    overwrite: bool = False
-    skip_unreadable: bool = False      # drop unreadable views (and studies with none) instead of stopping
-
-    def __post_init__(self) -> None:
-        if (self.input is None) == (self.dataset is None):
-            raise ConfigError("give either INPUT (images) or --dataset DIR, not both" if self.input is not None
-                              else "nothing to generate for: give INPUT (an image, a folder) or --dataset DIR")
-        if self.format not in FORMATS:
-            raise ConfigError(f"unknown format {self.format!r}; choose one of {', '.join(FORMATS)}")
-        if self.precision not in PRECISIONS:
-            raise ConfigError(f"unknown precision {self.precision!r}; choose one of {', '.join(PRECISIONS)}")
-        if self.batch_size < 0 or (self.workers is not None and self.workers < 0):
-            raise ConfigError("batch size and workers must not be negative")
-        if self.resume and self.overwrite:
-            raise ConfigError("--resume and --overwrite contradict each other: choose one")
 
 
 @dataclass
@@ -98,14 +65,6 @@ class GenerateResult:
     @property
     def studies_per_s(self) -> float:
         return self.generated / self.decode_seconds if self.decode_seconds > 0 else 0.0
-
-
-def amp_dtype(precision: str, device: torch.device) -> torch.dtype | None:
-    if precision == "fp32" or (precision == "auto" and device.type != "cuda"):
-        return None
-    if device.type == "cuda" and not torch.cuda.is_bf16_supported():
-        return torch.float16
-    return torch.bfloat16
 
 
 def _settings(cfg: GenerateConfig, run: LoadedRun, decoding: DecodeConfig) -> dict:
@@ -196,11 +155,6 @@ class _Decoder:
     def _rows_per_study(self) -> int:
         return self.decoding.n_best if self.decoding.sample else self.decoding.beam_size
 
-    def _autocast(self):
-        if self.amp is None:
-            return contextlib.nullcontext()
-        return torch.autocast(self.run.device.type, dtype=self.amp)
-
     @torch.inference_mode()
     def __call__(self, images: torch.Tensor, view_mask: torch.Tensor) -> list[tuple[Hypotheses, torch.Tensor]]:
         model, device, out, start = self.run.model, self.run.device, [], 0
@@ -209,15 +163,15 @@ class _Decoder:
         while start < images.shape[0]:
             size = self.batch
             try:
-                with self._autocast():
+                with autocast(device, self.amp):
                     encoded = model.encode(images[start:start + size], view_mask[start:start + size])
                     with _few_threads_for_small_steps(device, encoded.memory.shape[0] * self._rows_per_study):
-                        hyps = decode(model, encoded, self.decoding, self.decoding.max_len, self.generator)
+                        hyps = decode(model, encoded, self.decoding, self.generator)
                 probs = torch.sigmoid(encoded.clinical_logits.float()).cpu()
             except torch.OutOfMemoryError:
                 if size == 1:
                     raise IrralError("out of memory while decoding a single study",
-                                     hint="use --device cpu, or a smaller --beam-size / --max-len") from None
+                                     hint="use --device cpu, or a smaller --beam-size / --max-tokens") from None
                 del_cache = getattr(torch.cuda, "empty_cache", None)
                 if device.type == "cuda" and del_cache is not None:
                     del_cache()
@@ -229,21 +183,18 @@ class _Decoder:
         return out
 
 
-def generate_reports(cfg: GenerateConfig, progress: ProgressFn | None = None) -> GenerateResult:
+def generate_reports(cfg: GenerateConfig, progress: Progress = SILENT) -> GenerateResult:
     """Generate a report for every study of the input; see the module docstring."""
     started = time.perf_counter()
     run = load_run(cfg.checkpoint, cfg.device)
     mc = run.model.cfg
-    decoding = cfg.decoding
-    max_len = decoding.max_len or run.default_max_len
-    decoding = dataclasses.replace(decoding, max_len=max_len)
-    if decoding.min_len > max_len:
-        raise ConfigError(f"--min-len {decoding.min_len} exceeds --max-len {max_len}")
+    decoding = cfg.decoding.resolved(run.max_tokens)
+    fmt = cfg.output_format
     studies, pixels = _find_studies(cfg, run)
     if not studies:
         raise InputError("no studies to generate for (the split is empty)", path=cfg.dataset or cfg.input)
     settings = _settings(cfg, run, decoding)
-    journal, done = open_output(cfg.out, cfg.format, settings, resume=cfg.resume, overwrite=cfg.overwrite)
+    journal, done = open_output(cfg.out, fmt, settings, resume=cfg.resume, overwrite=cfg.overwrite)
     device = run.device
     amp = amp_dtype(cfg.precision, device)
     batch = cfg.batch_size or AUTO_BATCH["cuda" if device.type == "cuda" else "cpu"]
@@ -262,19 +213,19 @@ def generate_reports(cfg: GenerateConfig, progress: ProgressFn | None = None) ->
             loader = DataLoader(pixels, batch_size=loader_batch, sampler=todo, num_workers=workers,
                                 collate_fn=collate_studies, pin_memory=device.type == "cuda",
                                 persistent_workers=False, prefetch_factor=2 if workers else None)
-            advance = progress("generate", len(studies), len(studies) - len(todo)) if progress else (lambda n=1: None)
-            for batch_items in loader:
-                rows = _decode_batch(batch_items, studies, run, decoder, decoding, cfg.skip_unreadable, skipped)
-                journal.append(rows)
-                for r in rows:
-                    for f in r["flags"]:
-                        flagged[f] = flagged.get(f, 0) + 1
-                first = first or (rows[0] if rows else None)
-                generated += len(rows)
-                advance(len(batch_items["index"]))
+            with progress.task("generate", len(studies), len(studies) - len(todo)) as task:
+                for batch_items in loader:
+                    rows = _decode_batch(batch_items, studies, run, decoder, decoding, cfg.skip_unreadable, skipped)
+                    journal.append(rows)
+                    for r in rows:
+                        for f in r["flags"]:
+                            flagged[f] = flagged.get(f, 0) + 1
+                    first = first or (rows[0] if rows else None)
+                    generated += len(rows)
+                    task.advance(len(batch_items["index"]))
         decode_seconds = time.perf_counter() - t_decode
         journal.close()
-        finish_output(cfg.out, cfg.format, OBSERVATIONS)
+        finish_output(cfg.out, fmt, OBSERVATIONS)
     except BaseException:
         journal.close()
         discard_journal(cfg.out)  # an empty journal is no interrupted run worth resuming
@@ -286,7 +237,7 @@ def generate_reports(cfg: GenerateConfig, progress: ProgressFn | None = None) ->
     result = GenerateResult(
         out=cfg.out, config_path=config_path(cfg.out), studies=len(studies), generated=generated,
         resumed=len(studies) - len(todo), flagged=flagged, skipped=skipped, seconds=time.perf_counter() - started,
-        decode_seconds=decode_seconds, device=str(device), precision=str(amp).removeprefix("torch.") if amp else "fp32",
+        decode_seconds=decode_seconds, device=str(device), precision=precision_name(amp),
         batch_size=decoder.batch, decoding=decoding.describe(), first=first, warnings=warnings,
     )
     save_config(config_path(cfg.out), cfg, settings=settings, checkpoint=run.describe(), decoding=decoding,

@@ -24,9 +24,10 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from irralctl.data.prepared import SPLITS, PreparedDataset
-from irralctl.errors import ConfigError, InputError
-from irralctl.generation.decoding import DecodeConfig, decode
+from irralctl.constants import SPLITS
+from irralctl.data.prepared import PreparedDataset
+from irralctl.errors import InputError
+from irralctl.generation.decoding import decode
 from irralctl.generation.inputs import (
     DatasetStudies,
     FileStudies,
@@ -36,48 +37,16 @@ from irralctl.generation.inputs import (
     display_image,
     single_study,
 )
-from irralctl.generation.runs import LoadedRun, load_run
 from irralctl.heatmaps.attention import find_phrase, normalize, phrase_map, split_views, token_attention
+from irralctl.heatmaps.config import HeatmapConfig
 from irralctl.heatmaps.render import Panel, compare_png, overlay_png, panel_png
+from irralctl.runs.loaded import LoadedRun, load_run
 from irralctl.utils.config import provenance, to_jsonable
 from irralctl.utils.io import atomic_dir, write_json
 
 log = logging.getLogger(__name__)
 
 SOURCES = ("generated", "reference", "text")
-
-
-@dataclass(frozen=True)
-class HeatmapConfig:
-    checkpoints: tuple[Path, ...]          # one run, or several for the comparison figure
-    out: Path
-    words: tuple[str, ...]
-    study: Path | None = None              # one study: a folder of its views, or one image
-    dataset: Path | None = None            # or a prepared dataset's study (with `id`)
-    id: str | None = None
-    split: str | None = None               # where to look for `id` (default: every split)
-    text: str | None = None                # teacher-forced for words absent from the report
-    labels: tuple[str, ...] = ()           # column labels (default: the run directories' names)
-    layer: int | None = None               # decoder layer (default: mean over layers)
-    head: int | None = None                # attention head (default: mean over heads)
-    normalize: str = "view"                # view: each map to [0, 1]; study: a word's views share one scale
-    decoding: DecodeConfig = DecodeConfig()
-    device: str = "auto"
-    overwrite: bool = False
-
-    def __post_init__(self) -> None:
-        if not self.checkpoints:
-            raise ConfigError("give a checkpoint (--checkpoint RUN_DIR) or several (--compare RUN_A --compare RUN_B)")
-        if not self.words or any(not w.strip() for w in self.words):
-            raise ConfigError("give the words or phrases to draw, comma-separated: --words \"pleural effusion,heart\"")
-        if (self.study is None) == (self.dataset is None):
-            raise ConfigError("give one study: --study PATH (a folder of its views, or an image), or --dataset DIR --id ID")
-        if self.dataset is not None and not self.id:
-            raise ConfigError("--dataset needs --id ID (the study's record id)")
-        if self.labels and len(self.labels) != len(self.checkpoints):
-            raise ConfigError(f"{len(self.labels)} label(s) for {len(self.checkpoints)} checkpoint(s)")
-        if self.normalize not in ("view", "study"):
-            raise ConfigError(f"unknown normalisation {self.normalize!r}; choose view or study")
 
 
 @dataclass
@@ -162,12 +131,12 @@ def _maps_for_run(cfg: HeatmapConfig, run: LoadedRun, label: str) -> RunMaps:
     batch = collate_studies([item])
     device = run.device
     images, view_mask = batch["images"].to(device), batch["view_mask"].to(device)
-    max_len = cfg.decoding.max_len or run.default_max_len
+    decoding = cfg.decode_config.resolved(run.max_tokens)
     with torch.inference_mode():
         encoded = model.encode(images, view_mask)
-        hyps = decode(model, encoded, cfg.decoding, max_len)
+        hyps = decode(model, encoded, decoding)
     generated_ids = hyps.ids(0)
-    limit = model.embed.MAX_POSITIONS - 1
+    limit = model.embed.max_positions - 1
     sequences = {"generated": generated_ids}
     if study.reference:
         sequences["reference"] = run.tokenizer.encode(study.reference)[:limit]

@@ -17,16 +17,18 @@ from __future__ import annotations
 import csv
 import json
 import time
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
+from irralctl.constants import OBSERVATIONS, SPLITS
 from irralctl.errors import ConfigError, InputError
-from irralctl.labeling.labeler import LABELER_NAME, LABELER_VERSION, OBSERVATIONS, Labeler
-from irralctl.utils.config import save_config
+from irralctl.labeling.labeler import LABELER_NAME, LABELER_VERSION, Labeler
+from irralctl.progress import SILENT, Progress
+from irralctl.utils.config import option, overwrite_option, save_config
 from irralctl.utils.io import atomic_write, iter_jsonl
 
-DATASET_SPLITS = ("train", "val", "test")
+DATASET_SPLITS = SPLITS
 _SNIFF_BYTES = 8192
 _VALUE_TEXT = {1: "1", 0: "0", -1: "-1", None: ""}
 
@@ -35,12 +37,14 @@ _VALUE_TEXT = {1: "1", 0: "0", -1: "-1", None: ""}
 class LabelConfig:
     """Options of `irralctl label` (saved beside the output as `<name>.config.json`)."""
 
-    input: Path
-    out: Path
-    column: str = "report"
-    field: str = "report"
-    explain: bool = False
-    overwrite: bool = False
+    input: Path = option(help="Reports: a .txt file (one per line), a .csv, a .jsonl, or a prepared dataset "
+                              "directory.", argument=True)
+    out: Path = option(help="Output file, .csv or .jsonl (by extension); its options go to <name>.config.json "
+                            "beside it.", short="-o")
+    column: str = option("report", "CSV input: the column holding the report text.")
+    field: str = option("report", "JSONL input or dataset records: the field holding the report text.")
+    explain: bool = option(False, "Add, per observation, the phrase, sentence and rule that decided it.")
+    overwrite: bool = overwrite_option()
 
 
 @dataclass(frozen=True)
@@ -67,8 +71,8 @@ def config_path_for(out: Path) -> Path:
     return out.with_name(f"{out.stem}.config.json")
 
 
-def label_reports(config: LabelConfig, progress: Callable[[int], None] | None = None) -> LabelSummary:
-    """Label every report of `config.input` into `config.out`; `progress(n)` after each report."""
+def label_reports(config: LabelConfig, progress: Progress = SILENT) -> LabelSummary:
+    """Label every report of `config.input` into `config.out`."""
     out = Path(config.out)
     fmt = out.suffix.lower()
     if fmt not in (".csv", ".jsonl"):
@@ -86,6 +90,8 @@ def label_reports(config: LabelConfig, progress: Callable[[int], None] | None = 
     n = 0
     started = time.perf_counter()
 
+    task = progress.task("labelling")
+
     def rows() -> Iterator[tuple[dict, list[int | None], list[dict] | None]]:
         nonlocal n
         for record in records:
@@ -97,11 +103,11 @@ def label_reports(config: LabelConfig, progress: Callable[[int], None] | None = 
             for name, v in zip(OBSERVATIONS, values):
                 counts[name][count_names[v]] += 1
             n += 1
-            if progress is not None:
-                progress(n)
+            if n % 256 == 0:
+                task.advance(256)
             yield record.keys, values, explained
 
-    with atomic_write(out) as f:
+    with task, atomic_write(out) as f:
         if fmt == ".csv":
             _write_csv(f, key_names, rows(), config.explain)
         else:

@@ -24,20 +24,15 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from importlib import resources
 
+from irralctl.constants import NEGATIVE, OBSERVATIONS, POSITIVE, UNCERTAIN
 from irralctl.labeling import _rules as R
 from irralctl.labeling._text import clean, split_sentences, tokenize
 
 LABELER_NAME = "irralctl-chexpert"
 # Bump on any change of rules or phrase lists: prepared datasets record it beside their labels.
 LABELER_VERSION = "1.0.0"
-OBSERVATIONS: tuple[str, ...] = (
-    "No Finding", "Enlarged Cardiomediastinum", "Cardiomegaly", "Lung Lesion", "Lung Opacity",
-    "Edema", "Consolidation", "Pneumonia", "Atelectasis", "Pneumothorax", "Pleural Effusion",
-    "Pleural Other", "Fracture", "Support Devices",
-)
 NO_FINDING, ENLARGED_CM, CARDIOMEGALY = 0, 1, 2
 SUPPORT_DEVICES = 13
-POSITIVE, NEGATIVE, UNCERTAIN = 1, 0, -1
 
 # The phrase files are named after the observation ("lung_opacity.txt" -> "Lung Opacity").
 _STEMS = tuple(name.lower().replace(" ", "_") for name in OBSERVATIONS)

@@ -13,6 +13,10 @@ and the stable names `bleu_1`..`bleu_4`, `meteor`, `rouge_l`, `cider`:
 * `scoring.score_reports` / `score_files`: everything together, as `irralctl score` reports it.
 """
 
-from irralctl.metrics.scoring import NLG_NAMES, ScoreConfig, score_files, score_reports
+from irralctl.utils.lazy import lazy_exports
 
-__all__ = ["NLG_NAMES", "ScoreConfig", "score_files", "score_reports"]
+# Imported on first use: a torch-free submodule (a config) must not import torch through this package.
+__getattr__, __all__ = lazy_exports(__name__, {
+    "irralctl.metrics.config": ("ScoreConfig",),
+    "irralctl.metrics.scoring": ("score_files", "score_reports"),
+})

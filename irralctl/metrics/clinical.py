@@ -28,17 +28,10 @@ from collections.abc import Sequence
 
 import numpy as np
 
-from irralctl.errors import IrralError, InputError
-
-OBSERVATIONS = (
-    "No Finding", "Enlarged Cardiomediastinum", "Cardiomegaly", "Lung Lesion", "Lung Opacity", "Edema",
-    "Consolidation", "Pneumonia", "Atelectasis", "Pneumothorax", "Pleural Effusion", "Pleural Other",
-    "Fracture", "Support Devices",
-)
-COMMON_5 = ("Atelectasis", "Cardiomegaly", "Consolidation", "Edema", "Pleural Effusion")
-SUBSETS = {"14": tuple(range(14)), "5": tuple(OBSERVATIONS.index(o) for o in COMMON_5)}
-AVERAGES = ("micro", "macro", "example")
-UNCERTAIN_POLICIES = ("negative", "positive")
+from irralctl.constants import OBSERVATION_SUBSETS as SUBSETS
+from irralctl.constants import OBSERVATIONS
+from irralctl.constants import SCORE_UNCERTAIN as UNCERTAIN_POLICIES
+from irralctl.errors import InputError, IrralError
 
 
 def validate_labels(value, *, path=None, record=None, field=None) -> list[int | None]:

@@ -209,5 +209,5 @@ def legacy_references(studies: Studies, *, vocab_path: str | Path | None, datase
     else:
         texts = studies.references
     studies.references = [legacy_reference(t, vocab, max_len) for t in texts]
-    return {"vocabulary": str(vocab_path), "vocabulary_size": len(vocab), "max_len": max_len,
+    return {"vocabulary": str(vocab_path), "vocabulary_size": len(vocab), "max_seq_length": max_len,
             "kept_tokens": max_len - 1, "dataset_kind": kind, "cleaner": cleaner_name or "dataset legacy_target"}

@@ -16,58 +16,15 @@ from pathlib import Path
 
 import numpy as np
 
-from irralctl.errors import ConfigError, InputError
+from irralctl.errors import InputError
 from irralctl.metrics import bleu, cider, clinical, meteor, rouge
 from irralctl.metrics._ngrams import cook
 from irralctl.metrics.bootstrap import Statistic, bootstrap_ci, mean_statistic, paired_test
+from irralctl.metrics.config import ScoreConfig
 from irralctl.utils.config import package_versions, to_jsonable
 
 log = logging.getLogger(__name__)
 
-METEOR_MODES = ("auto", "jar", "nltk", "off")
-PROTOCOLS = ("default", "r2gen")
-NLG_NAMES = (*bleu.NAMES, meteor.NAME, rouge.NAME, cider.NAME)
-
-
-@dataclass(frozen=True)
-class ScoreConfig:
-    """Options of `irralctl score` (and of `score_reports` for library callers)."""
-
-    references: str | None = None  # prepared dataset DIR[:split]; None = `reference` fields of the file
-    against: str | None = None  # second predictions file for a paired comparison
-    meteor: str = "auto"  # auto (jar, else nltk) | jar | nltk | off
-    standard: bool = False  # sacreBLEU BLEU/chrF and rouge-score ROUGE-1/2/L (slow: about 4 s per 4k studies)
-    clinical: bool = True
-    uncertain: str = "negative"  # CheXpert -1 as absent (negative) or present (positive)
-    protocol: str = "default"  # default | r2gen (CE as R2Gen/CMN published: macro, 14, uncertain negative)
-    legacy_eval: bool = False
-    max_len: int | None = None  # legacy eval: R2Gen max_seq_length (60 IU, 100 MIMIC), counts its BOS
-    vocab: str | None = None  # legacy eval vocabulary; default DATASET/tokenizers/legacy.json
-    legacy_kind: str | None = None  # iu_xray | mimic_cxr for files without a dataset
-    allow_subset: bool = False  # with a dataset: score only predicted studies
-    bootstrap: int = 0  # resamples for confidence intervals (0 = none)
-    permutations: int = 1000  # paired test resamples when --against is given and --bootstrap is 0
-    confidence: float = 0.95
-    seed: int = 0
-    per_study: bool = False  # include per-study scores in the result
-
-    def check(self) -> None:
-        if self.meteor not in METEOR_MODES:
-            raise ConfigError(f"--meteor must be one of {', '.join(METEOR_MODES)}")
-        if self.protocol not in PROTOCOLS:
-            raise ConfigError(f"--protocol must be one of {', '.join(PROTOCOLS)}")
-        if self.uncertain not in clinical.UNCERTAIN_POLICIES:
-            raise ConfigError("--uncertain must be negative or positive")
-        if self.protocol == "r2gen" and self.uncertain != "negative":
-            raise ConfigError("--protocol r2gen counts uncertain findings as negative; drop --uncertain positive")
-        if self.bootstrap < 0 or self.permutations < 1:
-            raise ConfigError("--bootstrap must be >= 0 and --permutations >= 1")
-        if not 0 < self.confidence < 1:
-            raise ConfigError("--confidence must be between 0 and 1")
-        if self.max_len is not None and self.max_len < 2:
-            raise ConfigError("--max-len must be at least 2 (it counts R2Gen's leading BOS token)")
-        if (self.max_len is not None or self.vocab is not None) and not self.legacy_eval:
-            raise ConfigError("--max-len and --vocab apply only with --legacy-eval")
 
 
 # ----------------------------------------------------------------------------- METEOR
@@ -323,7 +280,7 @@ def _load(path: Path, config: ScoreConfig):
     legacy = None
     if config.legacy_eval:
         legacy = inputs.legacy_references(studies, vocab_path=config.vocab, dataset=dataset,
-                                          max_len=config.max_len, kind=config.legacy_kind)
+                                          max_len=config.max_seq_length, kind=config.legacy_kind)
     return studies, legacy
 
 

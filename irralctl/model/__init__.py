@@ -2,29 +2,17 @@
 
 One module per component: `backbone` (CNNs), `visual` (multi-view encoder, Eq. 1), `fusion`
 (multi-scale), `memory` (CMN), `attention` + `transformer` (encoder-decoder), `acl` (Eq. 5 and
-the clinical head), `mfa` (Eq. 2-4), `text_encoder` (BERT, training only), `losses`, and `irral`
-(the assembled model and its decoding interface).
+the clinical head), `mfa` (Eq. 2-4), `text_encoder` (BERT, training only), `losses`, `config`
+(ModelConfig, presets; torch-free) and `irral` (the assembled model and its decoding interface).
 """
 
 from __future__ import annotations
 
-from pathlib import Path
+from irralctl.utils.lazy import lazy_exports
 
-from irralctl.model.config import BACKBONES, PRESETS, ModelConfig, apply_preset
-from irralctl.model.irral import DecodeState, Encoded, IRRALNet, ModelOutput
-from irralctl.model.visual import TokenGrid
-
-__all__ = [
-    "BACKBONES", "PRESETS", "DecodeState", "Encoded", "IRRALNet", "ModelConfig", "ModelOutput", "TokenGrid",
-    "apply_preset", "build_model",
-]
-
-
-def build_model(cfg: ModelConfig, visual_weights: str | Path | None = None) -> IRRALNet:
-    """The model for `cfg`; `visual_weights` is a torchvision ResNet state_dict (ImageNet weights)."""
-    model = IRRALNet(cfg)
-    if visual_weights is not None and model.visual is not None:
-        from irralctl.model.backbone import load_visual_weights
-
-        load_visual_weights(model.visual.backbone, visual_weights)
-    return model
+# Imported on first use: a torch-free submodule (a config) must not import torch through this package.
+__getattr__, __all__ = lazy_exports(__name__, {
+    "irralctl.model.config": ("BACKBONES", "PRESETS", "ModelConfig", "apply_preset"),
+    "irralctl.model.irral": ("DecodeState", "Encoded", "IRRALNet", "ModelOutput", "build_model"),
+    "irralctl.model.visual": ("TokenGrid",),
+})

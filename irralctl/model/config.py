@@ -1,11 +1,14 @@
 """`ModelConfig`: every architectural choice of IRRAL-Net and its baselines, in one frozen dataclass.
 
-The configuration is saved inside every checkpoint, so a model is rebuilt from it alone. The
-presets reproduce the rows of the paper's Table 3 as flags of one model:
+The configuration is saved inside every checkpoint, so a model is rebuilt from it alone. Fields
+marked `cli=False` are not options: the trainer fills them from the tokeniser and the text
+encoder. The presets reproduce the rows of the paper's Table 3 as flags of one model:
 
 * `baseline`: a plain CNN + transformer encoder-decoder (R2Gen without its memory);
 * `cmn`: + the cross-modal memory (Chen et al., ACL 2021, "Cross-modal Memory Networks");
 * `irral`: + multi-scale fusion, MFA (Eq. 4) and ACL (Eq. 5): the paper's full model.
+
+This module imports nothing heavy (the CLI builds its help from it).
 """
 
 from __future__ import annotations
@@ -13,48 +16,54 @@ from __future__ import annotations
 import dataclasses
 from dataclasses import dataclass
 
+from irralctl.constants import N_OBSERVATIONS
 from irralctl.errors import ConfigError
+from irralctl.utils.config import option
 
 BACKBONES = ("resnet101", "resnet50", "resnet18", "tiny")
+# The component switches of each preset; anything not named keeps its own default.
 PRESETS: dict[str, dict[str, bool]] = {
     "baseline": {"memory": False, "mfa": False, "acl": False, "multiscale": False},
     "cmn": {"memory": True, "mfa": False, "acl": False, "multiscale": False},
     "irral": {"memory": True, "mfa": True, "acl": True, "multiscale": True},
 }
-N_OBSERVATIONS = 14
+SWITCHES = ("memory", "mfa", "acl", "multiscale")
+_FROM_PRESET = "from --preset"
 
 
 @dataclass(frozen=True)
 class ModelConfig:
-    vocab_size: int
-    # Special ids of the tokeniser (legacy R2Gen: all three are 0; BPE: 0, 1, 2).
-    pad_id: int = 0
-    bos_id: int = 1
-    eos_id: int = 2
-    max_len: int = 62               # longest sequence generate() produces, BOS and EOS included
     # Visual encoder (Eq. 1) and multi-scale fusion.
-    backbone: str = "resnet101"     # resnet101 | resnet50 | resnet18 | tiny (a small CNN for CPU runs)
-    tiny_width: int = 16            # channels of the tiny backbone's first stage (doubles per stage)
-    views: int = 2                  # views per study (folded into the batch for one CNN call)
-    image_size: int = 224           # square input, pixels
-    multiscale: bool = True         # mix the stage-3 grid into the stage-4 tokens
-    no_image: bool = False          # image features zeroed: the language prior (no CNN is built)
+    backbone: str = option("resnet101", "CNN of the visual encoder; tiny is a small CNN for CPU runs.",
+                           choices=BACKBONES)
+    tiny_width: int = option(16, "Channels of the tiny backbone's first stage (doubling per stage).", min=4)
+    views: int = option(2, "Views per study, folded into the batch for one CNN call.", min=1)
+    image_size: int = option(224, "Model input side, pixels (square).", min=32)
+    multiscale: bool = option(True, "Multi-scale fusion of CNN stages 3 and 4.", default_text=_FROM_PRESET)
+    no_image: bool = option(False, "Image features zeroed, no CNN: the language prior.")
     # Transformer encoder-decoder (CMN's sizes).
-    d_model: int = 512
-    n_heads: int = 8
-    d_ff: int = 512
-    enc_layers: int = 3
-    dec_layers: int = 3
-    dropout: float = 0.1
+    d_model: int = option(512, "Transformer width.", min=8)
+    n_heads: int = option(8, "Attention heads.", min=1)
+    d_ff: int = option(512, "Feed-forward width.", min=8)
+    enc_layers: int = option(3, "Encoder layers.", min=1)
+    dec_layers: int = option(3, "Decoder layers.", min=1)
+    dropout: float = option(0.1, "Dropout probability.", min=0.0, max=1.0)
     # Cross-modal memory (CMN).
-    memory: bool = True             # visual tokens and token embeddings query the memory
-    memory_slots: int = 2048
-    memory_topk: int = 32
+    memory: bool = option(True, "Cross-modal memory (CMN): visual tokens and word embeddings read it.",
+                          default_text=_FROM_PRESET)
+    memory_slots: int = option(2048, "Rows of the memory matrix.", min=1)
+    memory_topk: int = option(32, "Memory slots read per query.", min=1)
     # IRRAL components.
-    mfa: bool = True                # Eq. 4: align pooled visual tokens with the report's BERT embedding
-    acl: bool = True                # Eq. 5: clinical-context gate after every encoder layer
-    text_dim: int = 384             # hidden size of the BERT text encoder (MiniLM-L6: 384)
-    n_observations: int = N_OBSERVATIONS
+    mfa: bool = option(True, "MFA alignment loss (Eq. 4) against the report's BERT embedding.", default_text=_FROM_PRESET)
+    acl: bool = option(True, "ACL clinical-context gate after every encoder layer (Eq. 5).", default_text=_FROM_PRESET)
+    # Filled by the trainer (not options).
+    vocab_size: int = option(0, cli=False)          # tokeniser's vocabulary (0: not yet known)
+    pad_id: int = option(0, cli=False)              # special ids (legacy R2Gen: all three 0; BPE: 0, 1, 2)
+    bos_id: int = option(1, cli=False)
+    eos_id: int = option(2, cli=False)
+    max_positions: int = option(1024, cli=False)    # decoder positions (BOS + report + EOS at most)
+    text_dim: int = option(384, cli=False)          # hidden size of the BERT text encoder (MiniLM-L6: 384)
+    n_observations: int = option(N_OBSERVATIONS, cli=False)
 
     def __post_init__(self) -> None:
         if self.backbone not in BACKBONES:
@@ -65,13 +74,17 @@ class ModelConfig:
             raise ConfigError(f"d_model {self.d_model} must be a multiple of 4 (2-D sinusoidal positions)")
         if self.memory_topk > self.memory_slots:
             raise ConfigError(f"memory_topk {self.memory_topk} exceeds memory_slots {self.memory_slots}")
-        if self.vocab_size < 2:
-            raise ConfigError(f"vocab_size {self.vocab_size} is too small")
-        for name in ("pad_id", "bos_id", "eos_id"):
-            if not 0 <= getattr(self, name) < self.vocab_size:
-                raise ConfigError(f"{name} {getattr(self, name)} is outside the vocabulary of {self.vocab_size}")
         if self.image_size < 32:
             raise ConfigError(f"image_size {self.image_size} is too small (at least 32 pixels)")
+        if self.vocab_size:
+            for name in ("pad_id", "bos_id", "eos_id"):
+                if not 0 <= getattr(self, name) < self.vocab_size:
+                    raise ConfigError(f"{name} {getattr(self, name)} is outside the vocabulary of {self.vocab_size}")
+
+    def check_buildable(self) -> None:
+        """A model can be built only once the tokeniser has filled the vocabulary."""
+        if self.vocab_size < 2:
+            raise ConfigError(f"vocab_size {self.vocab_size} is too small (the tokeniser fills it)")
 
     @property
     def has_memory_matrix(self) -> bool:

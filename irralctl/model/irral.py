@@ -10,9 +10,12 @@
 
 * `forward(images, view_mask, tokens, text_features)` computes what the training losses need
   (teacher forcing): next-token logits, clinical logits, Z_img and Z_txt.
-* `encode(images, view_mask) -> Encoded`, `init_decode_state(encoded, group)` and
-  `decode_step(tokens_t, state) -> (logits, state)` run incremental decoding with a per-layer
-  key/value cache; `DecodeState.reorder(beam_indices)` follows beam search. `generate()` is greedy.
+* `encode(images, view_mask) -> Encoded` and `teacher_force(encoded, tokens)` split the same
+  computation for evaluation (the encoder output is shared with decoding).
+* `init_decode_state(encoded, group)` and `decode_step(tokens_t, state) -> (logits, state)` run
+  incremental decoding with a per-layer key/value cache; `DecodeState.reorder(beam_indices)`
+  follows beam search. The decoders themselves (beam search, greedy as its width-1 case,
+  sampling) live in `irralctl.generation.decoding`, the one place that turns logits into reports.
 
 Special ids come from the config, and masks from sequence lengths, so the legacy tokeniser (BOS =
 EOS = PAD = 0) and the BPE one (0, 1, 2) both work.
@@ -22,6 +25,7 @@ from __future__ import annotations
 
 import dataclasses
 from dataclasses import dataclass
+from pathlib import Path
 
 import torch
 from torch import nn
@@ -106,6 +110,7 @@ class DecodeState:
 class IRRALNet(nn.Module):
     def __init__(self, cfg: ModelConfig):
         super().__init__()
+        cfg.check_buildable()
         self.cfg = cfg
         d = cfg.d_model
         side = grid_size(cfg)
@@ -119,7 +124,7 @@ class IRRALNet(nn.Module):
         self.gate = ACLGate(cfg.n_observations, d) if cfg.acl else None
         self.encoder_layers = nn.ModuleList(EncoderLayer(d, cfg.n_heads, cfg.d_ff, cfg.dropout) for _ in range(cfg.enc_layers))
         self.encoder_norm = nn.LayerNorm(d)
-        self.embed = TokenEmbedding(cfg.vocab_size, d, cfg.dropout)
+        self.embed = TokenEmbedding(cfg.vocab_size, d, cfg.dropout, cfg.max_positions)
         self.decoder_layers = nn.ModuleList(DecoderLayer(d, cfg.n_heads, cfg.d_ff, cfg.dropout) for _ in range(cfg.dec_layers))
         self.decoder_norm = nn.LayerNorm(d)
         self.lm_head = nn.Linear(d, cfg.vocab_size)
@@ -181,19 +186,25 @@ class IRRALNet(nn.Module):
         """Teacher forcing. tokens: (B, T) BOS ... EOS, right-padded; text_features: (B, text_dim) T[CLS]."""
         memory_kv = self._memory_kv()
         encoded, v0 = self._encode(images, view_mask, memory_kv)
-        x = self.embed(tokens[:, :-1])                                    # (B, T-1, d)
-        if self.cfg.memory:
-            x = x + self.memory(x, memory_kv)
-        cross_mask = encoded.memory_mask[:, None, None, :]                # (B, 1, 1, N)
-        for layer in self.decoder_layers:
-            x, _, _ = layer(x, layer.cross_attn.keys_values(encoded.memory), cross_mask)
-        logits = self.lm_head(self.decoder_norm(x))                       # (B, T-1, vocab)
+        logits = self.teacher_force(encoded, tokens, memory_kv)           # (B, T-1, vocab)
         z_img = z_txt = None
         if self.cfg.mfa:
             z_img = masked_mean(self.text_space(v0, self.memory, memory_kv), encoded.memory_mask)  # (B, d)
             if text_features is not None:
                 z_txt = self.text_head(text_features)                     # (B, d)
         return ModelOutput(logits, encoded.clinical_logits, z_img, z_txt)
+
+    def teacher_force(self, encoded: Encoded, tokens: torch.Tensor, memory_kv: KV | None = None) -> torch.Tensor:
+        """Next-token logits (B, T-1, vocab) of tokens (B, T) given the encoder output."""
+        if memory_kv is None and self.cfg.memory:
+            memory_kv = self._memory_kv()
+        x = self.embed(tokens[:, :-1])                                    # (B, T-1, d)
+        if self.cfg.memory:
+            x = x + self.memory(x, memory_kv)
+        cross_mask = encoded.memory_mask[:, None, None, :]                # (B, 1, 1, N)
+        for layer in self.decoder_layers:
+            x, _, _ = layer(x, layer.cross_attn.keys_values(encoded.memory), cross_mask)
+        return self.lm_head(self.decoder_norm(x))                         # (B, T-1, vocab)
 
     # -- incremental decoding -----------------------------------------------------------------
 
@@ -229,24 +240,12 @@ class IRRALNet(nn.Module):
         cfg = self.cfg
         return sorted({i for i in (cfg.pad_id, cfg.bos_id) if i != cfg.eos_id})
 
-    @torch.no_grad()
-    def generate(self, images: torch.Tensor, view_mask: torch.Tensor, max_new_tokens: int | None = None) -> torch.Tensor:
-        """Greedy decoding -> (B, L) token ids without BOS; each row ends at its first EOS, then PAD."""
-        cfg = self.cfg
-        max_new_tokens = max_new_tokens or cfg.max_len - 1
-        state = self.init_decode_state(self.encode(images, view_mask))
-        b = images.shape[0]
-        token = torch.full((b,), cfg.bos_id, dtype=torch.long, device=images.device)
-        finished = torch.zeros(b, dtype=torch.bool, device=images.device)
-        banned = self.banned_ids()
-        out = []
-        for t in range(max_new_tokens):
-            logits, state = self.decode_step(token, state)
-            if banned:
-                logits[:, banned] = float("-inf")
-            token = logits.argmax(dim=-1).masked_fill(finished, cfg.pad_id)
-            out.append(token)
-            finished |= token == cfg.eos_id
-            if t % 8 == 7 and bool(finished.all()):  # check (a device sync) only every 8 steps
-                break
-        return torch.stack(out, dim=1)
+
+def build_model(cfg: ModelConfig, visual_weights: str | Path | None = None) -> IRRALNet:
+    """The model for `cfg`; `visual_weights` is a torchvision ResNet state_dict (ImageNet weights)."""
+    model = IRRALNet(cfg)
+    if visual_weights is not None and model.visual is not None:
+        from irralctl.model.backbone import load_visual_weights
+
+        load_visual_weights(model.visual.backbone, visual_weights)
+    return model

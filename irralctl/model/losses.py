@@ -19,24 +19,29 @@ from __future__ import annotations
 import torch
 import torch.nn.functional as F
 
-from irralctl.data.loader import POSITIVE, UNCERTAIN
-
-UNCERTAIN_POLICIES = ("mask", "negative", "positive")
+from irralctl.constants import HEAD_UNCERTAIN, POSITIVE, UNCERTAIN
 
 
-def token_nll(logits: torch.Tensor, tokens: torch.Tensor, lengths: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-    """logits: (B, T-1, V) predicting tokens[:, 1:]; tokens: (B, T); lengths: (B,) incl. BOS/EOS."""
+def token_nll_per_study(logits: torch.Tensor, tokens: torch.Tensor, lengths: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """(summed NLL (B,), target count (B,)); logits: (B, T-1, V) predicting tokens[:, 1:]; tokens: (B, T);
+    lengths: (B,) incl. BOS/EOS."""
     b, t, v = logits.shape
     targets = tokens[:, 1:]                                               # (B, T-1)
     valid = torch.arange(t, device=tokens.device)[None, :] < (lengths - 1)[:, None]
     nll = F.cross_entropy(logits.reshape(b * t, v).float(), targets.reshape(b * t), reduction="none").view(b, t)
-    return (nll * valid).sum(), valid.sum()
+    return (nll * valid).sum(dim=1), valid.sum(dim=1)
+
+
+def token_nll(logits: torch.Tensor, tokens: torch.Tensor, lengths: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """(summed NLL, target count) of the batch (see `token_nll_per_study`)."""
+    nll, n = token_nll_per_study(logits, tokens, lengths)
+    return nll.sum(), n.sum()
 
 
 def clinical_targets(labels: torch.Tensor, uncertain: str = "mask") -> tuple[torch.Tensor, torch.Tensor]:
     """labels: (B, 14) codes (1, 0, -1, blank) -> float targets and a bool mask of entries in the loss."""
-    if uncertain not in UNCERTAIN_POLICIES:
-        raise ValueError(f"uncertain must be one of {UNCERTAIN_POLICIES}")
+    if uncertain not in HEAD_UNCERTAIN:
+        raise ValueError(f"uncertain must be one of {HEAD_UNCERTAIN}")
     positive = labels == POSITIVE
     if uncertain == "positive":
         positive = positive | (labels == UNCERTAIN)

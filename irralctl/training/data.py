@@ -18,7 +18,7 @@ import torch
 from torch.utils.data import DataLoader
 from torch.utils.data.distributed import DistributedSampler
 
-from irralctl.data.loader import EpochSampler, ReportDataset, collate
+from irralctl.data.loader import EpochSampler, LoaderConfig, ReportDataset, collate
 from irralctl.data.prepared import PreparedDataset
 from irralctl.data.tokenizers import ReportTokenizer
 from irralctl.errors import ConfigError
@@ -43,21 +43,29 @@ class SplitLoader:
         return len(self.loader)
 
 
+def loader_config(cfg: TrainConfig, train: bool) -> LoaderConfig:
+    """What the loader needs of the run's config (training: random crops when --augment)."""
+    augment = train and cfg.data.augment
+    return LoaderConfig(text_field=cfg.text_field, max_report_tokens=cfg.data.max_report_tokens, views=cfg.model.views,
+                        image_size=cfg.model.image_size, resize=cfg.data.resize if augment else cfg.model.image_size,
+                        train=augment, hflip=cfg.data.hflip, seed=cfg.seed, no_image=cfg.model.no_image)
+
+
 def make_loader(ds: PreparedDataset, split: str, tokenizer: ReportTokenizer, cfg: TrainConfig, dist: DistState,
                 device: torch.device, *, train: bool, batch_size: int, workers: int | None = None) -> SplitLoader:
     """Loader of `split`; `batch_size` counts studies over all processes."""
     if batch_size % dist.world_size:
         raise ConfigError(f"batch size {batch_size} is not divisible by the {dist.world_size} processes",
                           hint=f"use a multiple of {dist.world_size}")
-    rd = ReportDataset(ds, split, tokenizer, cfg.loader_config(train))
+    rd = ReportDataset(ds, split, tokenizer, loader_config(cfg, train))
     base = DistributedSampler(rd, num_replicas=dist.world_size, rank=dist.rank, shuffle=train, seed=cfg.seed, drop_last=False)
     sampler = EpochSampler(base)
-    workers = cfg.workers if workers is None else workers
+    workers = cfg.runtime.workers if workers is None else workers
     loader = DataLoader(
         rd, batch_size=batch_size // dist.world_size, sampler=sampler, num_workers=workers,
         collate_fn=functools.partial(collate, pad_id=tokenizer.pad_id),
         pin_memory=device.type == "cuda", persistent_workers=workers > 0,
-        prefetch_factor=cfg.prefetch if workers > 0 else None,
+        prefetch_factor=cfg.runtime.prefetch if workers > 0 else None,
         # Its own generator: creating iterators never draws from the global RNG (exact resume).
         generator=torch.Generator().manual_seed(cfg.seed),
     )

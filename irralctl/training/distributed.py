@@ -15,22 +15,8 @@ from typing import Any
 import torch
 import torch.distributed as dist
 
-from irralctl.errors import ConfigError
 
 log = logging.getLogger(__name__)
-
-
-def resolve_device(name: str, local_rank: int = 0) -> torch.device:
-    """`auto` -> this process's GPU when CUDA is present, else the CPU; `cuda` -> cuda:LOCAL_RANK."""
-    if name == "auto":
-        name = "cuda" if torch.cuda.is_available() else "cpu"
-    if name.startswith("cuda"):
-        if not torch.cuda.is_available():
-            raise ConfigError(f"--device {name}: no CUDA GPU is visible to torch", hint="use --device cpu or auto")
-        return torch.device(f"cuda:{local_rank}") if name == "cuda" else torch.device(name)
-    if name != "cpu":
-        raise ConfigError(f"unknown device {name!r}; choose auto, cpu, cuda or cuda:N")
-    return torch.device("cpu")
 
 
 @dataclass(frozen=True)

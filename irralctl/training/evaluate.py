@@ -1,8 +1,12 @@
-"""Evaluation of a split: teacher-forced loss, clinical-head predictions and generated reports.
+"""Validation: teacher-forced loss, clinical-head predictions and decoded reports of a split.
 
 Every process evaluates its shard; rank 0 gathers the per-study results (dropping the duplicates
-a DistributedSampler pads with), then scores them with `irralctl.training.scoring`. Validation
-drives model selection, LR cuts and Eq. 6; the test split is evaluated once, at the end.
+a DistributedSampler pads with) and scores them with `irralctl.metrics.score_reports`, what
+`irralctl score` runs (METEOR off: validation runs every epoch). Reports are decoded by
+`irralctl.generation.decoding.decode`, the decoder of `irralctl generate` (greedy by default, so
+validation stays fast: `--val-beam-size` widens it). Validation drives model selection, LR cuts
+and Eq. 6; the test split is decoded and scored once, at the end, by `irralctl generate`'s own
+pipeline (see `trainer`).
 """
 
 from __future__ import annotations
@@ -16,11 +20,12 @@ import torch
 
 from irralctl.data.tokenizers import ReportTokenizer
 from irralctl.errors import TrainingError
+from irralctl.generation.config import DecodeConfig
+from irralctl.generation.decoding import decode
 from irralctl.model import IRRALNet, losses
-from irralctl.training import scoring
+from irralctl.progress import SILENT, Progress
 from irralctl.training.data import SplitLoader, to_device
 from irralctl.training.distributed import DistState
-from irralctl.training.loop import Callbacks
 
 log = logging.getLogger(__name__)
 
@@ -30,7 +35,7 @@ class SplitResult:
     """Per-study results of one split, in split order (rank 0 only)."""
 
     indices: list[int]
-    predictions: list[str]            # generated reports ("" when generation was skipped)
+    predictions: list[str]            # decoded reports
     nll: np.ndarray                   # (n, 2): summed token NLL and token count per study
     head_probs: np.ndarray            # (n, 14) clinical-head probabilities
     labels: np.ndarray                # (n, 14) reference label codes (1, 0, -1, blank)
@@ -41,36 +46,31 @@ class SplitResult:
 
 
 @torch.no_grad()
-def evaluate(model: IRRALNet, data: SplitLoader, tokenizer: ReportTokenizer, *, dist: DistState,
-             device: torch.device, autocast: Callable, gen_len: int, generate: bool = True,
-             callbacks: Callbacks | None = None, name: str = "evaluate") -> SplitResult | None:
+def evaluate(model: IRRALNet, data: SplitLoader, tokenizer: ReportTokenizer, decoding: DecodeConfig, *,
+             dist: DistState, device: torch.device, autocast: Callable, progress: Progress = SILENT,
+             name: str = "evaluate") -> SplitResult | None:
     """Evaluate the bare model on `data`; returns the gathered result on rank 0, None elsewhere."""
-    callbacks = callbacks or Callbacks()
     model.eval()
     rows: list[tuple] = []
-    callbacks.start(name, len(data))
-    for raw in data.loader:
-        batch = to_device(raw, device)
-        try:
-            with autocast():
-                out = model(batch["images"], batch["view_mask"], batch["tokens"])
-                generated = model.generate(batch["images"], batch["view_mask"], gen_len).cpu() if generate else None
-        except torch.OutOfMemoryError:
-            raise TrainingError(f"out of memory on {device} while evaluating ({name}) "
-                                f"{batch['images'].shape[0]} studies per batch",
-                                hint="lower --eval-batch-size") from None
-        b, t, v = out.logits.shape
-        nll = torch.nn.functional.cross_entropy(out.logits.reshape(b * t, v).float(), batch["tokens"][:, 1:].reshape(b * t),
-                                                reduction="none").view(b, t)
-        valid = torch.arange(t, device=device)[None, :] < (batch["lengths"] - 1)[:, None]
-        per_study = torch.stack([(nll * valid).sum(1), valid.sum(1).float()], dim=1).cpu().numpy()
-        probs = torch.sigmoid(out.clinical_logits.float()).cpu().numpy()
-        labels = batch["labels"].cpu().numpy()
-        for k, index in enumerate(raw["index"].tolist()):
-            text = tokenizer.decode(generated[k].tolist()) if generated is not None else ""
-            rows.append((index, text, per_study[k], probs[k], labels[k]))
-        callbacks.advance(1, {})
-    callbacks.end()
+    with progress.task(name, len(data)) as task:
+        for raw in data.loader:
+            batch = to_device(raw, device)
+            try:
+                with autocast():
+                    encoded = model.encode(batch["images"], batch["view_mask"])
+                    logits = model.teacher_force(encoded, batch["tokens"])            # (B, T-1, vocab)
+                    hyps = decode(model, encoded, decoding)
+            except torch.OutOfMemoryError:
+                raise TrainingError(f"out of memory on {device} while evaluating ({name}) "
+                                    f"{batch['images'].shape[0]} studies per batch",
+                                    hint="lower --eval-batch-size") from None
+            nll_sum, nll_n = losses.token_nll_per_study(logits, batch["tokens"], batch["lengths"])
+            per_study = torch.stack([nll_sum, nll_n.float()], dim=1).cpu().numpy()
+            probs = torch.sigmoid(encoded.clinical_logits.float()).cpu().numpy()
+            labels = batch["labels"].cpu().numpy()
+            for k, index in enumerate(raw["index"].tolist()):
+                rows.append((index, tokenizer.decode(hyps.ids(k)), per_study[k], probs[k], labels[k]))
+            task.advance(1)
     gathered = dist.gather_to_main(rows)
     if gathered is None:
         return None
@@ -97,17 +97,3 @@ def head_f1(result: SplitResult, uncertain: str = "mask") -> list[float | None]:
         fn = int((~pred[:, c] & ref[:, c]).sum())
         out.append(None if tp + fn == 0 else 2 * tp / (2 * tp + fp + fn))
     return out
-
-
-def split_metrics(result: SplitResult, references: list[str], ids: list[str], ref_labels: list | None,
-                  *, nlg: bool, clinical: bool, meteor: str = "off") -> tuple[dict, dict | None]:
-    """(scores, scoring protocol) of a gathered split result: loss, and NLG and CE where available."""
-    out: dict = {"loss": result.loss}
-    if not nlg:
-        return out, None
-    preds = {ids[i]: p for i, p in zip(result.indices, result.predictions)}
-    refs = {ids[i]: references[i] for i in result.indices}
-    labels = {ids[i]: ref_labels[i] for i in result.indices} if clinical and ref_labels is not None else None
-    scores, protocol = scoring.score(preds, refs, clinical=labels is not None, ref_labels=labels, meteor=meteor)
-    out.update(scores)
-    return out, protocol

@@ -12,8 +12,6 @@ from __future__ import annotations
 import logging
 import math
 import time
-from collections.abc import Callable
-from contextlib import nullcontext
 from dataclasses import dataclass, field
 
 import torch
@@ -23,6 +21,9 @@ from irralctl.errors import TrainingError
 from irralctl.model import IRRALNet, losses
 from irralctl.model.mfa import mfa_hinge
 from irralctl.model.text_encoder import TextEncoder, TextFeatureCache
+from irralctl.progress import Progress
+from irralctl.runs.device import autocast
+from irralctl.runs.layout import RunLayout
 from irralctl.training.config import TrainConfig
 from irralctl.training.data import SplitLoader, to_device
 from irralctl.training.distributed import DistState
@@ -52,32 +53,11 @@ class TrainingModule(nn.Module):
 
 
 @dataclass
-class Callbacks:
-    """Hooks the CLI renders with (the library never prints). Every field is optional."""
-
-    phase_start: Callable[[str, int], None] | None = None      # (description, total batches)
-    step: Callable[[int, dict], None] | None = None            # (batches done since last call, {loss, images_per_s})
-    phase_end: Callable[[], None] | None = None
-    epoch_end: Callable[[dict], None] | None = None            # the epoch's metrics.jsonl record
-
-    def start(self, name: str, total: int) -> None:
-        if self.phase_start:
-            self.phase_start(name, total)
-
-    def advance(self, n: int, info: dict) -> None:
-        if self.step:
-            self.step(n, info)
-
-    def end(self) -> None:
-        if self.phase_end:
-            self.phase_end()
-
-
-@dataclass
 class Run:
     """Everything a training run holds between steps."""
 
     cfg: TrainConfig
+    layout: RunLayout                    # where this run writes (a staging folder until it succeeds)
     dist: DistState
     device: torch.device
     model: IRRALNet                      # the bare model (what checkpoints and evaluation use)
@@ -95,9 +75,7 @@ class Run:
     step: int = 0                        # optimizer steps completed
 
     def autocast(self):
-        if self.amp_dtype is None:
-            return nullcontext()
-        return torch.autocast(self.device.type, dtype=self.amp_dtype)
+        return autocast(self.device, self.amp_dtype)
 
     def trained_parameters(self) -> list[nn.Parameter]:
         return [p for g in self.optimizer.param_groups for p in g["params"]]
@@ -105,7 +83,7 @@ class Run:
 
 def _text_inputs(run: Run, index: torch.Tensor) -> dict:
     """What the step needs from the report text for MFA: cached features, or tokens for a tuned BERT."""
-    if not run.cfg.mfa:
+    if not run.cfg.model.mfa:
         return {}
     if run.text_cache is not None:
         return {"text_features": run.text_cache(index)}
@@ -115,14 +93,15 @@ def _text_inputs(run: Run, index: torch.Tensor) -> dict:
 
 def forward_losses(run: Run, batch: dict) -> tuple[torch.Tensor, torch.Tensor]:
     """(loss to backpropagate, statistics (7,)). Losses are normalised by counts over all processes."""
-    cfg = run.cfg
+    loss_cfg = run.cfg.loss
     with run.autocast():
         logits, clinical_logits, z_img, z_txt = run.module(
             batch["images"], batch["view_mask"], batch["tokens"], **_text_inputs(run, batch["index"]))
     nll_sum, nll_n = losses.token_nll(logits, batch["tokens"], batch["lengths"])
-    cls_sum, cls_n = losses.clinical_bce(clinical_logits, batch["labels"], run.obs_weights.tensor(run.device), cfg.uncertain)
+    cls_sum, cls_n = losses.clinical_bce(clinical_logits, batch["labels"], run.obs_weights.tensor(run.device),
+                                         loss_cfg.uncertain)
     if z_img is not None and z_txt is not None:
-        hinge = mfa_hinge(z_img, z_txt, cfg.mfa_margin)
+        hinge = mfa_hinge(z_img, z_txt, loss_cfg.mfa_margin)
         # torch.full launches a fill kernel; torch.tensor(n, device=cuda) would copy from the host and sync.
         mfa_sum, mfa_n = hinge.sum(), torch.full((), hinge.shape[0], device=hinge.device)
     else:
@@ -131,10 +110,11 @@ def forward_losses(run: Run, batch: dict) -> tuple[torch.Tensor, torch.Tensor]:
     local = counts.clone()
     run.dist.all_reduce_sum(counts)
     world = run.dist.world_size  # DDP averages gradients over processes: scale the global mean back up
-    loss = world * (nll_sum / counts[0].clamp_min(1) + cfg.clinical_lambda * cls_sum / counts[1].clamp_min(1)
-                    + cfg.mfa_lambda * mfa_sum / counts[2].clamp_min(1))
-    shown = (nll_sum / local[0].clamp_min(1) + cfg.clinical_lambda * cls_sum / local[1].clamp_min(1)
-             + cfg.mfa_lambda * mfa_sum / local[2].clamp_min(1))
+    lam_cls, lam_mfa = loss_cfg.clinical_lambda, loss_cfg.mfa_lambda
+    loss = world * (nll_sum / counts[0].clamp_min(1) + lam_cls * cls_sum / counts[1].clamp_min(1)
+                    + lam_mfa * mfa_sum / counts[2].clamp_min(1))
+    shown = (nll_sum / local[0].clamp_min(1) + lam_cls * cls_sum / local[1].clamp_min(1)
+             + lam_mfa * mfa_sum / local[2].clamp_min(1))
     stats = torch.stack([nll_sum, local[0], cls_sum, local[1], mfa_sum, local[2], shown]).detach().float()
     return loss, stats
 
@@ -144,9 +124,9 @@ def train_step(run: Run, batch: dict) -> torch.Tensor:
     loss, stats = forward_losses(run, batch)
     run.optimizer.zero_grad(set_to_none=True)
     run.scaler.scale(loss).backward()
-    if run.cfg.grad_clip > 0:
+    if run.cfg.optim.grad_clip > 0:
         run.scaler.unscale_(run.optimizer)
-        torch.nn.utils.clip_grad_norm_(run.trained_parameters(), run.cfg.grad_clip)
+        torch.nn.utils.clip_grad_norm_(run.trained_parameters(), run.cfg.optim.grad_clip)
     run.scaler.step(run.optimizer)
     run.scaler.update()
     run.lr.step()
@@ -194,44 +174,43 @@ def _check_finite(run: Run, stats: torch.Tensor, step: int, index: torch.Tensor,
     if not math.isfinite(value):
         ids = [run.train_ids[i] for i in index.tolist()]
         shown = ", ".join(ids[:8]) + (f" (+{len(ids) - 8} more)" if len(ids) > 8 else "")
-        kept = f"the last good checkpoint is {run.cfg.out / 'last.pt'} (epoch {run.epoch})" if run.epoch else "no checkpoint was written yet"
+        kept = f"the last good checkpoint is {run.layout.last} (epoch {run.epoch})" if run.epoch else "no checkpoint was written yet"
         raise TrainingError(f"non-finite loss ({value}) at epoch {epoch + 1}, step {step}; batch studies: {shown}; {kept}",
                             hint="lower --lr or --lr-visual, keep --grad-clip on, check these studies' images and reports")
     return value
 
 
-def train_one_epoch(run: Run, data: SplitLoader, epoch: int, callbacks: Callbacks) -> dict:
+def train_one_epoch(run: Run, data: SplitLoader, epoch: int, progress: Progress) -> dict:
     """One pass over the training split; returns the epoch's mean losses and throughput."""
     run.module.train()
     data.set_epoch(epoch)
     totals = torch.zeros(6, device=run.device)
-    views = run.cfg.views
-    callbacks.start(f"epoch {epoch + 1}/{run.cfg.epochs}", len(data))
+    views = run.cfg.model.views
     if run.device.type == "cuda":
         torch.cuda.reset_peak_memory_stats(run.device)
     start = time.perf_counter()
     images = 0
     pending = None  # (stats, step, index) of the previous step, checked once the next one is queued
-    for raw in data.loader:
-        batch = to_device(raw, run.device)
-        try:
-            stats = train_step(run, batch)
-        except torch.OutOfMemoryError:
-            raise _oom_error(run, batch) from None
-        run.step += 1
-        totals += stats[:6]
-        images += batch["images"].shape[0] * views
+    with progress.task(f"epoch {epoch + 1}/{run.cfg.optim.epochs}", len(data)) as task:
+        for raw in data.loader:
+            batch = to_device(raw, run.device)
+            try:
+                stats = train_step(run, batch)
+            except torch.OutOfMemoryError:
+                raise _oom_error(run, batch) from None
+            run.step += 1
+            totals += stats[:6]
+            images += batch["images"].shape[0] * views
+            if pending is not None:
+                loss = _check_finite(run, *pending, epoch)
+                task.advance(1, loss=loss, images_per_s=images / (time.perf_counter() - start))
+            pending = (stats, run.step, raw["index"])
         if pending is not None:
             loss = _check_finite(run, *pending, epoch)
-            callbacks.advance(1, {"loss": loss, "images_per_s": images / (time.perf_counter() - start)})
-        pending = (stats, run.step, raw["index"])
-    if pending is not None:
-        loss = _check_finite(run, *pending, epoch)
-        callbacks.advance(1, {"loss": loss, "images_per_s": images / (time.perf_counter() - start)})
-    if run.device.type == "cuda":
-        torch.cuda.synchronize(run.device)
+            task.advance(1, loss=loss, images_per_s=images / (time.perf_counter() - start))
+        if run.device.type == "cuda":
+            torch.cuda.synchronize(run.device)
     seconds = time.perf_counter() - start
-    callbacks.end()
     run.dist.all_reduce_sum(totals)
     t = totals.tolist()
     images_total = images * run.dist.world_size
@@ -241,7 +220,7 @@ def train_one_epoch(run: Run, data: SplitLoader, epoch: int, callbacks: Callback
         "train_seconds": seconds,
         "images_per_s": images_total / seconds if seconds > 0 else None,
     }
-    if run.cfg.mfa:
+    if run.cfg.model.mfa:
         out["train_mfa_hinge"] = t[MFA_SUM] / max(t[MFA_N], 1)
     if run.device.type == "cuda":
         out["gpu_memory_mib"] = torch.cuda.max_memory_allocated(run.device) / 2**20

@@ -1,22 +1,21 @@
 """`train(cfg)`: a whole training run, from a prepared dataset to a self-describing run directory.
 
-    RUN_DIR/
-      config.json             every option, seed, package versions, dataset fingerprint, model config
-      tokenizer.json          the tokeniser the model speaks (copied from the dataset)
-      metrics.jsonl           one line per epoch: losses, validation NLG + CE, lr, Eq. 6 weights, images/s
-      last.pt, best.pt        checkpoints (atomic), best by the validation monitor
-      test_predictions.jsonl  {id, prediction, reference} of the test split, decoded once with best.pt
-      test_metrics.json       its scores
+The run directory's files are listed in `irralctl.runs.layout`. Named stages, as torchvision's
+reference scripts: `build_run` (model, optimiser, LR control, text features), `train_one_epoch`
+and `evaluate` (in `loop` and `evaluate`), `save_checkpoint` / `load_checkpoint` (in
+`irralctl.runs.checkpoint`), and `test` at the end.
 
-Model selection uses the validation split only; the test split is decoded and scored once, at
-the end. `--resume` restores weights, optimiser, LR state, Eq. 6 weights, epoch and every RNG, so an
-interrupted run ends with the same weights as an uninterrupted one.
+Model selection uses the validation split only. The test split is decoded and scored once, at the
+end, with the best checkpoint, by `irralctl generate`'s own pipeline with its default decoding
+(beam 3) and `irralctl score`'s scorer: `irralctl generate --dataset D --split test --checkpoint
+RUN` followed by `irralctl score` gives test_metrics.json's numbers exactly. `--resume` restores
+weights, optimiser, LR state, Eq. 6 weights, epoch and every RNG, so an interrupted run ends with
+the same weights as an uninterrupted one.
 """
 
 from __future__ import annotations
 
 import contextlib
-import errno
 import logging
 import math
 import random
@@ -24,40 +23,34 @@ import shutil
 import time
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import torch
 from torch.nn.parallel import DistributedDataParallel
 
+from irralctl.constants import N_OBSERVATIONS
 from irralctl.data.prepared import PreparedDataset
-from irralctl.errors import ConfigError, InputError, TrainingError
+from irralctl.errors import ConfigError, InputError, IrralError, TrainingError
+from irralctl.generation.config import DecodeConfig
 from irralctl.model import ModelConfig, build_model
-from irralctl.model.config import N_OBSERVATIONS
 from irralctl.model.text_encoder import TextEncoder, TextFeatureCache
+from irralctl.progress import SILENT, Progress
+from irralctl.runs.checkpoint import load_checkpoint, rng_state, save_checkpoint, set_rng_state
+from irralctl.runs.device import amp_dtype, precision_name, resolve_device, setup_device
+from irralctl.runs.layout import RunLayout
 from irralctl.training import scoring
-from irralctl.training.checkpoint import (
-    BEST,
-    LAST,
-    config_payload,
-    load_checkpoint,
-    rng_state,
-    save_checkpoint,
-    set_rng_state,
-    train_config_of,
-)
-from irralctl.training.config import MONITORS, TrainConfig
+from irralctl.training.config import MONITORS, RESUMABLE, TrainConfig
 from irralctl.training.data import make_loader
-from irralctl.training.distributed import DistState, resolve_device
-from irralctl.training.evaluate import SplitResult, evaluate, head_f1, split_metrics
+from irralctl.training.distributed import DistState
+from irralctl.training.evaluate import SplitResult, evaluate, head_f1
 from irralctl.training.feedback import ObservationWeights
-from irralctl.training.loop import Callbacks, Run, TrainingModule, train_one_epoch
+from irralctl.training.loop import Run, TrainingModule, train_one_epoch
 from irralctl.training.optim import LRController, build_optimizer
-from irralctl.utils.config import save_config, to_jsonable
-from irralctl.utils.io import iter_jsonl, write_json, write_jsonl
+from irralctl.utils.config import flatten, from_dict, save_config, to_jsonable, unflatten
+from irralctl.utils.io import describe_os_error, iter_jsonl, write_json, write_jsonl
 
 log = logging.getLogger(__name__)
-
-RESUMABLE_OVERRIDES = ("epochs", "patience", "device", "workers", "prefetch", "dataset")
 
 
 @dataclass(frozen=True)
@@ -71,40 +64,55 @@ class TrainResult:
     test_metrics: dict
 
 
-def resume_config(run_dir: str | Path, **overrides) -> TrainConfig:
-    """The saved config of `run_dir` (from its last.pt), with only `RESUMABLE_OVERRIDES` changeable."""
-    run_dir = Path(run_dir)
-    if not (run_dir / LAST).is_file():
-        raise InputError(f"nothing to resume: no {LAST} here", path=run_dir,
+def saved_config(run_dir: str | Path) -> TrainConfig:
+    """The config a run was trained with (from its last.pt, which holds the config of its state)."""
+    layout = RunLayout(Path(run_dir))
+    if not layout.last.is_file():
+        raise InputError(f"nothing to resume: no {layout.last.name} here", path=layout.dir,
                          hint="point --resume at the run directory of an interrupted `irralctl train`")
-    cfg = train_config_of(load_checkpoint(run_dir / LAST))
-    bad = sorted(k for k, v in overrides.items() if v is not None and k not in RESUMABLE_OVERRIDES)
-    if bad:
-        raise ConfigError(f"cannot change {', '.join(bad)} when resuming", hint=f"only {', '.join(RESUMABLE_OVERRIDES)} may change")
-    changes = {k: v for k, v in overrides.items() if v is not None}
-    return cfg.replace(out=run_dir, overwrite=False, **changes)
+    return from_dict(TrainConfig, load_checkpoint(layout.last, verify="none")["train_config"])
 
 
-def train(cfg: TrainConfig, callbacks: Callbacks | None = None, *, resume: bool = False) -> TrainResult:
+def resume_config(run_dir: str | Path, changes: dict[str, Any] | None = None) -> TrainConfig:
+    """The saved config of `run_dir` with `changes` (dotted option path -> value) applied.
+
+    Only options that cannot change what the next step computes may change (`RESUMABLE`); any
+    other change is refused, naming the option with its saved and new values.
+    """
+    saved = saved_config(run_dir)
+    flat = flatten(to_jsonable(saved))
+    refused, applied = [], {}
+    for path, value in (changes or {}).items():
+        new = to_jsonable(value)
+        if flat.get(path) == new:
+            continue
+        if path not in RESUMABLE:
+            refused.append(f"--{path.split('.')[-1].replace('_', '-')} (run: {flat.get(path)!r}, given: {new!r})")
+        else:
+            applied[path] = new
+    if refused:
+        raise ConfigError(f"cannot change {', '.join(refused)} when resuming: the run would not continue exactly",
+                          hint=f"only {', '.join('--' + p.split('.')[-1].replace('_', '-') for p in RESUMABLE)} "
+                               "may change; start a new run with --out to change the others")
+    flat.update(applied)
+    flat["out"], flat["overwrite"] = str(Path(run_dir)), False
+    return from_dict(TrainConfig, unflatten(flat))
+
+
+def train(cfg: TrainConfig, progress: Progress = SILENT, *, resume: bool = False) -> TrainResult:
     """Train per `cfg` (continuing `cfg.out` when `resume`). Works alone or under torchrun."""
+    if cfg.out is None:
+        raise ConfigError("--out RUN_DIR is required (or --resume RUN_DIR)")
     dist = DistState.from_env()
-    device = resolve_device(cfg.device, dist.local_rank)
+    device = resolve_device(cfg.runtime.device, dist.local_rank)
     dist.init(device)
     try:
-        return _train(cfg, callbacks or Callbacks(), resume, dist, device)
+        return _train(cfg, progress, resume, dist, device)
     finally:
         dist.close()
 
 
 # -- setup --------------------------------------------------------------------------------------
-
-def _amp_dtype(precision: str, device: torch.device) -> torch.dtype | None:
-    if precision == "auto":
-        if device.type != "cuda":
-            return None
-        return torch.bfloat16 if torch.cuda.is_bf16_supported() else torch.float16
-    return {"bf16": torch.bfloat16, "fp16": torch.float16, "fp32": None}[precision]
-
 
 def _seed_everything(seed: int) -> None:
     random.seed(seed)
@@ -115,7 +123,7 @@ def _seed_everything(seed: int) -> None:
 def open_dataset(cfg: TrainConfig) -> PreparedDataset:
     """The prepared dataset of `cfg`, checked for what training needs (split manifests, images)."""
     ds = PreparedDataset(cfg.dataset)
-    if not cfg.no_image and not ds.has_images:
+    if not cfg.model.no_image and not ds.has_images:
         raise InputError("this dataset was prepared without images", path=cfg.dataset,
                          hint="prepare it again with --images, or train the language prior with --no-image")
     for split in ("train", "val", "test"):
@@ -137,74 +145,78 @@ def _prepare_run_dir(cfg: TrainConfig, resume: bool) -> None:
     out.mkdir(parents=True, exist_ok=True)
 
 
-def _setup_device(device: torch.device) -> None:
-    if device.type == "cuda":
-        torch.backends.cudnn.benchmark = True
-        torch.backends.cuda.matmul.allow_tf32 = True
-        torch.backends.cudnn.allow_tf32 = True
-
-
 def build_run(cfg: TrainConfig, ds: PreparedDataset, dist: DistState, device: torch.device) -> tuple[Run, ModelConfig]:
     """Model, optimiser, LR control, text features and wrappers for `cfg` (also used by scripts/bench_gpu.py)."""
-    tokenizer = ds.tokenizer(cfg.tokenizer)
+    tokenizer = ds.tokenizer(cfg.data.tokenizer)
     train_records = ds.records("train")
     text_encoder = None
-    text_dim = ModelConfig.__dataclass_fields__["text_dim"].default
-    if cfg.mfa:
-        text_encoder = TextEncoder(cfg.text_encoder, cfg.text_max_tokens, trainable=cfg.tune_text_encoder).to(device)
+    text_dim = cfg.model.text_dim
+    loss = cfg.loss
+    if cfg.model.mfa:
+        text_encoder = TextEncoder(loss.text_encoder, loss.text_max_tokens, trainable=loss.tune_text_encoder).to(device)
         text_dim = text_encoder.hidden_size
-    model_cfg = cfg.model_config(tokenizer.vocab_size, tokenizer.pad_id, tokenizer.bos_id, tokenizer.eos_id, text_dim)
+    model_cfg = cfg.model.replace(vocab_size=tokenizer.vocab_size, pad_id=tokenizer.pad_id, bos_id=tokenizer.bos_id,
+                                  eos_id=tokenizer.eos_id, text_dim=text_dim)
+    if cfg.max_tokens + 2 > model_cfg.max_positions:
+        raise ConfigError(f"--max-tokens {cfg.max_tokens} needs more decoder positions than the model's "
+                          f"{model_cfg.max_positions}")
     torch.manual_seed(cfg.seed)  # identical initial weights on every process
     model = build_model(model_cfg, cfg.visual_weights)
-    if cfg.backbone != "tiny" and not cfg.no_image and cfg.visual_weights is None:
+    if model_cfg.backbone != "tiny" and not model_cfg.no_image and cfg.visual_weights is None:
         log.warning("training %s from scratch: no ImageNet weights were given (--visual-weights FILE, a torchvision "
-                    "state_dict); expect clearly weaker reports than with pretrained weights", cfg.backbone)
+                    "state_dict); expect clearly weaker reports than with pretrained weights", model_cfg.backbone)
     model.to(device)
     if device.type == "cuda":
         model.to(memory_format=torch.channels_last)
-    tuned = text_encoder if cfg.tune_text_encoder else None
-    optimizer = build_optimizer(model, tuned, lr=cfg.lr, lr_visual=cfg.lr_visual, weight_decay=cfg.weight_decay, device=device)
+    tuned = text_encoder if loss.tune_text_encoder else None
+    optim = cfg.optim
+    optimizer = build_optimizer(model, tuned, lr=optim.lr, lr_visual=optim.lr_visual, weight_decay=optim.weight_decay,
+                                device=device)
     module: torch.nn.Module = TrainingModule(model, tuned)
     if dist.distributed:
-        if cfg.sync_bn and device.type == "cuda":
+        if cfg.runtime.sync_bn and device.type == "cuda":
             module = torch.nn.SyncBatchNorm.convert_sync_batchnorm(module)
         module = DistributedDataParallel(module, device_ids=[device.index] if device.type == "cuda" else None)
-    if cfg.compile:
+    if cfg.runtime.compile:
         module = torch.compile(module)
-    amp = _amp_dtype(cfg.precision, device)
+    amp = amp_dtype(cfg.runtime.precision, device)
     run = Run(
-        cfg=cfg, dist=dist, device=device, model=model, module=module, optimizer=optimizer,
-        lr=LRController(optimizer, warmup_steps=cfg.warmup_steps, total_steps=1, schedule=cfg.schedule,
-                        plateau_factor=cfg.plateau_factor, plateau_patience=cfg.plateau_patience,
-                        higher_is_better=MONITORS[cfg.monitor]),
+        cfg=cfg, layout=RunLayout(cfg.out), dist=dist, device=device, model=model, module=module, optimizer=optimizer,
+        lr=LRController(optimizer, warmup_steps=optim.warmup_steps, total_steps=1, schedule=optim.schedule,
+                        plateau_factor=optim.plateau_factor, plateau_patience=optim.plateau_patience,
+                        higher_is_better=MONITORS[cfg.eval.monitor]),
         scaler=torch.amp.GradScaler(device.type, enabled=amp == torch.float16),
-        obs_weights=ObservationWeights(N_OBSERVATIONS, cfg.obs_weight_momentum),
+        obs_weights=ObservationWeights(N_OBSERVATIONS, loss.obs_weight_momentum),
         amp_dtype=amp, train_ids=[r["id"] for r in train_records], text_encoder=text_encoder,
     )
-    if cfg.mfa:
+    if cfg.model.mfa:
         texts = [r.get("report") or r[cfg.text_field] for r in train_records]
-        if cfg.tune_text_encoder:
+        if loss.tune_text_encoder:
             run.train_texts = texts
         else:
             run.text_cache = TextFeatureCache(text_encoder, texts, device)
     return run, model_cfg
 
 
-def _write_run_files(cfg: TrainConfig, ds: PreparedDataset, model_cfg: ModelConfig, dist: DistState,
-                     device: torch.device, amp: torch.dtype | None, text_encoder: TextEncoder | None) -> None:
-    cleaner_key = "cleaner" if cfg.text_field == "target" else "legacy_cleaner"
-    (cfg.out / "tokenizer.json").write_text(ds.tokenizer_json(cfg.tokenizer), encoding="utf-8")
+def _write_run_files(run: Run, ds: PreparedDataset, model_cfg: ModelConfig) -> None:
+    cfg, layout = run.cfg, run.layout
+    layout.tokenizer.write_text(ds.tokenizer_json(cfg.data.tokenizer), encoding="utf-8")
     save_config(
-        cfg.out / "config.json", cfg, model=model_cfg, seed=cfg.seed,
+        layout.config, cfg, model=model_cfg, seed=cfg.seed,
         dataset={"path": str(ds.dir.resolve()), "name": ds.name, "fingerprint": ds.info.get("fingerprint"),
                  "counts": ds.info.get("counts"), "labeler": ds.info.get("labeler")},
-        tokenizer={"kind": cfg.tokenizer, "file": "tokenizer.json", "text_field": cfg.text_field},
-        cleaner=ds.info.get(cleaner_key),
-        runtime={"device": str(device), "precision": str(amp).removeprefix("torch.") if amp else "fp32",
-                 "world_size": dist.world_size, "metrics": scoring.available()},
-        text_encoder=None if text_encoder is None else {"path": str(text_encoder.path), "hidden_size": text_encoder.hidden_size,
-                                                        "trainable": text_encoder.trainable},
+        tokenizer={"kind": cfg.data.tokenizer, "file": layout.tokenizer.name, "text_field": cfg.text_field},
+        cleaner=_cleaner(cfg, ds),
+        runtime={"device": str(run.device), "precision": precision_name(run.amp_dtype),
+                 "world_size": run.dist.world_size},
+        text_encoder=None if run.text_encoder is None else {
+            "path": str(run.text_encoder.path), "hidden_size": run.text_encoder.hidden_size,
+            "trainable": run.text_encoder.trainable},
     )
+
+
+def _cleaner(cfg: TrainConfig, ds: PreparedDataset) -> dict | None:
+    return ds.info.get("cleaner" if cfg.text_field == "target" else "legacy_cleaner")
 
 
 @contextlib.contextmanager
@@ -213,15 +225,14 @@ def _writing(path: Path):
     try:
         yield
     except OSError as e:
-        reason = "the disk is full" if e.errno == errno.ENOSPC else (e.strerror or str(e))
-        raise TrainingError(f"could not write {path}: {reason}; earlier outputs are intact",
+        raise TrainingError(f"could not write {path}: {describe_os_error(e)}; earlier outputs are intact",
                             hint="free space on that disk (or choose another --out) and continue with --resume") from None
 
 
 # -- checkpoints --------------------------------------------------------------------------------
 
 @dataclass
-class Progress:
+class Selection:
     """Model-selection state carried in checkpoints."""
 
     best_value: float | None = None
@@ -234,12 +245,18 @@ class Progress:
         return self.best_value is None or (value > self.best_value if higher_is_better else value < self.best_value)
 
 
-def _payload(run: Run, model_cfg: ModelConfig, progress: Progress, ds: PreparedDataset) -> dict:
+def checkpoint_payload(run: Run, model_cfg: ModelConfig, selection: Selection, ds: PreparedDataset) -> dict:
+    """Everything a checkpoint holds (see irralctl.runs.checkpoint for the layout)."""
     cfg = run.cfg
-    cleaner_key = "cleaner" if cfg.text_field == "target" else "legacy_cleaner"
     return {
-        **config_payload(cfg, model_cfg),
+        "model_config": to_jsonable(model_cfg),
         "model": run.model.state_dict(),
+        "tokenizer": {"kind": cfg.data.tokenizer, "json": ds.tokenizer_json(cfg.data.tokenizer),
+                      "text_field": cfg.text_field},
+        "inference": {"max_tokens": cfg.max_tokens},
+        "cleaner": _cleaner(cfg, ds),
+        "dataset": {"name": ds.name, "fingerprint": ds.info.get("fingerprint")},
+        "train_config": to_jsonable(cfg),
         "text_encoder": run.text_encoder.state_dict() if run.text_encoder is not None and run.text_encoder.trainable else None,
         "optimizer": run.optimizer.state_dict(),
         "scheduler": run.lr.state_dict(),
@@ -247,15 +264,12 @@ def _payload(run: Run, model_cfg: ModelConfig, progress: Progress, ds: PreparedD
         "obs_weights": run.obs_weights.state_dict(),
         "epoch": run.epoch,
         "step": run.step,
-        "progress": {"best_value": progress.best_value, "best_epoch": progress.best_epoch, "stale": progress.stale},
+        "progress": {"best_value": selection.best_value, "best_epoch": selection.best_epoch, "stale": selection.stale},
         "rng": rng_state(),
-        "tokenizer": {"kind": cfg.tokenizer, "json": ds.tokenizer_json(cfg.tokenizer)},
-        "cleaner": ds.info.get(cleaner_key),
-        "dataset": {"name": ds.name, "fingerprint": ds.info.get("fingerprint")},
     }
 
 
-def _restore(run: Run, ckpt: dict) -> Progress:
+def _restore(run: Run, ckpt: dict) -> Selection:
     run.model.load_state_dict(ckpt["model"])
     if ckpt.get("text_encoder") is not None and run.text_encoder is not None:
         run.text_encoder.load_state_dict(ckpt["text_encoder"])
@@ -265,13 +279,13 @@ def _restore(run: Run, ckpt: dict) -> Progress:
     run.obs_weights.load_state_dict(ckpt["obs_weights"])
     run.epoch, run.step = ckpt["epoch"], ckpt["step"]
     p = ckpt["progress"]
-    return Progress(p["best_value"], p["best_epoch"], p["stale"])
+    return Selection(p["best_value"], p["best_epoch"], p["stale"])
 
 
 def _check_resumable(ckpt: dict, ds: PreparedDataset, cfg: TrainConfig) -> None:
-    if ckpt["tokenizer"]["json"] != ds.tokenizer_json(cfg.tokenizer):
+    if ckpt["tokenizer"]["json"] != ds.tokenizer_json(cfg.data.tokenizer):
         raise TrainingError(
-            f"the {cfg.tokenizer} tokeniser of {ds.dir} differs from the one this run was trained with",
+            f"the {cfg.data.tokenizer} tokeniser of {ds.dir} differs from the one this run was trained with",
             hint="resume on the dataset the run started from (see dataset in its config.json)")
     fingerprint = (ckpt.get("dataset") or {}).get("fingerprint")
     if fingerprint and fingerprint != ds.info.get("fingerprint"):
@@ -280,140 +294,130 @@ def _check_resumable(ckpt: dict, ds: PreparedDataset, cfg: TrainConfig) -> None:
 
 # -- the run ------------------------------------------------------------------------------------
 
-def _train(cfg: TrainConfig, callbacks: Callbacks, resume: bool, dist: DistState, device: torch.device) -> TrainResult:
+def _train(cfg: TrainConfig, progress: Progress, resume: bool, dist: DistState, device: torch.device) -> TrainResult:
     ds = open_dataset(cfg)
-    scoring.check_monitor(cfg.monitor)
-    have = scoring.available()
-    ckpt = load_checkpoint(cfg.out / LAST) if resume else None
+    layout = RunLayout(cfg.out)
+    ckpt = load_checkpoint(layout.last, verify="all") if resume else None
     if ckpt is not None:
         _check_resumable(ckpt, ds, cfg)
     if dist.is_main:
         _prepare_run_dir(cfg, resume)
     dist.barrier()
-    _setup_device(device)
+    setup_device(device)
     _seed_everything(cfg.seed)
 
     run, model_cfg = build_run(cfg, ds, dist, device)
-    tokenizer = ds.tokenizer(cfg.tokenizer)
-    train_data = make_loader(ds, "train", tokenizer, cfg, dist, device, train=True, batch_size=cfg.batch_size)
-    val_data = make_loader(ds, "val", tokenizer, cfg, dist, device, train=False, batch_size=cfg.eval_batch_size)
+    tokenizer = ds.tokenizer(cfg.data.tokenizer)
+    train_data = make_loader(ds, "train", tokenizer, cfg, dist, device, train=True, batch_size=cfg.optim.batch_size)
+    val_data = make_loader(ds, "val", tokenizer, cfg, dist, device, train=False, batch_size=cfg.eval.eval_batch_size)
     if len(train_data.dataset) == 0 or len(val_data.dataset) == 0:
         raise InputError("the train and val splits must both hold studies", path=ds.dir)
-    run.lr.total_steps = cfg.epochs * len(train_data)
+    run.lr.total_steps = cfg.optim.epochs * len(train_data)
 
     history: list[dict] = []
-    progress = Progress()
+    selection = Selection()
     if ckpt is not None:
-        progress = _restore(run, ckpt)
-        if (cfg.out / "metrics.jsonl").is_file():
-            history = [r for _, r in iter_jsonl(cfg.out / "metrics.jsonl") if r.get("epoch", 0) <= run.epoch]
+        selection = _restore(run, ckpt)
+        if layout.metrics.is_file():
+            history = [r for _, r in iter_jsonl(layout.metrics) if r.get("epoch", 0) <= run.epoch]
         set_rng_state(ckpt["rng"])
         log.info("resuming %s after epoch %d (step %d)", cfg.out, run.epoch, run.step)
     if dist.is_main:
-        with _writing(cfg.out / "config.json"):
-            _write_run_files(cfg, ds, model_cfg, dist, device, run.amp_dtype, run.text_encoder)
+        with _writing(layout.config):
+            _write_run_files(run, ds, model_cfg)
 
     val_records = val_data.dataset.records
-    val_ids = [r["id"] for r in val_records]
+    val_ids = [str(r["id"]) for r in val_records]
     val_refs = [r[cfg.text_field] for r in val_records]
-    val_ref_labels = None
-    if have["clinical"] and dist.is_main:
-        val_ref_labels = scoring.label_texts(val_refs)
-    higher = MONITORS[cfg.monitor]
+    val_ref_labels = scoring.label_texts(val_refs) if dist.is_main else None
+    val_decoding = DecodeConfig(beam_size=cfg.eval.val_beam_size, max_tokens=cfg.max_tokens)
+    higher = MONITORS[cfg.eval.monitor]
     stopped_early = False
 
-    while run.epoch < cfg.epochs:
+    while run.epoch < cfg.optim.epochs:
         epoch = run.epoch
         started = time.perf_counter()
-        train_stats = train_one_epoch(run, train_data, epoch, callbacks)
-        result = evaluate(run.model, val_data, tokenizer, dist=dist, device=device, autocast=run.autocast,
-                          gen_len=cfg.gen_len, generate=have["nlg"], callbacks=callbacks,
-                          name=f"validate {epoch + 1}/{cfg.epochs}")
+        train_stats = train_one_epoch(run, train_data, epoch, progress)
+        result = evaluate(run.model, val_data, tokenizer, val_decoding, dist=dist, device=device,
+                          autocast=run.autocast, progress=progress,
+                          name=f"validate {epoch + 1}/{cfg.optim.epochs}")
         record = None
         if dist.is_main:
-            record = _validation_record(run, result, val_refs, val_ids, val_ref_labels, have)
+            record = _validation_record(run, result, val_refs, val_ids, val_ref_labels)
         record = dist.broadcast(record)
         value = record["monitor_value"]
         record["lr"] = run.lr.lrs()
         record["lr_reduced"] = run.lr.observe(value)
         run.obs_weights.weights = list(record["obs_weights"])
-        improved = progress.improved(value, higher)
+        improved = selection.improved(value, higher)
         if improved:
-            progress.best_value, progress.best_epoch, progress.stale = value, epoch + 1, 0
+            selection.best_value, selection.best_epoch, selection.stale = value, epoch + 1, 0
         else:
-            progress.stale += 1
+            selection.stale += 1
         run.epoch = epoch + 1
         record.update({"epoch": run.epoch, "step": run.step, **train_stats, "best": improved,
                        "epoch_seconds": time.perf_counter() - started})
         if dist.is_main:
-            payload = _payload(run, model_cfg, progress, ds)
-            save_checkpoint(cfg.out / LAST, payload)
+            payload = checkpoint_payload(run, model_cfg, selection, ds)
+            save_checkpoint(layout.last, payload)
             if improved:
-                save_checkpoint(cfg.out / BEST, payload)
+                save_checkpoint(layout.best, payload)
             history.append(record)
-            with _writing(cfg.out / "metrics.jsonl"):
-                write_jsonl(cfg.out / "metrics.jsonl", history)
+            with _writing(layout.metrics):
+                write_jsonl(layout.metrics, history)
         dist.barrier()
-        if callbacks.epoch_end:
-            callbacks.epoch_end(record)
-        if cfg.patience and progress.stale >= cfg.patience and run.epoch < cfg.epochs:
+        progress.event("epoch", record)
+        patience = cfg.optim.patience
+        if patience and selection.stale >= patience and run.epoch < cfg.optim.epochs:
             stopped_early = True
-            log.info("stopping early: %s has not improved for %d epochs", cfg.monitor, cfg.patience)
+            log.info("stopping early: %s has not improved for %d epochs", cfg.eval.monitor, patience)
             break
 
-    test_metrics = _test(run, ds, tokenizer, progress, have, callbacks)
-    return TrainResult(cfg.out, run.epoch, stopped_early, cfg.monitor, progress.best_epoch, progress.best_value, test_metrics)
+    test_metrics = test(run, selection, progress) if dist.is_main else {}
+    dist.barrier()
+    return TrainResult(cfg.out, run.epoch, stopped_early, cfg.eval.monitor, selection.best_epoch,
+                       selection.best_value, test_metrics)
 
 
-def _validation_record(run: Run, result: SplitResult, refs: list[str], ids: list[str], ref_labels, have: dict) -> dict:
+def _validation_record(run: Run, result: SplitResult, refs: list[str], ids: list[str], ref_labels) -> dict:
     cfg = run.cfg
-    scores, _ = split_metrics(result, refs, ids, ref_labels, nlg=have["nlg"], clinical=have["clinical"])
-    record = {f"val_{k}": v for k, v in scores.items()}
-    record["val_head_f1"] = head_f1(result, cfg.uncertain)
-    # Eq. 6 clinical feedback: CE F1 per observation of generated reports when the labeller is
-    # available, else (recorded as such) the clinical head's own per-observation F1.
-    if "ce_f1_per_observation" in scores:
-        f1, source = scores["ce_f1_per_observation"], "ce"
-    else:
-        f1, source = record["val_head_f1"], "head"
-    record["obs_weights"] = list(run.obs_weights.update(f1))
-    record["obs_weights_source"] = source
-    record["monitor"] = cfg.monitor
-    record["monitor_value"] = record.get(cfg.monitor if cfg.monitor == "val_loss" else f"val_{cfg.monitor}")
+    preds = {ids[i]: p for i, p in zip(result.indices, result.predictions)}
+    references = {ids[i]: refs[i] for i in result.indices}
+    labels = {ids[i]: ref_labels[i] for i in result.indices}
+    scores, ce_f1 = scoring.validation_scores(preds, references, labels)
+    record: dict[str, Any] = {"val_loss": result.loss, **{f"val_{k}": v for k, v in scores.items()}}
+    record["val_head_f1"] = head_f1(result, cfg.loss.uncertain)
+    # Eq. 6 clinical feedback: the validation CE F1 of each observation (generated vs reference labels).
+    record["obs_weights"] = list(run.obs_weights.update(ce_f1))
+    record["monitor"] = cfg.eval.monitor
+    record["monitor_value"] = record["val_loss"] if cfg.eval.monitor == "val_loss" else record[f"val_{cfg.eval.monitor}"]
     return record
 
 
-def _test(run: Run, ds: PreparedDataset, tokenizer, progress: Progress, have: dict, callbacks: Callbacks) -> dict:
-    """Decode and score the test split once, with the best checkpoint (else the last weights)."""
-    cfg, dist = run.cfg, run.dist
-    used = "last"
-    if (cfg.out / BEST).is_file():
-        run.model.load_state_dict(load_checkpoint(cfg.out / BEST, map_location=run.device)["model"])
-        used = "best"
-    test_data = make_loader(ds, "test", tokenizer, cfg, dist, run.device, train=False, batch_size=cfg.eval_batch_size)
-    if len(test_data.dataset) == 0:
+def test(run: Run, selection: Selection, progress: Progress = SILENT) -> dict:
+    """Decode and score the test split once, as `irralctl generate` + `irralctl score` would, with
+    the best checkpoint (else the last); writes test_predictions.jsonl and test_metrics.json."""
+    from irralctl.generation import GenerateConfig, generate_reports
+    from irralctl.metrics import ScoreConfig, score_files
+
+    cfg, layout = run.cfg, run.layout
+    used = layout.best if layout.best.is_file() else layout.last
+    if not PreparedDataset(cfg.dataset).records("test"):
         log.warning("the test split is empty: nothing to decode")
         return {}
-    result = evaluate(run.model, test_data, tokenizer, dist=dist, device=run.device, autocast=run.autocast,
-                      gen_len=cfg.gen_len, generate=True, callbacks=callbacks, name="test")
-    metrics: dict = {}
-    if dist.is_main:
-        records = test_data.dataset.records
-        refs = [r[cfg.text_field] for r in records]
-        ids = [r["id"] for r in records]
-        ref_labels = scoring.label_texts(refs) if have["clinical"] else None
-        metrics, protocol = split_metrics(result, refs, ids, ref_labels, nlg=have["nlg"], clinical=have["clinical"],
-                                          meteor=cfg.meteor)
-        with _writing(cfg.out / "test_predictions.jsonl"):
-            write_jsonl(cfg.out / "test_predictions.jsonl",
-                        ({"id": ids[i], "prediction": p, "reference": refs[i]} for i, p in zip(result.indices, result.predictions)))
-        summary = {
-            "checkpoint": used, "epoch": progress.best_epoch if used == "best" else run.epoch,
-            "monitor": cfg.monitor, "monitor_value": progress.best_value, "studies": len(result.indices),
-            "references": cfg.text_field, "decoding": f"greedy, at most {cfg.gen_len} tokens",
-            "protocol": protocol, "metrics": metrics,
-        }
-        with _writing(cfg.out / "test_metrics.json"):
-            write_json(cfg.out / "test_metrics.json", to_jsonable(summary))
-    dist.barrier()
-    return metrics
+    try:
+        generated = generate_reports(GenerateConfig(checkpoint=used, out=layout.test_predictions, dataset=cfg.dataset,
+                                                    split="test", device=str(run.device), overwrite=True),
+                                     progress=progress)
+        scores = score_files(layout.test_predictions, ScoreConfig(meteor=cfg.eval.meteor))
+    except IrralError as e:
+        raise TrainingError(f"training finished, but scoring the test split failed: {e.message}", hint=e.hint) from None
+    scores["run"] = {
+        "checkpoint": used.name, "epoch": selection.best_epoch if used == layout.best else run.epoch,
+        "monitor": cfg.eval.monitor, "monitor_value": selection.best_value, "decoding": generated.decoding,
+        "reproduce": f"irralctl generate --dataset {cfg.dataset} --split test --checkpoint {used} --out PREDS.jsonl "
+                     f"&& irralctl score PREDS.jsonl --meteor {cfg.eval.meteor}",
+    }
+    with _writing(layout.test_metrics):
+        write_json(layout.test_metrics, to_jsonable(scores))
+    return scores["metrics"]

@@ -1,4 +1,14 @@
-"""Frozen per-command configs: turning them into JSON and back, and recording provenance."""
+"""Frozen per-command configs: declaring options, turning configs into JSON and back, provenance.
+
+Every command has one frozen dataclass config (nested for `train`), which is the single source of
+its option names, defaults and help: each field is declared with `option(default, help, ...)`, and
+the CLI builds its flags from those fields (`irralctl.cli._bind`). The same config is saved beside
+every output (`save_config`) and read back with `from_dict` (nested dataclasses, paths and tuples
+restored; unknown keys refused with their dotted name) or from a JSON / YAML / TOML file
+(`load_config_file`).
+
+This module imports nothing heavy: the CLI reads every config at start-up.
+"""
 
 from __future__ import annotations
 
@@ -6,11 +16,15 @@ import dataclasses
 import datetime as _dt
 import enum
 import importlib.metadata
+import json
 import platform
+import types
+import typing
 from pathlib import Path
 from typing import Any, TypeVar
 
 import irralctl
+from irralctl.errors import ConfigError, InputError
 from irralctl.utils.io import write_json
 
 T = TypeVar("T")
@@ -20,6 +34,139 @@ _TRACKED_PACKAGES = (
     "torch", "torchvision", "numpy", "tokenizers", "transformers", "pillow", "pydicom",
     "sacrebleu", "rouge-score", "nltk", "pycocoevalcap",
 )
+
+
+def option(default: Any = dataclasses.MISSING, help: str = "", *, flag: str | None = None,
+           short: str | None = None, argument: bool = False, cli: bool = True, choices: tuple | None = None,
+           min: float | None = None, max: float | None = None, panel: str | None = None,
+           metavar: str | None = None, default_text: str | None = None, factory: Any = None) -> Any:
+    """A config field with its CLI metadata.
+
+    `help` says what the option means and its unit, never its default (the CLI shows that once);
+    `flag` overrides the flag name (default: the field name with '-' for '_'); `short` adds a
+    one-letter alias; `argument` makes it positional; `cli=False` keeps it out of the CLI (a value
+    derived at run time, such as the vocabulary size); `choices`, `min`, `max` are checked by the
+    CLI before the config's own checks; `panel` groups it in `--help`; `default_text` replaces the
+    shown default (e.g. "from --preset").
+    """
+    meta = {"help": help, "flag": flag, "short": short, "argument": argument, "cli": cli, "choices": choices,
+            "min": min, "max": max, "panel": panel, "metavar": metavar, "default_text": default_text}
+    if factory is not None:
+        return dataclasses.field(default_factory=factory, metadata=meta)
+    return dataclasses.field(default=default, metadata=meta)
+
+
+# -- options several commands share, declared once ---------------------------------------------
+
+def device_option(panel: str | None = None) -> Any:
+    return option("auto", "auto, cpu, cuda or cuda:N; auto picks a GPU when one is present.", panel=panel)
+
+
+def overwrite_option(panel: str | None = "Output") -> Any:
+    return option(False, "Replace an existing output, only once the new one is complete.", panel=panel)
+
+
+def workers_option(panel: str | None = None) -> Any:
+    return option(0, "Worker processes (0 = all CPU cores).", short="-j", min=0, panel=panel)
+
+
+def out_dir_option(panel: str | None = "Output") -> Any:
+    return option(help="Output directory (created; must not exist unless --overwrite).", short="-o", panel=panel)
+
+
+def seed_option(default: int, help: str, panel: str | None = None) -> Any:
+    return option(default, help, min=0, max=2**32 - 1, panel=panel)
+
+
+def field_types(cls: type) -> dict[str, Any]:
+    """Resolved annotations of a dataclass (they are strings under `from __future__ import annotations`)."""
+    return typing.get_type_hints(cls)
+
+
+def _unwrap_optional(tp: Any) -> tuple[Any, bool]:
+    """(X, True) for `X | None` / Optional[X]; (tp, False) otherwise."""
+    origin = typing.get_origin(tp)
+    if origin in (typing.Union, types.UnionType):
+        args = [a for a in typing.get_args(tp) if a is not type(None)]
+        if len(args) == 1 and len(typing.get_args(tp)) == 2:
+            return args[0], True
+    return tp, False
+
+
+def leaf_paths(cls: type, path: tuple[str, ...] = ()) -> dict[str, tuple[str, ...]]:
+    """Leaf field name -> its path through nested dataclasses ({"lr": ("optim", "lr"), ...})."""
+    out: dict[str, tuple[str, ...]] = {}
+    hints = field_types(cls)
+    for f in dataclasses.fields(cls):
+        inner, _ = _unwrap_optional(hints[f.name])
+        sub = leaf_paths(inner, (*path, f.name)) if dataclasses.is_dataclass(inner) else {f.name: (*path, f.name)}
+        for name, p in sub.items():
+            if name in out:
+                raise TypeError(f"{cls.__name__}: leaf name {name!r} is not unique across nested configs")
+            out[name] = p
+    return out
+
+
+def from_flat(cls: type[T], **values: Any) -> T:
+    """A nested config from leaf names, as the CLI's flags name them: from_flat(TrainConfig, lr=1e-3, d_model=64)."""
+    paths = leaf_paths(cls)
+    unknown = sorted(set(values) - set(paths))
+    if unknown:
+        raise ConfigError(f"unknown option(s) for {cls.__name__}: {', '.join(unknown)}")
+    data: dict[str, Any] = {}
+    for name, value in values.items():
+        node = data
+        *parents, last = paths[name]
+        for p in parents:
+            node = node.setdefault(p, {})
+        node[last] = to_jsonable(value)
+    return from_dict(cls, data)
+
+
+def to_flags(config: Any) -> list[str]:
+    """The command-line arguments that give `config` from the defaults of its fields.
+
+    Positional arguments come first, in field order; then a flag per option that differs from its
+    default, named as the CLI names it (`--d-model 64`, `--no-augment`, `--overwrite`). Used to
+    print the command that reproduces an output (the demo, `irralctl ablate`).
+    """
+    args: list[str] = []
+    flags: list[str] = []
+    _flags_of(config, args, flags)
+    return args + flags
+
+
+def _default_of(f: dataclasses.Field) -> Any:
+    if f.default is not dataclasses.MISSING:
+        return f.default
+    if f.default_factory is not dataclasses.MISSING:  # type: ignore[misc]
+        return f.default_factory()  # type: ignore[misc]
+    return dataclasses.MISSING
+
+
+def _flags_of(config: Any, args: list[str], flags: list[str]) -> None:
+    for f in dataclasses.fields(config):
+        if not f.metadata.get("cli", True):
+            continue
+        value = getattr(config, f.name)
+        if dataclasses.is_dataclass(value):
+            _flags_of(value, args, flags)
+            continue
+        if f.metadata.get("argument"):
+            if value is not None:
+                args.append(str(value))
+            continue
+        if value == _default_of(f) or value is None:
+            continue
+        flag = f.metadata.get("flag") or "--" + f.name.replace("_", "-")
+        if isinstance(value, bool):
+            # True over a false default is the switch itself (--overwrite, --no-image); False over
+            # a true default is its opposite (--no-augment).
+            flags.append(flag if value else "--no-" + flag.removeprefix("--"))
+        elif isinstance(value, (tuple, list)):
+            flags += [flag, ",".join(map(str, value))]
+        else:
+            flags += [flag, str(value)]
 
 
 def to_jsonable(value: Any) -> Any:
@@ -36,21 +183,120 @@ def to_jsonable(value: Any) -> Any:
     return value
 
 
-def from_dict(cls: type[T], data: dict) -> T:
-    """Rebuild a (possibly nested) frozen dataclass; unknown keys are ignored, tuples restored."""
-    kwargs = {}
-    hints = {f.name: f for f in dataclasses.fields(cls)}
-    for name, f in hints.items():
-        if name not in data:
-            continue
-        value = data[name]
-        ftype = f.type if not isinstance(f.type, str) else None
-        if ftype is not None and dataclasses.is_dataclass(ftype) and isinstance(value, dict):
-            value = from_dict(ftype, value)
-        elif isinstance(value, list):
-            value = tuple(value)
-        kwargs[name] = value
-    return cls(**kwargs)
+def _coerce(tp: Any, value: Any, where: str) -> Any:
+    """`value` (from JSON) as the field type `tp`: nested dataclass, Path, tuple, or as is."""
+    tp, optional = _unwrap_optional(tp)
+    if value is None:
+        if optional or tp is Any:
+            return None
+        raise ConfigError(f"config key '{where}' may not be null")
+    if dataclasses.is_dataclass(tp):
+        if not isinstance(value, dict):
+            raise ConfigError(f"config key '{where}' must be a table of options, not {type(value).__name__}")
+        return from_dict(tp, value, prefix=f"{where}.")
+    if tp is Path:
+        if not isinstance(value, (str, Path)):
+            raise ConfigError(f"config key '{where}' must be a path (text), not {value!r}")
+        return Path(value)
+    origin = typing.get_origin(tp)
+    if origin is tuple:
+        if not isinstance(value, (list, tuple)):
+            raise ConfigError(f"config key '{where}' must be a list, not {value!r}")
+        args = typing.get_args(tp)
+        item = args[0] if args else Any
+        return tuple(_coerce(item, v, where) for v in value)
+    if tp is bool:
+        if not isinstance(value, bool):
+            raise ConfigError(f"config key '{where}' must be true or false, not {value!r}")
+        return value
+    if tp is int:
+        if isinstance(value, bool) or not isinstance(value, int):
+            raise ConfigError(f"config key '{where}' must be an integer, not {value!r}")
+        return value
+    if tp is float:
+        if isinstance(value, bool) or not isinstance(value, (int, float)):
+            raise ConfigError(f"config key '{where}' must be a number, not {value!r}")
+        return float(value)
+    if tp is str:
+        if not isinstance(value, str):
+            raise ConfigError(f"config key '{where}' must be text, not {value!r}")
+        return value
+    return value
+
+
+def from_dict(cls: type[T], data: dict, *, prefix: str = "", strict: bool = True) -> T:
+    """Rebuild a (nested) frozen dataclass from `to_jsonable` output.
+
+    Missing keys take their defaults; with `strict`, an unknown key is a `ConfigError` naming its
+    dotted path (a misspelt option in a config file must not be silently ignored).
+    """
+    if not isinstance(data, dict):
+        raise ConfigError(f"config{' ' + prefix.rstrip('.') if prefix else ''} must be a table of options")
+    names = {f.name for f in dataclasses.fields(cls)}
+    unknown = sorted(set(data) - names)
+    if unknown and strict:
+        raise ConfigError(f"unknown config key(s): {', '.join(prefix + k for k in unknown)}",
+                          hint=f"known keys{' of ' + prefix.rstrip('.') if prefix else ''}: {', '.join(sorted(names))}")
+    hints = field_types(cls)
+    kwargs = {name: _coerce(hints[name], data[name], prefix + name) for name in names if name in data}
+    try:
+        return cls(**kwargs)
+    except TypeError as e:  # a required field is missing
+        raise ConfigError(f"incomplete config{' ' + prefix.rstrip('.') if prefix else ''}: {e}") from None
+
+
+def load_config_file(path: str | Path) -> dict:
+    """A config from a JSON, YAML or TOML file, as a plain dict.
+
+    A `config.json` that irralctl saved beside an output (`{"config": {...}, "created": ...}`) is
+    accepted as is: its "config" table is returned.
+    """
+    path = Path(path)
+    if not path.is_file():
+        raise InputError("config file not found", path=path)
+    suffix = path.suffix.lower()
+    text = path.read_text(encoding="utf-8")
+    try:
+        if suffix in (".yaml", ".yml"):
+            import yaml  # pyyaml: a dependency of transformers
+
+            data = yaml.safe_load(text)
+        elif suffix == ".toml":
+            import tomllib
+
+            data = tomllib.loads(text)
+        else:
+            data = json.loads(text)
+    except Exception as e:  # json, yaml and tomllib raise their own types
+        raise InputError(f"not a readable {suffix.lstrip('.') or 'JSON'} config ({type(e).__name__}: {e})", path=path) from None
+    if not isinstance(data, dict):
+        raise InputError("a config file must hold a table of options", path=path)
+    if isinstance(data.get("config"), dict) and "versions" in data:
+        data = data["config"]
+    return data
+
+
+def flatten(data: dict, prefix: str = "") -> dict[str, Any]:
+    """{"optim": {"lr": 1}} -> {"optim.lr": 1}."""
+    out: dict[str, Any] = {}
+    for k, v in data.items():
+        if isinstance(v, dict):
+            out.update(flatten(v, f"{prefix}{k}."))
+        else:
+            out[f"{prefix}{k}"] = v
+    return out
+
+
+def unflatten(flat: dict[str, Any]) -> dict[str, Any]:
+    """{"optim.lr": 1} -> {"optim": {"lr": 1}}."""
+    out: dict[str, Any] = {}
+    for key, value in flat.items():
+        node = out
+        *parents, last = key.split(".")
+        for p in parents:
+            node = node.setdefault(p, {})
+        node[last] = value
+    return out
 
 
 def package_versions() -> dict[str, str]:

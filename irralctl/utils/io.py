@@ -8,6 +8,7 @@ existing file (a user's dataset or checkpoint) survives any failure before the r
 from __future__ import annotations
 
 import contextlib
+import errno
 import hashlib
 import json
 import os
@@ -131,3 +132,20 @@ def sha256_file(path: str | Path, chunk: int = 1 << 20) -> str:
         while block := f.read(chunk):
             h.update(block)
     return h.hexdigest()
+
+
+_OS_REASONS = {
+    errno.ENOSPC: "the disk is full",
+    errno.EDQUOT: "the disk quota is exceeded",
+    errno.EROFS: "the file system is read-only",
+    errno.EACCES: "permission denied",
+    errno.EPERM: "operation not permitted",
+    errno.ENOTDIR: "a parent of the path is a file, not a folder",
+    errno.EISDIR: "the path is a folder, not a file",
+    errno.ENAMETOOLONG: "the file name is too long",
+}
+
+
+def describe_os_error(e: OSError) -> str:
+    """A short reason for an OSError from a writer ("the disk is full", ...)."""
+    return _OS_REASONS.get(e.errno, e.strerror or str(e))

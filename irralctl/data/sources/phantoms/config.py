@@ -1,0 +1,32 @@
+"""`PhantomPrepareConfig`: the options of `irralctl prepare phantoms` (light: the CLI reads it at start-up)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+from irralctl.data.sources.iu_xray.config import CLEANERS
+from irralctl.utils.config import (
+    option,
+    out_dir_option,
+    overwrite_option,
+    workers_option,
+)
+
+_OUT, _TEXT = "Output", "Text and tokenisers"
+
+
+@dataclass(frozen=True, kw_only=True)
+class PhantomPrepareConfig:
+    out: Path = out_dir_option(panel=_OUT)
+    n: int = option(2000, "Number of studies (two views each).", flag="--n", min=10)
+    seed: int = option(0, "Seed: study i depends only on (seed, i).", min=0, max=2**32 - 1)
+    image_size: int = option(256, "Side of the square views, pixels.", min=32)
+    p_normal: float = option(0.3, "Share of studies without pathology.", min=0.0, max=1.0)
+    val_ratio: float = option(0.1, "Fraction of studies for validation.", min=0.0, max=1.0)
+    test_ratio: float = option(0.1, "Fraction of studies for test.", min=0.0, max=1.0)
+    cleaner: str = option("default", "Cleaner of `target`: default or legacy (R2Gen's).", choices=CLEANERS, panel=_TEXT)
+    bpe_vocab_size: int = option(500, "BPE vocabulary size (tokens, specials included).", min=300, panel=_TEXT)
+    legacy_threshold: int = option(3, "Legacy word vocabulary: minimum count in train.", min=1, panel=_TEXT)
+    workers: int = workers_option()
+    overwrite: bool = overwrite_option(panel=_OUT)

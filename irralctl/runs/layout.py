@@ -1,0 +1,73 @@
+"""The run directory that `irralctl train` writes, one name per file (docs/formats.md, "Run directory").
+
+    RUN_DIR/
+      config.json             the TrainConfig (nested), seed, versions, dataset fingerprint, model config
+      tokenizer.json          the tokeniser the model speaks (copied from the dataset, byte for byte)
+      metrics.jsonl           one line per epoch: losses, validation scores, lr, Eq. 6 weights, images/s
+      steps.csv               one line per optimiser step: losses, lr, gradient norm, images/s
+      last.pt, best.pt        checkpoints; best by the validation monitor
+      test_predictions.jsonl  the test split decoded once with best.pt, exactly as `irralctl generate` does
+      test_metrics.json       its scores, exactly as `irralctl score --json` writes them
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+from irralctl.errors import InputError
+
+BEST, LAST = "best.pt", "last.pt"
+
+
+@dataclass(frozen=True)
+class RunLayout:
+    dir: Path
+
+    @property
+    def config(self) -> Path:
+        return self.dir / "config.json"
+
+    @property
+    def tokenizer(self) -> Path:
+        return self.dir / "tokenizer.json"
+
+    @property
+    def metrics(self) -> Path:
+        return self.dir / "metrics.jsonl"
+
+    @property
+    def steps(self) -> Path:
+        return self.dir / "steps.csv"
+
+    @property
+    def best(self) -> Path:
+        return self.dir / BEST
+
+    @property
+    def last(self) -> Path:
+        return self.dir / LAST
+
+    @property
+    def test_predictions(self) -> Path:
+        return self.dir / "test_predictions.jsonl"
+
+    @property
+    def test_metrics(self) -> Path:
+        return self.dir / "test_metrics.json"
+
+
+def checkpoint_file(path: str | Path) -> Path:
+    """The checkpoint a path names: a run directory's best.pt (else last.pt), or the file itself."""
+    path = Path(path)
+    if not path.exists():
+        raise InputError("checkpoint not found", path=path,
+                         hint="give a run directory written by `irralctl train` (or one of its .pt files)")
+    if path.is_dir():
+        for name in (BEST, LAST):
+            if (path / name).is_file():
+                return path / name
+        raise InputError(f"no checkpoint ({BEST} or {LAST}) in this directory", path=path,
+                         hint="train one first: `irralctl train DATASET --out RUN_DIR` (an interrupted run "
+                              "continues with `irralctl train DATASET --resume RUN_DIR`)")
+    return path

@@ -1,0 +1,109 @@
+"""Options generated from configs: one flag per field, defaults and help from the field, and the
+precedence of --config FILE, --preset and typed flags."""
+
+from __future__ import annotations
+
+import dataclasses
+import sys
+from pathlib import Path
+
+import pytest
+from typer.testing import CliRunner
+
+from irralctl.cli._bind import leaves
+from irralctl.cli.main import app
+from irralctl.data.sources.iu_xray.config import IUPrepareConfig
+from irralctl.data.sources.mimic.config import MimicPrepareConfig
+from irralctl.data.sources.phantoms.config import PhantomPrepareConfig
+from irralctl.demo.config import DemoConfig
+from irralctl.generation.config import GenerateConfig
+from irralctl.heatmaps.config import HeatmapConfig
+from irralctl.labeling.files import LabelConfig
+from irralctl.metrics.config import ScoreConfig
+from irralctl.training.config import TrainConfig
+from irralctl.utils.config import from_flat, to_flags
+
+runner = CliRunner()
+CONFIGS = [TrainConfig, GenerateConfig, HeatmapConfig, ScoreConfig, LabelConfig, IUPrepareConfig, MimicPrepareConfig,
+           PhantomPrepareConfig, DemoConfig]
+
+
+@pytest.mark.parametrize("cls", CONFIGS, ids=lambda c: c.__name__)
+def test_every_option_has_a_unique_flag_and_help(cls):
+    found = list(leaves(cls))
+    flags = [leaf.flag for leaf in found]
+    assert len(flags) == len(set(flags)), flags
+    for leaf in found:
+        assert leaf.meta.get("help"), f"{cls.__name__}.{leaf.dotted} has no help text"
+        # The CLI shows each default once, after the help: a help text saying "Default 3." repeats it.
+        assert "Default " not in leaf.meta["help"], f"{cls.__name__}.{leaf.dotted} repeats its default"
+
+
+@pytest.fixture
+def captured(monkeypatch):
+    """Run `irralctl train` up to the library call and keep the config it would train with."""
+    seen = {}
+
+    def fake_train(cfg, progress=None, *, resume=False):
+        seen["cfg"], seen["resume"] = cfg, resume
+        raise SystemExit(0)
+
+    monkeypatch.setattr("irralctl.training.trainer.train", fake_train)
+    return seen
+
+
+def test_preset_sets_the_switches_the_user_did_not_type(captured, tmp_path):
+    runner.invoke(app, ["train", str(tmp_path), "--out", str(tmp_path / "r"), "--preset", "cmn", "--acl"])
+    cfg = captured["cfg"]
+    assert cfg.preset == "cmn" and cfg.model.memory and cfg.model.acl and not cfg.model.mfa and not cfg.model.multiscale
+    runner.invoke(app, ["train", str(tmp_path), "--out", str(tmp_path / "r")])
+    cfg = captured["cfg"]
+    assert cfg.preset == "irral" and cfg.model.memory and cfg.model.mfa and cfg.model.acl and cfg.model.multiscale
+
+
+def test_config_file_then_typed_flags(captured, tmp_path):
+    (tmp_path / "c.yaml").write_text("preset: baseline\nmodel:\n  memory: false\n  mfa: false\n  acl: false\n"
+                                     "  multiscale: false\n  d_model: 64\noptim:\n  lr: 0.5\n  epochs: 7\n")
+    r = runner.invoke(app, ["train", str(tmp_path), "--config", str(tmp_path / "c.yaml"), "--out", str(tmp_path / "r"),
+                            "--lr", "0.25"])
+    assert r.exit_code == 0, r.output
+    cfg = captured["cfg"]
+    assert cfg.optim.lr == 0.25 and cfg.optim.epochs == 7 and cfg.model.d_model == 64   # typed > file > default
+    assert cfg.preset == "baseline" and not cfg.model.memory                           # the file's preset holds
+    runner.invoke(app, ["train", str(tmp_path), "--config", str(tmp_path / "c.yaml"), "--out", str(tmp_path / "r"),
+                        "--preset", "irral"])
+    assert captured["cfg"].model.memory and captured["cfg"].model.acl                  # a typed preset applies
+    (tmp_path / "typo.json").write_text('{"optim": {"learnin_rate": 1}}')
+    r = runner.invoke(app, ["train", str(tmp_path), "--config", str(tmp_path / "typo.json"), "--out", str(tmp_path)])
+    assert r.exit_code == 1 and "optim.learnin_rate" in r.output
+
+
+def test_printed_flags_parse_back_to_the_same_config(captured, tmp_path):
+    cfg = from_flat(TrainConfig, dataset=tmp_path, out=tmp_path / "r", preset="cmn", memory=True, mfa=False, acl=False,
+                    multiscale=False, lr=0.003, augment=False, backbone="tiny", image_size=64, resize=72, epochs=2)
+    r = runner.invoke(app, ["train", *to_flags(cfg)])
+    assert r.exit_code == 0, r.output
+    assert captured["cfg"] == cfg
+
+
+@pytest.mark.parametrize("command", [["train"], ["generate"], ["score"], ["heatmap"], ["label"], ["demo"],
+                                     ["prepare", "iu-xray"], ["prepare", "mimic"], ["prepare", "phantoms"]])
+def test_help_renders_for_every_command(command):
+    r = runner.invoke(app, [*command, "--help"])
+    assert r.exit_code == 0 and "Usage" in r.output
+
+
+def test_a_flag_names_its_field(tmp_path):
+    """Flag names equal config field names (nested configs flattened)."""
+    names = {leaf.name for leaf in leaves(TrainConfig)}
+    assert {"lr", "d_model", "max_report_tokens", "val_beam_size", "max_tokens", "no_image"} <= names
+    assert not any(f.name.startswith("max_len") for cls in CONFIGS for f in dataclasses.fields(cls))
+
+
+def test_importing_the_cli_does_not_import_torch():
+    import subprocess
+
+    code = "import sys, irralctl.cli.main; print(sorted(m for m in ('torch', 'numpy', 'transformers') if m in sys.modules))"
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True,
+                         cwd=Path(__file__).resolve().parents[2]).stdout.strip()
+    assert out == "[]", f"`import irralctl.cli.main` imported {out}"

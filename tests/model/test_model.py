@@ -1,0 +1,264 @@
+"""IRRAL-Net components: shapes, every parameter trained, the decoding interface, weights, losses."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+
+from irralctl.errors import ConfigError, InputError
+from irralctl.model import PRESETS, ModelConfig, TokenGrid, apply_preset, build_model
+from irralctl.model.acl import ACLGate
+from irralctl.model.losses import clinical_bce, clinical_targets, token_nll
+from irralctl.model.memory import CrossModalMemory
+
+V = 40
+
+
+pytestmark = pytest.mark.usefixtures("one_thread")  # tiny models: no OpenMP spin-waits
+
+
+def tiny(**kw) -> ModelConfig:
+    base = dict(vocab_size=V, backbone="tiny", tiny_width=8, image_size=64, d_model=32, n_heads=4, d_ff=32,
+                enc_layers=2, dec_layers=2, memory_slots=48, memory_topk=6, text_dim=24, dropout=0.0)
+    base.update(kw)
+    return ModelConfig(**base)
+
+
+def batch(b: int = 3, t: int = 7, seed: int = 0, bos: int = 1):
+    g = torch.Generator().manual_seed(seed)
+    images = torch.randint(0, 256, (b, 2, 64, 64), dtype=torch.uint8, generator=g)
+    view_mask = torch.ones(b, 2, dtype=torch.bool)
+    view_mask[1, 1] = False  # a single-view study
+    tokens = torch.randint(3, V, (b, t), generator=g)
+    tokens[:, 0] = bos
+    return images, view_mask, tokens
+
+
+@pytest.mark.parametrize("preset", sorted(PRESETS))
+def test_forward_backward_trains_every_parameter(preset):
+    torch.manual_seed(0)
+    model = build_model(tiny(**apply_preset(preset)))
+    images, view_mask, tokens = batch()
+    out = model(images, view_mask, tokens, torch.randn(3, 24))
+    assert out.logits.shape == (3, 6, V)
+    assert out.clinical_logits.shape == (3, 14)
+    loss = out.logits.square().mean() + out.clinical_logits.square().mean()
+    if out.z_img is not None:
+        assert out.z_img.shape == out.z_txt.shape == (3, 32)
+        loss = loss + (out.z_img * out.z_txt).sum()
+    loss.backward()
+    # DistributedDataParallel needs a gradient for every parameter.
+    missing = [n for n, p in model.named_parameters() if p.grad is None]
+    assert missing == []
+
+
+def test_presets_switch_components():
+    assert build_model(tiny(**apply_preset("baseline"))).memory is None
+    cmn = build_model(tiny(**apply_preset("cmn")))
+    assert cmn.memory is not None and cmn.gate is None and cmn.text_head is None
+    irral = build_model(tiny(**apply_preset("irral")))
+    assert irral.gate is not None and irral.text_head is not None and irral.visual.fusion is not None
+    # ACL without CMN still owns a memory matrix (T is its read-out) but does not add it to the inputs.
+    acl_only = build_model(tiny(memory=False, acl=True, mfa=False))
+    assert acl_only.memory is not None
+    with pytest.raises(ConfigError):
+        apply_preset("nope")
+
+
+@pytest.mark.parametrize("preset", sorted(PRESETS))
+def test_cached_decoding_equals_teacher_forcing(preset):
+    torch.manual_seed(1)
+    model = build_model(tiny(**apply_preset(preset))).eval()
+    images, view_mask, tokens = batch(t=9)
+    with torch.no_grad():
+        full = model(images, view_mask, tokens).logits
+        state = model.init_decode_state(model.encode(images, view_mask))
+        steps = []
+        for t in range(tokens.shape[1] - 1):
+            logits, state = model.decode_step(tokens[:, t], state)
+            steps.append(logits)
+    assert state.step == tokens.shape[1] - 1
+    assert state.self_kv[0][0].shape == (3, 4, tokens.shape[1] - 1, 8)
+    torch.testing.assert_close(torch.stack(steps, 1), full, atol=1e-5, rtol=1e-4)
+
+
+def test_beam_groups_share_cross_attention_and_reorder():
+    torch.manual_seed(2)
+    model = build_model(tiny()).eval()
+    images, view_mask, tokens = batch(b=2, t=5)
+    group = 3
+    with torch.no_grad():
+        enc = model.encode(images, view_mask)
+        single = model.init_decode_state(enc)
+        grouped = model.init_decode_state(enc, group=group)
+        assert grouped.cross_kv[0][0].shape[0] == 2  # K/V stored once per study, not per beam
+        # Row 3*b + j decodes study b with a different prefix per beam j.
+        beams = torch.stack([tokens[:, :4], tokens[:, :4].roll(1, dims=0), tokens[:, :4].flip(1)], dim=1).reshape(6, 4)
+        for t in range(4):
+            g_logits, grouped = model.decode_step(beams[:, t], grouped)
+        # Each beam must match decoding its prefix alone against its own study.
+        for row in range(6):
+            s = model.init_decode_state(enc.index_select(torch.tensor([row // group])))
+            for t in range(4):
+                logits, s = model.decode_step(beams[row:row + 1, t], s)
+            torch.testing.assert_close(g_logits[row:row + 1], logits, atol=1e-5, rtol=1e-4)
+        # Reordering within groups: row r continues the history of perm[r].
+        perm = torch.tensor([2, 0, 1, 3, 3, 5])
+        next_tok = torch.full((6,), 5)
+        after, _ = model.decode_step(next_tok, grouped.reorder(perm))
+        for row in range(6):
+            s = model.init_decode_state(enc.index_select(torch.tensor([row // group])))
+            for t in range(4):
+                _, s = model.decode_step(beams[perm[row]:perm[row] + 1, t], s)
+            logits, _ = model.decode_step(next_tok[:1], s)
+            torch.testing.assert_close(after[row:row + 1], logits, atol=1e-5, rtol=1e-4)
+        # Dropping a study keeps the other one's rows intact.
+        kept = grouped.select_studies(torch.tensor([1]))
+        assert kept.batch_size == 3 and kept.cross_mask.shape[0] == 1
+        sub, _ = model.decode_step(next_tok[:3], kept)
+        full, _ = model.decode_step(next_tok, grouped)
+        torch.testing.assert_close(sub, full[3:], atol=1e-5, rtol=1e-4)
+        del single
+
+
+def test_cross_attention_weights_on_request():
+    model = build_model(tiny()).eval()
+    images, view_mask, tokens = batch()
+    with torch.no_grad():
+        enc = model.encode(images, view_mask)
+        state = model.init_decode_state(enc)
+        logits, state, attention = model.decode_step(tokens[:, 0], state, need_attention=True)
+        plain, _ = model.decode_step(tokens[:, 0], model.init_decode_state(enc))
+    grid = enc.grid
+    assert isinstance(grid, TokenGrid) and grid.tokens == enc.memory.shape[1] == 2 * 4 * 4
+    assert len(attention) == 2 and attention[0].shape == (3, 4, grid.tokens)
+    torch.testing.assert_close(attention[1].sum(-1), torch.ones(3, 4))
+    # Study 1 has one view: its second view's tokens get no attention.
+    assert attention[0][1, :, grid.height * grid.width:].abs().max() == 0
+    torch.testing.assert_close(logits, plain, atol=1e-5, rtol=1e-4)
+    assert grid.position(17) == (1, 0, 1)
+    assert not hasattr(model, "attention") and "attention" not in vars(model)
+
+
+def test_greedy_decoding_stops_at_eos_and_never_emits_pad_or_bos():
+    from irralctl.generation import DecodeConfig, decode
+
+    model = build_model(tiny()).eval()
+    images, view_mask, _ = batch()
+    assert model.banned_ids() == [0, 1]
+    greedy = DecodeConfig(beam_size=1, max_tokens=8)
+    with torch.no_grad():
+        model.lm_head.bias.zero_()
+        model.lm_head.bias[0] = 100.0   # PAD would win, but is banned
+        model.lm_head.bias[7] = 50.0
+        out = decode(model, model.encode(images, view_mask), greedy)
+        assert (out.lengths[:, 0] == 9).all()  # 8 report tokens, then only EOS may follow
+        assert (out.tokens[:, 0, :8] == 7).all() and (out.tokens[:, 0, 8] == 2).all()
+        model.lm_head.bias[2] = 60.0    # EOS now wins: stop at once, pad after
+        out = decode(model, model.encode(images, view_mask), greedy)
+    assert (out.lengths[:, 0] == 1).all() and (out.tokens[:, 0, 0] == 2).all() and (out.tokens[:, 0, 1:] == 0).all()
+
+
+def test_legacy_ids_all_zero():
+    from irralctl.generation import DecodeConfig, decode
+
+    model = build_model(tiny(pad_id=0, bos_id=0, eos_id=0)).eval()
+    assert model.banned_ids() == []
+    images, view_mask, tokens = batch(bos=0)
+    with torch.no_grad():
+        model.lm_head.bias.zero_()
+        model.lm_head.bias[0] = 50.0
+        out = decode(model, model.encode(images, view_mask), DecodeConfig(beam_size=1, max_tokens=5))
+    assert (out.tokens == 0).all() and (out.lengths == 1).all()
+
+
+def test_no_image_ignores_images():
+    model = build_model(tiny(no_image=True)).eval()
+    assert model.visual is None
+    images, view_mask, tokens = batch()
+    with torch.no_grad():
+        a = model(images, view_mask, tokens).logits
+        b = model(torch.zeros_like(images), torch.zeros_like(view_mask), tokens).logits
+    torch.testing.assert_close(a, b)
+
+
+def test_resnet_backbone_grid_and_multiscale():
+    cfg = tiny(backbone="resnet18", image_size=64)
+    model = build_model(cfg).eval()
+    assert model.grid == TokenGrid(2, 2, 2)
+    images, view_mask, tokens = batch()
+    with torch.no_grad():
+        assert model(images, view_mask, tokens).logits.shape == (3, 6, V)
+    with pytest.raises(ValueError, match="token grid"):
+        model.encode(torch.zeros(1, 2, 96, 96, dtype=torch.uint8), torch.ones(1, 2, dtype=torch.bool))
+
+
+def test_visual_weights_load_from_torchvision_state_dict(tmp_path):
+    import torchvision
+
+    reference = torchvision.models.resnet18(weights=None)
+    path = tmp_path / "resnet18.pth"
+    torch.save(reference.state_dict(), path)
+    model = build_model(tiny(backbone="resnet18"), visual_weights=path)
+    trunk = model.visual.backbone
+    torch.testing.assert_close(trunk.conv1.weight, reference.conv1.weight.sum(1, keepdim=True))
+    torch.testing.assert_close(trunk.layer4[1].conv2.weight, reference.layer4[1].conv2.weight)
+    torch.testing.assert_close(trunk.bn1.running_var, reference.bn1.running_var)
+    # A grey image through the converted conv1 equals the RGB-repeated image through the original.
+    x = torch.randn(1, 1, 32, 32)
+    torch.testing.assert_close(trunk.conv1(x), reference.conv1(x.expand(1, 3, 32, 32)), atol=1e-5, rtol=1e-5)
+
+    wrong = tmp_path / "resnet50.pth"
+    torch.save(torchvision.models.resnet50(weights=None).state_dict(), wrong)
+    with pytest.raises(InputError, match="do not fit|do not match"):
+        build_model(tiny(backbone="resnet18"), visual_weights=wrong)
+    with pytest.raises(InputError, match="not found"):
+        build_model(tiny(backbone="resnet18"), visual_weights=tmp_path / "missing.pth")
+    junk = tmp_path / "junk.pth"
+    junk.write_bytes(b"not a checkpoint")
+    with pytest.raises(InputError, match="cannot read"):
+        build_model(tiny(backbone="resnet18"), visual_weights=junk)
+
+
+def test_memory_reads_only_top_k_slots():
+    torch.manual_seed(3)
+    mem = CrossModalMemory(d_model=8, slots=20, topk=3, n_heads=2).eval()
+    x = torch.randn(2, 5, 8)
+    k, v = mem.keys_values()
+    q = mem.q_proj(x).view(2, 5, 2, 4).transpose(1, 2)
+    scores = q @ k.transpose(-2, -1) / 2.0
+    top = scores.topk(3, dim=-1)
+    w = top.values.softmax(-1)
+    expected = (w.unsqueeze(-1) * v[torch.arange(2)[None, :, None, None], top.indices]).sum(-2)
+    expected = mem.out_proj(expected.transpose(1, 2).reshape(2, 5, 8))
+    torch.testing.assert_close(mem(x), expected, atol=1e-6, rtol=1e-5)
+
+
+def test_acl_gate_is_a_convex_mix_per_channel():
+    gate = ACLGate(14, 6)
+    alpha = gate(torch.rand(2, 14))
+    assert alpha.shape == (2, 1, 6) and ((alpha > 0) & (alpha < 1)).all()
+    v, t = torch.zeros(2, 3, 6), torch.ones(2, 3, 6)
+    torch.testing.assert_close(ACLGate.fuse(v, t, alpha), (1 - alpha).expand(2, 3, 6))
+
+
+def test_token_nll_uses_lengths_not_pad_ids():
+    # Legacy ids: BOS = EOS = PAD = 0; the EOS of a short report must count, its padding must not.
+    tokens = torch.tensor([[0, 5, 6, 0, 0, 0], [0, 5, 6, 7, 8, 0]])
+    lengths = torch.tensor([4, 6])
+    logits = torch.zeros(2, 5, 10)
+    total, count = token_nll(logits, tokens, lengths)
+    assert int(count) == 3 + 5
+    torch.testing.assert_close(total, torch.tensor(8 * torch.log(torch.tensor(10.0)).item()))
+
+
+def test_clinical_label_policy():
+    labels = torch.tensor([[1, 0, -1, -2]])
+    t, m = clinical_targets(labels, "mask")
+    assert t.tolist() == [[1, 0, 0, 0]] and m.tolist() == [[True, True, False, True]]
+    t, m = clinical_targets(labels, "positive")
+    assert t.tolist() == [[1, 0, 1, 0]] and m.all()
+    logits = torch.zeros(1, 4)
+    s, n = clinical_bce(logits, labels, torch.tensor([1.0, 2.0, 1.0, 1.0]))
+    assert int(n) == 3
+    torch.testing.assert_close(s, torch.tensor(4 * 0.6931472))
