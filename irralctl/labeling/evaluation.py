@@ -133,6 +133,41 @@ def agreement(labeler: Labeler, items: list[GoldItem]) -> dict:
             "observations": per, "disagreements": disagreements}
 
 
+
+def positive_scores(labeler: Labeler, items: list[GoldItem], *, uncertain: str = "negative") -> dict:
+    """Precision, recall and F1 of the positive class per observation, and micro-averaged.
+
+    `uncertain` says how -1 counts, on both sides alike: "negative" (the default of `irralctl
+    score` and of R2Gen / CMN's tables: only 1 is positive) or "positive" (1 and -1 are). A blank
+    is negative. An observation with no predicted positive has precision 0 (as no true positive).
+    """
+    if uncertain not in ("negative", "positive"):
+        raise ValueError(f"uncertain must be 'negative' or 'positive', got {uncertain!r}")
+    hit = {1, -1} if uncertain == "positive" else {1}
+    predictions = [labeler.label(item.text) for item in items]
+    per = {}
+    totals = {"all": [0, 0, 0], "findings": [0, 0, 0]}
+    for j, name in enumerate(OBSERVATIONS):
+        tp = fp = fn = 0
+        for item, pred in zip(items, predictions):
+            g, p = item.labels[j] in hit, pred[j] in hit
+            tp += g and p
+            fp += p and not g
+            fn += g and not p
+        per[name] = {"gold_positive": tp + fn, "predicted_positive": tp + fp, "tp": tp, "fp": fp, "fn": fn,
+                     **_prf(tp, fp, fn)}
+        for key in ("all", "findings") if j else ("all",):
+            totals[key] = [a + b for a, b in zip(totals[key], (tp, fp, fn))]
+    return {"items": len(items), "uncertain": uncertain, "observations": per,
+            "micro": {key: {"tp": t[0], "fp": t[1], "fn": t[2], **_prf(*t)} for key, t in totals.items()}}
+
+
+def _prf(tp: int, fp: int, fn: int) -> dict:
+    precision = tp / (tp + fp) if tp + fp else 0.0
+    recall = tp / (tp + fn) if tp + fn else float("nan")
+    f1 = 2 * tp / (2 * tp + fp + fn) if tp + fn else float("nan")
+    return {"precision": precision, "recall": recall, "f1": f1}
+
 # --- drawing a stratified gold set ------------------------------------------------------------
 @dataclass(frozen=True)
 class Stratum:
