@@ -64,7 +64,7 @@ def test_empty_report_is_no_finding(labeler):
     ("Massive right pleural effusion.", {EF: 1}),                      # "mass" inside "massive" dropped
     ("Left apical pleural scarring.", {PO: 1}),                        # pleural scar is not Lung Opacity
     ("Parenchymal scarring at the left base.", {LO: 1}),
-    ("Surgical clips project over the heart.", {}),                    # generated positional unmention
+    ("Surgical clips project over the heart.", {SD: 1}),               # positional unmention; clips: 1.1
     ("Opacity in the left cardiac silhouette region.", {LO: 1}),       # "in the left cardiac silhouette"
     ("The heart is enlarged.", {CM: 1}),
     ("Enlarged cardiac silhouette.", {CM: 1}),

@@ -12,6 +12,9 @@ limits", "not enlarged", "cannot exclude", "no new", "may", "possible", "suggest
 heart or mediastinum), plus the de-identification marks of the IU X-Ray reports ("most XXXX"
 stands for "most likely").
 
+Triggers, words and checks marked "irralctl 1.1" are additions for wording of real reports that
+the original rules miss; the rest renders the original's patterns.
+
 Everything here is data: compiled once by `Labeler` and never mutated.
 """
 
@@ -77,6 +80,9 @@ TRIGGERS: tuple[tuple[str, tuple[str, ...], str, bool], ...] = (
     # Uncertainty after the mention.
     ("unc_bi", ("possible", "probable", "likely", "questionable", "questioned", "suspected",
                 "suspicious", "equivocal", "indeterminate", "uncertain", "borderline", "favored"), r"", True),
+    # irralctl 1.1: "borderline" before a noun is an adjective with the short scope of one (it used
+    # to govern like "possible", up to 12 words and across commas: "borderline heart size, tracheostomy tube").
+    ("unc_adj", ("borderline",), r"", False),
     ("unc_post", ("may", "might", "could", "can"), r"\s+(?:also\s+)?(?:be\s+)?(?:present|seen|noted|visible)", False),
     ("unc_post", ("poorly", "incompletely", "suboptimally"),
      r"(?:\s+|-)(?:evaluated|visualized|seen|assessed|characterized|imaged|identified)", False),
@@ -114,7 +120,7 @@ TRIGGERS: tuple[tuple[str, tuple[str, ...], str, bool], ...] = (
     # Uncertainty before the mention.
     ("unc_pre", ("possible", "possibly", "probable", "probably", "presumed", "presumably", "presumptive",
                  "questionable", "questionably", "questioned", "suspected", "suspect", "equivocal",
-                 "indeterminate", "uncertain", "borderline", "maybe", "perhaps", "likely", "unlikely",
+                 "indeterminate", "uncertain", "maybe", "perhaps", "likely", "unlikely",
                  "may", "might", "could", "can"), r"(?:\s+(?:also\s+|still\s+)?be)?", False),
     ("unc_pre", ("question",), r"(?:\s+of)?", False),
     ("unc_pre", ("suspicious", "suspicion", "concern", "concerning", "worrisome", "worrying"),
@@ -197,6 +203,9 @@ CLAUSE_WORDS = frozenset({
     "had", "appears", "appear", "appeared", "remains", "remain", "remained", "seems", "seem",
     "seen", "noted", "identified", "present", "demonstrated", "evident", "detected",
     "appreciated", "observed", "shown", "measures", "measuring",
+    # irralctl 1.1: "status post" opens a clause of its own ("heart size is normal status post
+    # sternotomy": the normal heart says nothing of the sternotomy wires).
+    "status",
 })
 PRED_WORDS = frozenset({
     "enlarged", "enlargement", "large", "larger", "small", "smaller", "mild", "mildly",
@@ -205,6 +214,11 @@ PRED_WORDS = frozenset({
     "widening", "tortuous", "stable", "unchanged", "persistent", "improved", "improving",
     "worsened", "worsening", "again", "redemonstrated", "new", "abnormal", "slightly",
 })
+# irralctl 1.1: verbs that frame a new predicate ("monitor leads show normal heart size"): like a
+# predicate, they keep a post-trigger after them from reaching back to the subject, but a negation
+# before them still governs their object ("the lungs do not demonstrate infiltrate").
+FRAME_VERBS = frozenset({"show", "shows", "showing", "demonstrate", "demonstrates", "demonstrating",
+                         "reveal", "reveals", "revealing"})
 NEG_WORDS = frozenset({"no", "not", "without", "none"})
 # Hedges and verbs that end the noun phrase an "or" / "versus" joins.
 MODAL_WORDS = frozenset({
@@ -226,3 +240,4 @@ MAX_PRE_ADJ = 6
 MAX_POST = 12
 MAX_CONJ = 4
 MAX_ANAT_PRE = 4
+MAX_UNC_ADJ = 6     # irralctl 1.1: "borderline" before a noun
