@@ -46,6 +46,9 @@ _NOT_A_NOUN_NEXT = (r"(?=\s*(?:$|[.,;:)\n]|(?:and|in|for|size|limits|without|wit
                     r"bilaterally|throughout|otherwise|status|again)\b))")
 
 TRIGGERS: tuple[tuple[str, tuple[str, ...], str, bool], ...] = (
+    # irralctl 1.1: a hedged size is uncertain for the structure before it ("heart size borderline
+    # enlarged") and, within its noun phrase only, after it ("borderline enlarged heart").
+    ("unc_size", ("borderline",), r"(?=(?:\s+|-)(?:enlarged|large|enlargement|widened|prominent))", False),
     # Uncertainty that wins over negation.
     ("pnu_post", ("not", "cannot"), r"\s+" + _EXCLUDED, False),
     ("pnu_post", ("can", "could"), r"\s+not\s+" + _EXCLUDED, False),
@@ -167,9 +170,10 @@ BE_WORDS = frozenset({
 UNCERTAIN_PHRASES = frozenset({
     "vascular congestion", "pulmonary congestion", "indistinctness", "vascular prominence",
 })
-# A structure said to be enlarged is a finding, not a neutral structure: "enlarged cardiac contour".
+# A structure said to be enlarged is a finding, not a neutral structure: "enlarged cardiac contour"
+# (irralctl 1.1: also when the phrase starts inside "cardiomediastinal", "enlarged cardio|mediastinal").
 ENLARGED_BEFORE = re.compile(r"\b(?:enlarged|widened|increased|large|enlargement\s+of\s+the|"
-                             r"widening\s+of\s+the)\s+$")
+                             r"widening\s+of\s+the)\s+(?:cardio)?$")
 
 # Mention phrases (after "_" -> " ") that name a structure rather than a finding.
 ANATOMIC_PHRASES = frozenset({
@@ -241,3 +245,15 @@ MAX_POST = 12
 MAX_CONJ = 4
 MAX_ANAT_PRE = 4
 MAX_UNC_ADJ = 6     # irralctl 1.1: "borderline" before a noun
+
+# --- irralctl 1.1: checks after classification ----------------------------------------------
+# Enlarged Cardiomediastinum is named by structures (mediastinum, contour, silhouette): CheXpert
+# means the enlargement, so a structure said to be there with no size word near it ("clips
+# overlying the mediastinum", "a mass in the posterior mediastinum", "contour abnormality of a rib")
+# is no finding. A word starting with one of these, within EC_SIZE_BEFORE words before or
+# EC_SIZE_AFTER after the phrase in its sentence, is a size word.
+EC_SIZE_WORDS = ("enlarg", "widen", "wide", "large", "increas", "bulg", "promin", "fullness", "mass",
+                 "convex", "expan", "lobulat")
+EC_SIZE_BEFORE_ONLY = ("abnormal",)   # "abnormal mediastinum", not "contour abnormality of a rib"
+EC_SIZE_BEFORE = 6
+EC_SIZE_AFTER = 8

@@ -17,7 +17,8 @@ Pipeline, as the Stanford CheXpert labeler (Irvin et al., AAAI 2019) runs it:
 
 Labeler 1.1 adds, without changing the original lists (`chexpert/`), irralctl's own phrase lists
 (`additions/`: devices, pleural findings, pneumonitis, ... and words that only look like a
-phrase).
+phrase) and a check after classification (`_rules`): a mediastinal structure with no size word
+near it is no Enlarged Cardiomediastinum.
 """
 
 from __future__ import annotations
@@ -59,7 +60,7 @@ _ROLES: dict[str, tuple[str, ...]] = {
     "neg_pre": ("neg_pre",), "neg_post": ("neg_post",), "neg_bi": ("neg_pre", "neg_post"),
     "neg_norm": ("neg_post", "neg_adj"), "neg_adj": ("neg_adj",),
     "unc_pre": ("unc_pre",), "unc_post": ("unc_post",), "unc_bi": ("unc_pre", "unc_post"),
-    "unc_adj": ("unc_adj",),
+    "unc_adj": ("unc_adj",), "unc_size": ("unc_post", "unc_adj"),
     "anat_pre": ("anat_pre",), "anat_post": ("anat_post",), "anat_bi": ("anat_pre", "anat_post"),
     "conj": ("conj",), "pseudo": (),
 }
@@ -243,7 +244,7 @@ class Labeler:
 
     def explain(self, text: str) -> list[dict]:
         """Per observation: name, value, and the phrase, sentence and rule that decided it."""
-        doc, mentions = self._analyse(text)
+        doc, mentions, dropped = self._analyse(text)
         values, lists = _aggregate(mentions)
         out = []
         for index, name in enumerate(OBSERVATIONS):
@@ -253,6 +254,11 @@ class Labeler:
                 _explain_no_finding(item, doc, mentions)
             elif lists[index]:
                 _explain_combined(item, doc, lists[index])
+            elif index in dropped:
+                # A phrase was found but names no finding: say which and why, for the audit.
+                obs_start, obs_end, reason = dropped[index]
+                item.update(phrase=doc[obs_start:obs_end], sentence=_sentence_at(doc, obs_start, obs_end),
+                            rule=f"not mentioned: {reason}")
             out.append(item)
         return out
 
@@ -261,11 +267,13 @@ class Labeler:
         return self._analyse(text)[1]
 
     # --- pipeline ---------------------------------------------------------------------------
-    def _analyse(self, text: str) -> tuple[str, list[Mention]]:
+    def _analyse(self, text: str) -> tuple[str, list[Mention], dict[int, tuple[int, int, str]]]:
+        """(sentence-split text, classified mentions, {observation: (start, end, why)} of the
+        first phrase per observation that the checks after classification set aside)."""
         doc = split_sentences(clean(text))
         found = self._find_mentions(doc)
         if not found:
-            return doc, []
+            return doc, [], {}
         toks = tokenize(doc)
         flags = self._flags(doc, toks)
         triggers = self._find_triggers(doc, toks)
@@ -279,12 +287,30 @@ class Labeler:
             for i in range(first, last + 1):
                 observations_at.setdefault(i, set()).add(obs)
         out = []
+        dropped: dict[int, tuple[int, int, str]] = {}
+        words = toks.words
         for (obs, start, end, phrase), (first, last) in zip(found, spans):
             text = phrase.text
             anatomic = text in self._anatomic and not self._enlarged_before.search(doc, max(0, start - 40), start)
             value, rule = self._classify(obs, text, first, last, anatomic, triggers, flags, observations_at)
+            why = self._not_a_finding(obs, value, first, last, words, flags)
+            if why:
+                dropped.setdefault(obs, (start, end, why))
+                continue
             out.append(Mention(obs, start, end, doc[start:end], value, rule + _ADDED if phrase.added else rule))
-        return doc, out
+        return doc, out, dropped
+
+    def _not_a_finding(self, obs: int, value: int, first: int, last: int, words: tuple[str, ...],
+                       flags: list[int]) -> str | None:
+        """irralctl 1.1's checks after classification (see `_rules`): why the mention names no
+        finding, or None to keep it."""
+        if obs == ENLARGED_CM and value == POSITIVE and not (
+                _near(words, flags, first, last, R.EC_SIZE_BEFORE, R.EC_SIZE_AFTER,
+                      lambda i: words[i].startswith(R.EC_SIZE_WORDS))
+                or _near(words, flags, first, last, R.EC_SIZE_BEFORE, 0,
+                         lambda i: words[i].startswith(R.EC_SIZE_BEFORE_ONLY))):
+            return "a mediastinal structure with no size word near it (irralctl check)"
+        return None
 
     def _find_mentions(self, doc: str) -> list[tuple[int, int, int, _Phrase]]:
         found = []
@@ -377,6 +403,24 @@ class Labeler:
             if t:
                 return UNCERTAIN, f"uncertainty: '{t.text}' says nothing of size"
         return POSITIVE, "positive: no negation or uncertainty in scope"
+
+
+def _near(words: tuple[str, ...], flags: list[int], first: int, last: int, before: int, after: int,
+          test) -> bool:
+    """A token index passing `test` within `before` words before or `after` words after tokens
+    first..last (commas not counted), in the same sentence. Bounded: linear in report length."""
+    for step, start, budget in ((-1, first - 1, before), (1, last + 1, after)):
+        i = start
+        while budget > 0 and 0 <= i < len(words):
+            f = flags[i]
+            if f & R.HARD:
+                break
+            if not f & R.COMMA:
+                if test(i):
+                    return True
+                budget -= 1
+            i += step
+    return False
 
 
 def _gap_clear(flags: list[int], lo: int, hi: int, stop: int, max_words: int) -> bool:
@@ -479,8 +523,12 @@ def _aggregate(mentions: list[Mention]) -> tuple[list[int | None], list[list[Men
 
 
 def _sentence(doc: str, m: Mention) -> str:
-    lo = doc.rfind("\n", 0, m.start) + 1
-    hi = doc.find("\n", m.end)
+    return _sentence_at(doc, m.start, m.end)
+
+
+def _sentence_at(doc: str, start: int, end: int) -> str:
+    lo = doc.rfind("\n", 0, start) + 1
+    hi = doc.find("\n", end)
     return doc[lo:] if hi == -1 else doc[lo:hi]
 
 

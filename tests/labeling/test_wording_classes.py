@@ -77,6 +77,46 @@ def test_added_phrase_is_named_by_explain(labeler):
     assert "irralctl" not in explained(labeler, "Right PICC line tip in the SVC.", SD)["rule"]
 
 
+# --- 2. enlarged cardiomediastinum ---------------------------------------------------------------
+@pytest.mark.parametrize("text, expected", [
+    ("The cardiomediastinal silhouette is enlarged.", {EC: 1}),
+    ("The mediastinum is widened.", {EC: 1}),
+    ("Enlargement of the mediastinal contour.", {EC: 1}),
+    ("Widened mediastinal XXXX.", {EC: 1}),                              # masked noun, stated size
+    ("Stable enlarged cardiomediastinal silhouette.", {EC: 1}),
+    ("Normal cardiomediastinal silhouette.", {EC: 0}),
+    ("There is no mediastinal widening.", {EC: 0}),
+    ("Mediastinal width is within normal limits.", {EC: 0}),
+    ("The mediastinal contour is stable.", {EC: -1}),                    # CheXpert: stable structure
+    ("Mild prominence of the superior mediastinum.", {EC: -1}),
+    # The heart is Cardiomegaly only, never Enlarged Cardiomediastinum.
+    ("The cardiac contour is enlarged.", {CM: 1}),
+    ("Mild cardiomegaly.", {CM: 1}),
+    ("Borderline enlarged heart.", {CM: -1}),                           # a hedged size, before ...
+    ("Heart size borderline enlarged.", {CM: -1}),                      # ... or after the structure
+])
+def test_enlarged_cardiomediastinum(labeler, text, expected):
+    assert labels(labeler, text) == expected
+
+
+@pytest.mark.parametrize("text, expected", [
+    ("Surgical clips overlie the mediastinum.", {SD: 1}),               # a position
+    ("A calcified lymph node in the right mediastinum.", {}),
+    ("Postsurgical changes of the mediastinum.", {}),
+    ("Contour irregularity of a left lower rib.", {}),
+    ("Calcified mediastinal XXXX.", {}),
+])
+def test_mediastinum_without_a_size_word_is_no_finding(labeler, text, expected):
+    assert labels(labeler, text) == expected
+
+
+def test_set_aside_structure_is_explained(labeler):
+    e = explained(labeler, "Surgical clips overlie the mediastinum.", EC)
+    assert e["value"] is None and e["phrase"] == " mediastinum"
+    assert e["sentence"] == "surgical clips overlie the mediastinum."
+    assert e["rule"].startswith("not mentioned: a mediastinal structure with no size word")
+
+
 # --- the original's example ---------------------------------------------------------------------
 def test_original_four_sample_reports_still_exact(labeler):
     # The four reports of the Stanford labeler's README and the labels it documents for them.
