@@ -117,6 +117,37 @@ def test_set_aside_structure_is_explained(labeler):
     assert e["rule"].startswith("not mentioned: a mediastinal structure with no size word")
 
 
+# --- 3. pleural other ---------------------------------------------------------------------------
+@pytest.mark.parametrize("text, expected", [
+    ("Bilateral apical pleural capping.", {PO: 1}),
+    ("Calcified pleural plaques along both hemidiaphragms.", {PO: 1}),
+    ("Right apical pleural-parenchymal scarring.", {PO: 1}),            # not Lung Opacity
+    ("Chronic fibrotic change in both lung bases.", {PO: 1}),
+    ("Left lateral pleural thickening or scarring.", {PO: 1}),          # no alternative: both pleural
+    ("Stable left apical pleural thickening.", {PO: 1}),
+    ("No pleural thickening.", {PO: 0}),
+    ("Blunting of the right costophrenic angle, pleural thickening versus a small effusion.", {PO: -1, EF: -1}),
+    ("Small left pleural effusion/hemothorax.", {EF: 1}),               # both are pleural fluid
+])
+def test_pleural_other(labeler, text, expected):
+    assert labels(labeler, text) == expected
+
+
+@pytest.mark.parametrize("text, expected", [
+    ("Cystic fibrosis with bronchiectasis.", {}),
+    ("Apical scarring.", {LO: 1}),
+    ("Atherosclerotic plaque in the aortic arch.", {}),
+])
+def test_pleural_other_look_alikes(labeler, text, expected):
+    assert labels(labeler, text) == expected
+
+
+def test_cystic_fibrosis_still_blanks_no_finding(labeler):
+    # As the original's Pleural Other mention of "fibrosis" did, through the other-findings list now.
+    e = explained(labeler, "Cystic fibrosis with bronchiectasis.", NF)
+    assert e["value"] is None and e["phrase"] == "cystic fibrosis"
+
+
 # --- the original's example ---------------------------------------------------------------------
 def test_original_four_sample_reports_still_exact(labeler):
     # The four reports of the Stanford labeler's README and the labels it documents for them.
