@@ -49,6 +49,12 @@ TRIGGERS: tuple[tuple[str, tuple[str, ...], str, bool], ...] = (
     # irralctl 1.1: a hedged size is uncertain for the structure before it ("heart size borderline
     # enlarged") and, within its noun phrase only, after it ("borderline enlarged heart").
     ("unc_size", ("borderline",), r"(?=(?:\s+|-)(?:enlarged|large|enlargement|widened|prominent))", False),
+    # irralctl 1.1: hedges said after the finding ("is another consideration", "is in the
+    # differential", "should be excluded") and "possibility of".
+    ("unc_post", ("is", "are"), r"\s+(?:also\s+)?(?:(?:a|another)\s+(?:possible\s+|diagnostic\s+|differential\s+)?"
+                                r"(?:consideration|possibility)|(?:included\s+)?(?:in|within)\s+the\s+differential)", False),
+    ("unc_post", ("should",), r"\s+(?:also\s+)?be\s+(?:excluded|ruled\s+out)", False),
+    ("unc_pre", ("possibility",), r"(?:\s+of)?", False),
     # Uncertainty that wins over negation.
     ("pnu_post", ("not", "cannot"), r"\s+" + _EXCLUDED, False),
     ("pnu_post", ("can", "could"), r"\s+not\s+" + _EXCLUDED, False),

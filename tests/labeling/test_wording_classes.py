@@ -148,6 +148,35 @@ def test_cystic_fibrosis_still_blanks_no_finding(labeler):
     assert e["value"] is None and e["phrase"] == "cystic fibrosis"
 
 
+# --- 4. pneumonia and airspace disease ------------------------------------------------------------
+@pytest.mark.parametrize("text, expected", [
+    ("Right basilar infiltrate consistent with pneumonia.", {LO: 1, PN: 1}),
+    ("Focal pneumonitis in the lingula.", {PN: 1}),
+    ("Left lower lobe consolidation concerning for infection.", {CO: 1, PN: -1}),
+    ("No focal airspace disease to suggest pneumonia.", {LO: 0, PN: 0}),
+    ("The lungs are free of infiltrates.", {LO: 0}),
+    ("No evidence of active tuberculosis.", {PN: 0}),
+    ("Pneumonia cannot be excluded.", {PN: -1}),
+    ("Airspace disease in the right base could represent infection.", {LO: 1, PN: -1}),
+    ("Atypical infection is another consideration.", {PN: -1}),
+    ("Infection is in the differential.", {PN: -1}),
+    ("Tuberculosis should be excluded clinically.", {PN: -1}),
+    ("Possibility of early pneumonia.", {PN: -1}),
+])
+def test_pneumonia(labeler, text, expected):
+    assert labels(labeler, text) == expected
+
+
+@pytest.mark.parametrize("text, expected", [
+    ("Patchy airspace disease in the right base.", {LO: 1}),             # opacity, not pneumonia
+    ("Dense consolidation of the left lower lobe.", {CO: 1}),
+    ("Calcified granulomas from prior granulomatous infection.", {}),    # a past infection
+    ("Right apical scarring from old tuberculosis.", {LO: 1}),
+])
+def test_pneumonia_look_alikes(labeler, text, expected):
+    assert labels(labeler, text) == expected
+
+
 # --- the original's example ---------------------------------------------------------------------
 def test_original_four_sample_reports_still_exact(labeler):
     # The four reports of the Stanford labeler's README and the labels it documents for them.
