@@ -263,3 +263,14 @@ EC_SIZE_WORDS = ("enlarg", "widen", "wide", "large", "increas", "bulg", "promin"
 EC_SIZE_BEFORE_ONLY = ("abnormal",)   # "abnormal mediastinum", not "contour abnormality of a rib"
 EC_SIZE_BEFORE = 6
 EC_SIZE_AFTER = 8
+# A nodule put down to granulomatous disease, or called calcified, is a granuloma: no Lung Lesion
+# (CheXpert's own "calcified nodule" unmention, extended to "calcified right lung nodules" and "dense
+# nodule ... suggests a previous granulomatous process"), and a nodular opacity so described is no
+# Lung Opacity either. Checked within GRANULOMA_BEFORE words before and GRANULOMA_AFTER after the
+# phrase, in its sentence.
+GRANULOMA_WORDS = ("granulom",)
+CALCIFIED_WORDS = frozenset({"calcified", "calcific"})
+NOT_CALCIFIED = frozenset({"not", "non", "without", "no"})   # within 2 words before: "not definitely calcified"
+NODULAR_WORDS = frozenset({"nodular", "nodular-appearing"})
+GRANULOMA_BEFORE = 3
+GRANULOMA_AFTER = 12

@@ -17,8 +17,9 @@ Pipeline, as the Stanford CheXpert labeler (Irvin et al., AAAI 2019) runs it:
 
 Labeler 1.1 adds, without changing the original lists (`chexpert/`), irralctl's own phrase lists
 (`additions/`: devices, pleural findings, pneumonitis, ... and words that only look like a
-phrase) and a check after classification (`_rules`): a mediastinal structure with no size word
-near it is no Enlarged Cardiomediastinum.
+phrase) and two checks after classification (`_rules`): a mediastinal structure with no size
+word near it is no Enlarged Cardiomediastinum, and a nodule or opacity put down to granulomas is
+no Lung Lesion or Lung Opacity.
 """
 
 from __future__ import annotations
@@ -40,7 +41,7 @@ OBSERVATIONS: tuple[str, ...] = (
     "Edema", "Consolidation", "Pneumonia", "Atelectasis", "Pneumothorax", "Pleural Effusion",
     "Pleural Other", "Fracture", "Support Devices",
 )
-NO_FINDING, ENLARGED_CM, CARDIOMEGALY = 0, 1, 2
+NO_FINDING, ENLARGED_CM, CARDIOMEGALY, LUNG_LESION, LUNG_OPACITY = 0, 1, 2, 3, 4
 SUPPORT_DEVICES = 13
 POSITIVE, NEGATIVE, UNCERTAIN = 1, 0, -1
 
@@ -310,6 +311,12 @@ class Labeler:
                 or _near(words, flags, first, last, R.EC_SIZE_BEFORE, 0,
                          lambda i: words[i].startswith(R.EC_SIZE_BEFORE_ONLY))):
             return "a mediastinal structure with no size word near it (irralctl check)"
+        if value != NEGATIVE and (obs == LUNG_LESION or (obs == LUNG_OPACITY and first > 0
+                                                         and words[first - 1] in R.NODULAR_WORDS)) and _near(
+                words, flags, first, last, R.GRANULOMA_BEFORE, R.GRANULOMA_AFTER,
+                lambda i: words[i].startswith(R.GRANULOMA_WORDS)
+                or (words[i] in R.CALCIFIED_WORDS and not R.NOT_CALCIFIED.intersection(words[max(0, i - 2):i]))):
+            return "put down to a granuloma or called calcified (irralctl check)"
         return None
 
     def _find_mentions(self, doc: str) -> list[tuple[int, int, int, _Phrase]]:

@@ -177,6 +177,47 @@ def test_pneumonia_look_alikes(labeler, text, expected):
     assert labels(labeler, text) == expected
 
 
+# --- 5. No Finding with incidental wording --------------------------------------------------------
+@pytest.mark.parametrize("text", [
+    "Heart size is normal. Lungs are clear. Surgical clips in the right upper quadrant.",
+    "Normal heart and lungs. Prominent epicardial fat pad.",
+    "Clear lungs. Calcified costal cartilages.",
+    "Normal chest. Tortuous thoracic aorta.",
+    "Lungs are clear. Clips overlie the mediastinum.",
+    "Lungs are clear. Left chest XXXX with tip in the SVC.",
+])
+def test_incidental_wording_keeps_no_finding(labeler, text):
+    assert labeler.label(text)[0] == 1
+
+
+@pytest.mark.parametrize("text, reason", [
+    ("Clear lungs. Old healed left rib fractures.", FX),                 # one of the findings
+    ("Clear lungs. Possible small left effusion.", EF),
+    # The original's list of other findings still counts (kept on purpose, see README).
+    ("Clear lungs. Calcified granuloma in the right lower lobe.", "other finding"),
+    ("Clear lungs. Degenerative change of the thoracic spine.", "other finding"),
+])
+def test_findings_still_blank_no_finding(labeler, text, reason):
+    e = explained(labeler, text, NF)
+    assert e["value"] is None and reason in e["rule"]
+
+
+@pytest.mark.parametrize("text", [
+    "Nodule in the right lower lobe, likely a calcified granuloma.",
+    "Dense nodule at the left base suggests prior granulomatous disease.",
+    "Calcified right lung nodules from old granulomatous disease.",
+    "Nodular opacities consistent with chronic granulomatous disease.",
+])
+def test_granulomas_are_no_lesion_or_opacity(labeler, text):
+    got = labels(labeler, text)
+    assert LL not in got and LO not in got
+
+
+def test_nodules_that_are_not_granulomas_stay_lesions(labeler):
+    assert labels(labeler, "A 9 mm nodule at the left base, not definitively calcified.") == {LL: 1}
+    assert labels(labeler, "Right upper lobe opacity and a small calcified granuloma at the left base.") == {LO: 1}
+
+
 # --- the original's example ---------------------------------------------------------------------
 def test_original_four_sample_reports_still_exact(labeler):
     # The four reports of the Stanford labeler's README and the labels it documents for them.
