@@ -218,6 +218,23 @@ def test_nodules_that_are_not_granulomas_stay_lesions(labeler):
     assert labels(labeler, "Right upper lobe opacity and a small calcified granuloma at the left base.") == {LO: 1}
 
 
+# --- 6. masked words ------------------------------------------------------------------------------
+@pytest.mark.parametrize("text, expected", [
+    ("Large right upper lobe XXXX.", {}),                                # a masked noun creates nothing
+    ("The XXXX are intact.", {}),
+    ("XXXX deformity of a midthoracic vertebral body.", {}),
+    ("Calcified mediastinal XXXX.", {}),
+    ("No XXXX focal consolidation.", {CO: 0}),                           # nor hides a negation
+    ("There are no XXXX of a pleural effusion.", {EF: 0}),
+    ("Streaky opacity at the left base, XXXX atelectasis.", {LO: 1, AT: -1}),   # the masked "likely"
+    ("Heart size XXXX within normal limits.", {CM: 0}),
+    ("Left chest XXXX with tip in the SVC.", {SD: 1}),                   # the tip, not the mask, makes it
+    ("Widened mediastinal XXXX.", {EC: 1}),                              # the size word, not the mask
+])
+def test_masked_words(labeler, text, expected):
+    assert labels(labeler, text) == expected
+
+
 # --- the original's example ---------------------------------------------------------------------
 def test_original_four_sample_reports_still_exact(labeler):
     # The four reports of the Stanford labeler's README and the labels it documents for them.
