@@ -72,3 +72,13 @@ def test_every_regex_phrase_key_is_in_its_matches(labeler):
             matched += 1
     assert matched >= 8
 
+
+@pytest.mark.parametrize("text, name, value", [
+    ("There is stable prominence of the pulmonary interstitium.", "Lung Opacity", 1),
+    ("Anterior wedge deformity of a lower thoracic vertebral body.", "Fracture", 1),
+    ("Mild anterior wedging of T11.", "Fracture", 1),
+    ("Stable right apical cavity.", "Lung Lesion", 1),
+    ("Redemonstrated right chest wall mass.", "Lung Lesion", None),       # not of the lung
+])
+def test_other_added_phrases(labeler, text, name, value):
+    assert labeler.label(text)[OBSERVATIONS.index(name)] == value
