@@ -12,6 +12,9 @@ limits", "not enlarged", "cannot exclude", "no new", "may", "possible", "suggest
 heart or mediastinum), plus the de-identification marks of the IU X-Ray reports ("most XXXX"
 stands for "most likely").
 
+Triggers, words and checks marked "irralctl 1.1" are additions for wording of real reports that
+the original rules miss; the rest renders the original's patterns.
+
 Everything here is data: compiled once by `Labeler` and never mutated.
 """
 
@@ -43,6 +46,15 @@ _NOT_A_NOUN_NEXT = (r"(?=\s*(?:$|[.,;:)\n]|(?:and|in|for|size|limits|without|wit
                     r"bilaterally|throughout|otherwise|status|again)\b))")
 
 TRIGGERS: tuple[tuple[str, tuple[str, ...], str, bool], ...] = (
+    # irralctl 1.1: a hedged size is uncertain for the structure before it ("heart size borderline
+    # enlarged") and, within its noun phrase only, after it ("borderline enlarged heart").
+    ("unc_size", ("borderline",), r"(?=(?:\s+|-)(?:enlarged|large|enlargement|widened|prominent))", False),
+    # irralctl 1.1: hedges said after the finding ("is another consideration", "is in the
+    # differential", "should be excluded") and "possibility of".
+    ("unc_post", ("is", "are"), r"\s+(?:also\s+)?(?:(?:a|another)\s+(?:possible\s+|diagnostic\s+|differential\s+)?"
+                                r"(?:consideration|possibility)|(?:included\s+)?(?:in|within)\s+the\s+differential)", False),
+    ("unc_post", ("should",), r"\s+(?:also\s+)?be\s+(?:excluded|ruled\s+out)", False),
+    ("unc_pre", ("possibility",), r"(?:\s+of)?", False),
     # Uncertainty that wins over negation.
     ("pnu_post", ("not", "cannot"), r"\s+" + _EXCLUDED, False),
     ("pnu_post", ("can", "could"), r"\s+not\s+" + _EXCLUDED, False),
@@ -77,6 +89,9 @@ TRIGGERS: tuple[tuple[str, tuple[str, ...], str, bool], ...] = (
     # Uncertainty after the mention.
     ("unc_bi", ("possible", "probable", "likely", "questionable", "questioned", "suspected",
                 "suspicious", "equivocal", "indeterminate", "uncertain", "borderline", "favored"), r"", True),
+    # irralctl 1.1: "borderline" before a noun is an adjective with the short scope of one (it used
+    # to govern like "possible", up to 12 words and across commas: "borderline heart size, tracheostomy tube").
+    ("unc_adj", ("borderline",), r"", False),
     ("unc_post", ("may", "might", "could", "can"), r"\s+(?:also\s+)?(?:be\s+)?(?:present|seen|noted|visible)", False),
     ("unc_post", ("poorly", "incompletely", "suboptimally"),
      r"(?:\s+|-)(?:evaluated|visualized|seen|assessed|characterized|imaged|identified)", False),
@@ -114,7 +129,7 @@ TRIGGERS: tuple[tuple[str, tuple[str, ...], str, bool], ...] = (
     # Uncertainty before the mention.
     ("unc_pre", ("possible", "possibly", "probable", "probably", "presumed", "presumably", "presumptive",
                  "questionable", "questionably", "questioned", "suspected", "suspect", "equivocal",
-                 "indeterminate", "uncertain", "borderline", "maybe", "perhaps", "likely", "unlikely",
+                 "indeterminate", "uncertain", "maybe", "perhaps", "likely", "unlikely",
                  "may", "might", "could", "can"), r"(?:\s+(?:also\s+|still\s+)?be)?", False),
     ("unc_pre", ("question",), r"(?:\s+of)?", False),
     ("unc_pre", ("suspicious", "suspicion", "concern", "concerning", "worrisome", "worrying"),
@@ -161,9 +176,10 @@ BE_WORDS = frozenset({
 UNCERTAIN_PHRASES = frozenset({
     "vascular congestion", "pulmonary congestion", "indistinctness", "vascular prominence",
 })
-# A structure said to be enlarged is a finding, not a neutral structure: "enlarged cardiac contour".
+# A structure said to be enlarged is a finding, not a neutral structure: "enlarged cardiac contour"
+# (irralctl 1.1: also when the phrase starts inside "cardiomediastinal", "enlarged cardio|mediastinal").
 ENLARGED_BEFORE = re.compile(r"\b(?:enlarged|widened|increased|large|enlargement\s+of\s+the|"
-                             r"widening\s+of\s+the)\s+$")
+                             r"widening\s+of\s+the)\s+(?:cardio)?$")
 
 # Mention phrases (after "_" -> " ") that name a structure rather than a finding.
 ANATOMIC_PHRASES = frozenset({
@@ -197,6 +213,9 @@ CLAUSE_WORDS = frozenset({
     "had", "appears", "appear", "appeared", "remains", "remain", "remained", "seems", "seem",
     "seen", "noted", "identified", "present", "demonstrated", "evident", "detected",
     "appreciated", "observed", "shown", "measures", "measuring",
+    # irralctl 1.1: "status post" opens a clause of its own ("heart size is normal status post
+    # sternotomy": the normal heart says nothing of the sternotomy wires).
+    "status",
 })
 PRED_WORDS = frozenset({
     "enlarged", "enlargement", "large", "larger", "small", "smaller", "mild", "mildly",
@@ -205,6 +224,11 @@ PRED_WORDS = frozenset({
     "widening", "tortuous", "stable", "unchanged", "persistent", "improved", "improving",
     "worsened", "worsening", "again", "redemonstrated", "new", "abnormal", "slightly",
 })
+# irralctl 1.1: verbs that frame a new predicate ("monitor leads show normal heart size"): like a
+# predicate, they keep a post-trigger after them from reaching back to the subject, but a negation
+# before them still governs their object ("the lungs do not demonstrate infiltrate").
+FRAME_VERBS = frozenset({"show", "shows", "showing", "demonstrate", "demonstrates", "demonstrating",
+                         "reveal", "reveals", "revealing"})
 NEG_WORDS = frozenset({"no", "not", "without", "none"})
 # Hedges and verbs that end the noun phrase an "or" / "versus" joins.
 MODAL_WORDS = frozenset({
@@ -226,3 +250,27 @@ MAX_PRE_ADJ = 6
 MAX_POST = 12
 MAX_CONJ = 4
 MAX_ANAT_PRE = 4
+MAX_UNC_ADJ = 6     # irralctl 1.1: "borderline" before a noun
+
+# --- irralctl 1.1: checks after classification ----------------------------------------------
+# Enlarged Cardiomediastinum is named by structures (mediastinum, contour, silhouette): CheXpert
+# means the enlargement, so a structure said to be there with no size word near it ("clips
+# overlying the mediastinum", "a mass in the posterior mediastinum", "contour abnormality of a rib")
+# is no finding. A word starting with one of these, within EC_SIZE_BEFORE words before or
+# EC_SIZE_AFTER after the phrase in its sentence, is a size word.
+EC_SIZE_WORDS = ("enlarg", "widen", "wide", "large", "increas", "bulg", "promin", "fullness", "mass",
+                 "convex", "expan", "lobulat")
+EC_SIZE_BEFORE_ONLY = ("abnormal",)   # "abnormal mediastinum", not "contour abnormality of a rib"
+EC_SIZE_BEFORE = 6
+EC_SIZE_AFTER = 8
+# A nodule put down to granulomatous disease, or called calcified, is a granuloma: no Lung Lesion
+# (CheXpert's own "calcified nodule" unmention, extended to "calcified right lung nodules" and "dense
+# nodule ... suggests a previous granulomatous process"), and a nodular opacity so described is no
+# Lung Opacity either. Checked within GRANULOMA_BEFORE words before and GRANULOMA_AFTER after the
+# phrase, in its sentence.
+GRANULOMA_WORDS = ("granulom",)
+CALCIFIED_WORDS = frozenset({"calcified", "calcific"})
+NOT_CALCIFIED = frozenset({"not", "non", "without", "no"})   # within 2 words before: "not definitely calcified"
+NODULAR_WORDS = frozenset({"nodular", "nodular-appearing"})
+GRANULOMA_BEFORE = 3
+GRANULOMA_AFTER = 12

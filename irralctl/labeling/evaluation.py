@@ -9,9 +9,11 @@ ElementTree. A report's text is FINDINGS then IMPRESSION, the present ones joine
 from __future__ import annotations
 
 import csv
+import random
+import re
 import tarfile
 import xml.etree.ElementTree as ET
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -129,3 +131,116 @@ def agreement(labeler: Labeler, items: list[GoldItem]) -> dict:
             "both_mentioned": len(both),
             "value_agreement": sum(g == p for g, p in both) / len(both) if both else float("nan"),
             "observations": per, "disagreements": disagreements}
+
+
+
+def positive_scores(labeler: Labeler, items: list[GoldItem], *, uncertain: str = "negative") -> dict:
+    """Precision, recall and F1 of the positive class per observation, and micro-averaged.
+
+    `uncertain` says how -1 counts, on both sides alike: "negative" (the default of `irralctl
+    score` and of R2Gen / CMN's tables: only 1 is positive) or "positive" (1 and -1 are). A blank
+    is negative. An observation with no predicted positive has precision 0 (as no true positive).
+    """
+    if uncertain not in ("negative", "positive"):
+        raise ValueError(f"uncertain must be 'negative' or 'positive', got {uncertain!r}")
+    hit = {1, -1} if uncertain == "positive" else {1}
+    predictions = [labeler.label(item.text) for item in items]
+    per = {}
+    totals = {"all": [0, 0, 0], "findings": [0, 0, 0]}
+    for j, name in enumerate(OBSERVATIONS):
+        tp = fp = fn = 0
+        for item, pred in zip(items, predictions):
+            g, p = item.labels[j] in hit, pred[j] in hit
+            tp += g and p
+            fp += p and not g
+            fn += g and not p
+        per[name] = {"gold_positive": tp + fn, "predicted_positive": tp + fp, "tp": tp, "fp": fp, "fn": fn,
+                     **_prf(tp, fp, fn)}
+        for key in ("all", "findings") if j else ("all",):
+            totals[key] = [a + b for a, b in zip(totals[key], (tp, fp, fn))]
+    return {"items": len(items), "uncertain": uncertain, "observations": per,
+            "micro": {key: {"tp": t[0], "fp": t[1], "fn": t[2], **_prf(*t)} for key, t in totals.items()}}
+
+
+def _prf(tp: int, fp: int, fn: int) -> dict:
+    precision = tp / (tp + fp) if tp + fp else 0.0
+    recall = tp / (tp + fn) if tp + fn else float("nan")
+    f1 = 2 * tp / (2 * tp + fp + fn) if tp + fn else float("nan")
+    return {"precision": precision, "recall": recall, "f1": f1}
+
+# --- drawing a stratified gold set ------------------------------------------------------------
+@dataclass(frozen=True)
+class Stratum:
+    """Reports whose lower-cased text matches `pattern`; with `affirmed`, only in a sentence that
+    has no negation or normality word (to reach the rare positive mentions of a finding)."""
+
+    name: str
+    pattern: str
+    n: int
+    affirmed: bool = False
+
+
+_SENTENCE_END = re.compile(r"(?<=[.?!])\s+")
+_NEGATED = re.compile(r"\b(?:no|not|without|negative|normal|clear|free|unremarkable|resolved)\b")
+
+_V2_KEYWORDS = (
+    ("enlarged_cardiomediastinum", r"mediastin"),
+    ("cardiomegaly", r"cardiomegaly|heart|cardiac"),
+    ("lung_lesion", r"nodul|\bmass|tumor|neoplas|lesion|metasta"),
+    ("lung_opacity", r"opaci|infiltrat|air ?space|densit|scar|interstitial|reticul"),
+    ("edema", r"edema|congest|\bchf\b|heart failure"),
+    ("consolidation", r"consolidat"),
+    ("pneumonia", r"pneumoni|infect|infiltrat|airspace disease"),
+    ("atelectasis", r"atelecta|collapse"),
+    ("pneumothorax", r"pneumothora"),
+    ("pleural_effusion", r"effusion|pleural fluid|blunt|costophrenic"),
+    ("pleural_other", r"pleural thick|capping|plaque|fibro|pleural scar|pleural-parenchymal|pleuroparenchymal"),
+    ("fracture", r"fractur|healed|deformit|callus"),
+    ("support_devices", r"catheter|tube|\bline\b|pacemaker|pacer|stent|clip|wire|sternotomy|cabg|\bport\b|"
+                        r"device|valve|hardware|\blead|stimulator|prosthe|\btip\b|fixation|screw|plate"),
+)
+# The version-2 report set (tests/data/labeling_gold_reports_v2.csv): per observation, 14 reports
+# that affirm one of its keywords and 5 that mention one at all; then the wording classes of the
+# labeler issue (an enlarged mediastinum, a device named by its tip, incidental findings, masked
+# words) and 40 reports at random. Drawn in this order with one seeded generator.
+GOLD_V2_SEED = 20240611
+GOLD_V2_STRATA: tuple[Stratum, ...] = (
+    *(Stratum(f"{name}:affirmed", pattern, 14, affirmed=True) for name, pattern in _V2_KEYWORDS),
+    *(Stratum(f"{name}:any", pattern, 5) for name, pattern in _V2_KEYWORDS),
+    Stratum("class:mediastinum_enlarged", r"(?:enlarg|widen|promin)\w*\s+(?:\w+\s+){0,3}(?:cardio)?mediastin|"
+                                          r"mediastin\w*\s+(?:\w+\s+){0,4}(?:enlarg|widen|promin)", 10),
+    Stratum("class:device_tip", r"xxxx\s+(?:with|whose)\s+(?:its\s+)?tip|\btip\s+(?:projects|projecting|overl|in|at)", 10),
+    Stratum("class:incidental", r"granuloma|degenerat|spondyl|tortuous|healed|\bold\b|calcified", 15),
+    Stratum("class:masked", r"xxxx", 10),
+    Stratum("random", r"", 40),
+)
+
+
+def stratified_sample(texts: dict[str, str], strata: Sequence[Stratum], seed: int,
+                      exclude: frozenset[str] = frozenset()) -> list[tuple[str, str, str]]:
+    """(report, stratum, part) for a seeded stratified draw, reproducible from the same inputs.
+
+    Strata are drawn in order; each takes `n` reports at random among those that match and were
+    neither excluded nor drawn before. Within a stratum the draws alternate between the parts
+    "dev" (used to develop rules) and "held-out" (not looked at while developing), so both halves
+    are stratified alike.
+    """
+    rng = random.Random(seed)
+    ids = sorted((k for k in texts if k not in exclude and texts[k].strip()), key=lambda k: (len(k), k))
+    lowered = {k: texts[k].lower() for k in ids}
+    taken: set[str] = set()
+    out = []
+    for stratum in strata:
+        pattern = re.compile(stratum.pattern)
+        candidates = [k for k in ids if k not in taken and _matches(pattern, lowered[k], stratum.affirmed)]
+        rng.shuffle(candidates)
+        for i, k in enumerate(candidates[: stratum.n]):
+            taken.add(k)
+            out.append((k, stratum.name, "dev" if i % 2 == 0 else "held-out"))
+    return out
+
+
+def _matches(pattern: re.Pattern, text: str, affirmed: bool) -> bool:
+    if not affirmed:
+        return pattern.search(text) is not None
+    return any(pattern.search(s) and not _NEGATED.search(s) for s in _SENTENCE_END.split(text))

@@ -14,6 +14,12 @@ Pipeline, as the Stanford CheXpert labeler (Irvin et al., AAAI 2019) runs it:
    gives uncertain even when a positive is present too); a positive or uncertain "chf" / "heart
    failure" adds an uncertain Cardiomegaly; No Finding is 1 unless some mention other than Support
    Devices (the "No Finding" list of other findings included) is positive or uncertain.
+
+Labeler 1.1 adds, without changing the original lists (`chexpert/`), irralctl's own phrase lists
+(`additions/`: devices, pleural findings, pneumonitis, ... and words that only look like a
+phrase) and two checks after classification (`_rules`): a mediastinal structure with no size
+word near it is no Enlarged Cardiomediastinum, and a nodule or opacity put down to granulomas is
+no Lung Lesion or Lung Opacity.
 """
 
 from __future__ import annotations
@@ -30,13 +36,15 @@ from irralctl.labeling._text import clean, split_sentences, tokenize
 
 LABELER_NAME = "irralctl-chexpert"
 # Bump on any change of rules or phrase lists: prepared datasets record it beside their labels.
-LABELER_VERSION = "1.0.0"
-NO_FINDING, ENLARGED_CM, CARDIOMEGALY = 0, 1, 2
+LABELER_VERSION = "1.1.0"
+NO_FINDING, ENLARGED_CM, CARDIOMEGALY, LUNG_LESION, LUNG_OPACITY = 0, 1, 2, 3, 4
 SUPPORT_DEVICES = 13
 
 # The phrase files are named after the observation ("lung_opacity.txt" -> "Lung Opacity").
 _STEMS = tuple(name.lower().replace(" ", "_") for name in OBSERVATIONS)
 _PHRASE_ROOT = "chexpert"
+_ADDED_ROOT = "additions"    # irralctl's own phrases, kept apart from the original lists
+_ADDED = " (phrase added by irralctl)"
 _REGEX_CHARS = frozenset(".^$*+?{}[]\\|()")
 # The original's generated unmentions: a cardiac phrase after one of these is a position.
 _POSITIONS = tuple(a + b for a in ("over the", "overly the", "in the") for b in ("", " superior", " left", " right"))
@@ -48,6 +56,7 @@ _ROLES: dict[str, tuple[str, ...]] = {
     "neg_pre": ("neg_pre",), "neg_post": ("neg_post",), "neg_bi": ("neg_pre", "neg_post"),
     "neg_norm": ("neg_post", "neg_adj"), "neg_adj": ("neg_adj",),
     "unc_pre": ("unc_pre",), "unc_post": ("unc_post",), "unc_bi": ("unc_pre", "unc_post"),
+    "unc_adj": ("unc_adj",), "unc_size": ("unc_post", "unc_adj"),
     "anat_pre": ("anat_pre",), "anat_post": ("anat_post",), "anat_bi": ("anat_pre", "anat_post"),
     "conj": ("conj",), "pseudo": (),
 }
@@ -61,11 +70,12 @@ class _Phrase:
     text: str
     pattern: re.Pattern | None
     key: str  # a literal part every match contains ("" for a regex without one)
+    added: bool = False  # from irralctl's additions, not from the original lists
 
     @classmethod
-    def build(cls, text: str) -> _Phrase:
+    def build(cls, text: str, added: bool = False) -> _Phrase:
         literal = not (set(text) & _REGEX_CHARS)
-        return cls(text, None if literal else re.compile(text), text if literal else "")
+        return cls(text, None if literal else re.compile(text), text if literal else _required_literal(text), added)
 
     def spans(self, doc: str) -> list[tuple[int, int]]:
         """Non-overlapping leftmost matches, as re.finditer gives them."""
@@ -77,6 +87,41 @@ class _Phrase:
             out.append((i, i + n))
             i = doc.find(self.text, i + n)
         return out
+
+
+def _required_literal(pattern: str) -> str:
+    """The longest run of plain characters that every match of `pattern` contains ("" if none of
+    3 characters or more): characters outside groups and classes, not made optional by a quantifier.
+    A cheap substring test on it spares running the regex on most reports."""
+    runs, run, depth, i = [], "", 0, 0
+    while i < len(pattern):
+        c = pattern[i]
+        if c == "\\":
+            runs.append(run)
+            run, i = "", i + 2
+            continue
+        if c in "([":
+            runs.append(run)
+            run = ""
+            depth += 1
+        elif c in ")]":
+            depth -= 1
+        elif depth == 0 and c == "|":
+            return ""                       # alternatives at the top: nothing is required
+        elif depth == 0 and c in "?*{":
+            runs.append(run[:-1])
+            run = ""
+            if c == "{":                    # skip the repeat count
+                i = pattern.index("}", i)
+        elif depth == 0 and c not in _REGEX_CHARS:
+            run += c
+        else:
+            runs.append(run)
+            run = ""
+        i += 1
+    runs.append(run)
+    best = max(runs, key=len)
+    return best if len(best) >= 3 else ""
 
 
 @dataclass(frozen=True)
@@ -98,9 +143,13 @@ class _Trigger:
     text: str
 
 
-def _read_phrases(kind: str) -> dict[int, list[str]]:
-    """Phrase lists of one kind ("mention" / "unmention"), as the original loads them."""
-    root = resources.files(__package__) / _PHRASE_ROOT / kind
+def _read_phrases(kind: str, folder: str = _PHRASE_ROOT) -> dict[int, list[str]]:
+    """Phrase lists of one kind ("mention" / "unmention"), as the original loads them.
+
+    `folder` is the original lists ("chexpert") or irralctl's additions ("additions"), whose
+    lines starting with "#" are comments (the original lists have none).
+    """
+    root = resources.files(__package__) / folder / kind
     out: dict[int, list[str]] = {}
     for index, stem in enumerate(_STEMS):
         f = root / f"{stem}.txt"
@@ -110,7 +159,7 @@ def _read_phrases(kind: str) -> dict[int, list[str]]:
         # its leading space); it would keep a blank line as an empty phrase that matches
         # everywhere, which we skip (the shipped lists have none).
         phrases = [line.strip().replace("_", " ") for line in f.read_text(encoding="utf-8").splitlines()]
-        out[index] = [p for p in phrases if p]
+        out[index] = [p for p in phrases if p and not (folder == _ADDED_ROOT and p.startswith("#"))]
     return out
 
 
@@ -137,6 +186,18 @@ class Labeler:
             (obs, _Phrase.build(p)) for obs in sorted(mentions) for p in mentions[obs]
         )
         self._unmentions = {obs: tuple(_Phrase.build(p) for p in ps) for obs, ps in unmentions.items()}
+        # irralctl's additions: searched with the originals, reported as added by `explain`.
+        added = _read_phrases("mention", _ADDED_ROOT)
+        self._added_mentions = tuple(
+            (obs, _Phrase.build(p, added=True)) for obs in sorted(added) for p in added[obs]
+        )
+        self._added_unmentions = {
+            obs: tuple(_Phrase.build(p, added=True) for p in ps)
+            for obs, ps in _read_phrases("unmention", _ADDED_ROOT).items()
+        }
+        self._all_mentions = self._mentions + self._added_mentions
+        self._stops = {obs: self._unmentions.get(obs, ()) + self._added_unmentions.get(obs, ())
+                       for obs in set(self._unmentions) | set(self._added_unmentions)}
         self._anatomic = R.ANATOMIC_PHRASES
         # Triggers indexed by their first word: a report is scanned token by token and only the
         # few rules starting with that token are tried (one big alternation is ten times slower).
@@ -157,7 +218,7 @@ class Labeler:
             flags[w] = flags.get(w, 0) | R.HARD
         for w in R.CLAUSE_WORDS:
             flags[w] = flags.get(w, 0) | R.CLAUSE
-        for w in R.PRED_WORDS:
+        for w in R.PRED_WORDS | R.FRAME_VERBS:
             flags[w] = flags.get(w, 0) | R.PRED
         for w in R.NEG_WORDS:
             flags[w] = flags.get(w, 0) | R.NEGWORD
@@ -179,7 +240,7 @@ class Labeler:
 
     def explain(self, text: str) -> list[dict]:
         """Per observation: name, value, and the phrase, sentence and rule that decided it."""
-        doc, mentions = self._analyse(text)
+        doc, mentions, dropped = self._analyse(text)
         values, lists = _aggregate(mentions)
         out = []
         for index, name in enumerate(OBSERVATIONS):
@@ -189,6 +250,11 @@ class Labeler:
                 _explain_no_finding(item, doc, mentions)
             elif lists[index]:
                 _explain_combined(item, doc, lists[index])
+            elif index in dropped:
+                # A phrase was found but names no finding: say which and why, for the audit.
+                obs_start, obs_end, reason = dropped[index]
+                item.update(phrase=doc[obs_start:obs_end], sentence=_sentence_at(doc, obs_start, obs_end),
+                            rule=f"not mentioned: {reason}")
             out.append(item)
         return out
 
@@ -197,11 +263,13 @@ class Labeler:
         return self._analyse(text)[1]
 
     # --- pipeline ---------------------------------------------------------------------------
-    def _analyse(self, text: str) -> tuple[str, list[Mention]]:
+    def _analyse(self, text: str) -> tuple[str, list[Mention], dict[int, tuple[int, int, str]]]:
+        """(sentence-split text, classified mentions, {observation: (start, end, why)} of the
+        first phrase per observation that the checks after classification set aside)."""
         doc = split_sentences(clean(text))
         found = self._find_mentions(doc)
         if not found:
-            return doc, []
+            return doc, [], {}
         toks = tokenize(doc)
         flags = self._flags(doc, toks)
         triggers = self._find_triggers(doc, toks)
@@ -215,27 +283,52 @@ class Labeler:
             for i in range(first, last + 1):
                 observations_at.setdefault(i, set()).add(obs)
         out = []
+        dropped: dict[int, tuple[int, int, str]] = {}
+        words = toks.words
         for (obs, start, end, phrase), (first, last) in zip(found, spans):
-            anatomic = phrase in self._anatomic and not self._enlarged_before.search(doc, max(0, start - 40), start)
-            value, rule = self._classify(obs, phrase, first, last, anatomic, triggers, flags, observations_at)
-            out.append(Mention(obs, start, end, doc[start:end], value, rule))
-        return doc, out
+            text = phrase.text
+            anatomic = text in self._anatomic and not self._enlarged_before.search(doc, max(0, start - 40), start)
+            value, rule = self._classify(obs, text, first, last, anatomic, triggers, flags, observations_at)
+            why = self._not_a_finding(obs, value, first, last, words, flags)
+            if why:
+                dropped.setdefault(obs, (start, end, why))
+                continue
+            out.append(Mention(obs, start, end, doc[start:end], value, rule + _ADDED if phrase.added else rule))
+        return doc, out, dropped
 
-    def _find_mentions(self, doc: str) -> list[tuple[int, int, int, str]]:
+    def _not_a_finding(self, obs: int, value: int, first: int, last: int, words: tuple[str, ...],
+                       flags: list[int]) -> str | None:
+        """irralctl 1.1's checks after classification (see `_rules`): why the mention names no
+        finding, or None to keep it."""
+        if obs == ENLARGED_CM and value == POSITIVE and not (
+                _near(words, flags, first, last, R.EC_SIZE_BEFORE, R.EC_SIZE_AFTER,
+                      lambda i: words[i].startswith(R.EC_SIZE_WORDS))
+                or _near(words, flags, first, last, R.EC_SIZE_BEFORE, 0,
+                         lambda i: words[i].startswith(R.EC_SIZE_BEFORE_ONLY))):
+            return "a mediastinal structure with no size word near it (irralctl check)"
+        if value != NEGATIVE and (obs == LUNG_LESION or (obs == LUNG_OPACITY and first > 0
+                                                         and words[first - 1] in R.NODULAR_WORDS)) and _near(
+                words, flags, first, last, R.GRANULOMA_BEFORE, R.GRANULOMA_AFTER,
+                lambda i: words[i].startswith(R.GRANULOMA_WORDS)
+                or (words[i] in R.CALCIFIED_WORDS and not R.NOT_CALCIFIED.intersection(words[max(0, i - 2):i]))):
+            return "put down to a granuloma or called calcified (irralctl check)"
+        return None
+
+    def _find_mentions(self, doc: str) -> list[tuple[int, int, int, _Phrase]]:
         found = []
         blocked: dict[int, list[tuple[int, int]]] = {}
         # A substring test first: most phrases are absent from any one report.
-        for obs, phrase in [(o, p) for o, p in self._mentions if p.key in doc]:
+        for obs, phrase in [(o, p) for o, p in self._all_mentions if p.key in doc]:
             spans = phrase.spans(doc)
             if not spans:
                 continue
             if obs not in blocked:
-                blocked[obs] = [s for u in self._unmentions.get(obs, ()) for s in u.spans(doc)]
+                blocked[obs] = [s for u in self._stops.get(obs, ()) if u.key in doc for s in u.spans(doc)]
             stops = blocked[obs]
             for start, end in spans:
                 if any(start < ue and end > us for us, ue in stops):
                     continue
-                found.append((obs, start, end, phrase.text))
+                found.append((obs, start, end, phrase))
         return found
 
     def _flags(self, doc: str, toks) -> list[int]:
@@ -299,6 +392,7 @@ class Labeler:
         if phrase in R.UNCERTAIN_PHRASES:
             return UNCERTAIN, f"uncertainty: '{phrase}' suggests but does not establish edema"
         t = _pre(trig["unc_pre"], first, last, flags, pre_stop, R.MAX_PRE) or \
+            _pre(trig["unc_adj"], first, last, flags, pre_stop | R.COMMA, R.MAX_UNC_ADJ) or \
             _post(trig["unc_post"], first, last, flags, post_stop, R.MAX_POST)
         if t:
             return UNCERTAIN, f"uncertainty: '{t.text}'"
@@ -311,6 +405,24 @@ class Labeler:
             if t:
                 return UNCERTAIN, f"uncertainty: '{t.text}' says nothing of size"
         return POSITIVE, "positive: no negation or uncertainty in scope"
+
+
+def _near(words: tuple[str, ...], flags: list[int], first: int, last: int, before: int, after: int,
+          test) -> bool:
+    """A token index passing `test` within `before` words before or `after` words after tokens
+    first..last (commas not counted), in the same sentence. Bounded: linear in report length."""
+    for step, start, budget in ((-1, first - 1, before), (1, last + 1, after)):
+        i = start
+        while budget > 0 and 0 <= i < len(words):
+            f = flags[i]
+            if f & R.HARD:
+                break
+            if not f & R.COMMA:
+                if test(i):
+                    return True
+                budget -= 1
+            i += step
+    return False
 
 
 def _gap_clear(flags: list[int], lo: int, hi: int, stop: int, max_words: int) -> bool:
@@ -413,8 +525,12 @@ def _aggregate(mentions: list[Mention]) -> tuple[list[int | None], list[list[Men
 
 
 def _sentence(doc: str, m: Mention) -> str:
-    lo = doc.rfind("\n", 0, m.start) + 1
-    hi = doc.find("\n", m.end)
+    return _sentence_at(doc, m.start, m.end)
+
+
+def _sentence_at(doc: str, start: int, end: int) -> str:
+    lo = doc.rfind("\n", 0, start) + 1
+    hi = doc.find("\n", end)
     return doc[lo:] if hi == -1 else doc[lo:hi]
 
 

@@ -1,0 +1,79 @@
+"""Scoring, drawing and README writing of the gold-set script, on data made up here."""
+
+from __future__ import annotations
+
+import importlib.util
+from pathlib import Path
+
+import pytest
+
+from irralctl.labeling import OBSERVATIONS
+from irralctl.labeling.evaluation import GoldItem, Stratum, positive_scores, stratified_sample
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def _script():
+    spec = importlib.util.spec_from_file_location("eval_label_gold", ROOT / "scripts" / "eval_label_gold.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+class _Fixed:
+    """A stand-in labeler that returns preset labels per text."""
+
+    def __init__(self, table: dict[str, list]):
+        self.table = table
+
+    def label(self, text: str) -> list:
+        return self.table[text]
+
+
+def _row(**values) -> tuple:
+    return tuple(values.get(name) for name in OBSERVATIONS)
+
+
+def test_positive_scores_counts_and_uncertain_conventions():
+    items = [GoldItem("a", "a", _row(Cardiomegaly=1, Edema=-1)),
+             GoldItem("b", "b", _row(Cardiomegaly=0, Edema=1)),
+             GoldItem("c", "c", _row(**{"No Finding": 1}))]
+    labeler = _Fixed({"a": list(_row(Cardiomegaly=1, Edema=-1)),
+                      "b": list(_row(Cardiomegaly=1, Edema=None)),
+                      "c": list(_row(**{"No Finding": 1}))})
+    neg = positive_scores(labeler, items)
+    cm, ed = neg["observations"]["Cardiomegaly"], neg["observations"]["Edema"]
+    assert (cm["tp"], cm["fp"], cm["fn"]) == (1, 1, 0) and cm["precision"] == 0.5 and cm["recall"] == 1.0
+    assert (ed["tp"], ed["fp"], ed["fn"]) == (0, 0, 1) and ed["f1"] == 0.0
+    assert neg["micro"]["all"]["tp"] == 2 and neg["micro"]["findings"]["tp"] == 1   # No Finding only in "all"
+    pos = positive_scores(labeler, items, uncertain="positive")
+    assert (pos["observations"]["Edema"]["tp"], pos["observations"]["Edema"]["fn"]) == (1, 1)
+    assert pos["observations"]["Pneumonia"]["gold_positive"] == 0
+    with pytest.raises(ValueError):
+        positive_scores(labeler, items, uncertain="ignore")
+
+
+def test_stratified_sample_is_reproducible_and_alternates_parts():
+    texts = {str(i): ("effusion" if i % 3 == 0 else "no effusion") + (" clips" if i % 5 == 0 else "")
+             for i in range(1, 61)}
+    strata = (Stratum("effusion", r"effusion", 6, affirmed=True), Stratum("clips", r"clip", 4),
+              Stratum("random", r"", 5))
+    draw = stratified_sample(texts, strata, seed=7, exclude=frozenset({"3"}))
+    assert draw == stratified_sample(texts, strata, seed=7, exclude=frozenset({"3"}))
+    assert draw != stratified_sample(texts, strata, seed=8, exclude=frozenset({"3"}))
+    ids = [k for k, _, _ in draw]
+    assert len(ids) == len(set(ids)) == 15 and "3" not in ids
+    affirmed = [k for k, s, _ in draw if s == "effusion"]
+    assert all(int(k) % 3 == 0 for k in affirmed)              # "no effusion" is not affirmed
+    assert [p for _, s, p in draw if s == "clips"] == ["dev", "held-out", "dev", "held-out"]
+
+
+def test_write_readme_replaces_only_the_marked_block(tmp_path):
+    script = _script()
+    readme = tmp_path / "README.md"
+    readme.write_text(f"# x\nbefore\n{script.BEGIN}\nold table\n{script.END}\nafter\n", encoding="utf-8")
+    script.write_readme("new table", readme)
+    assert readme.read_text(encoding="utf-8") == f"# x\nbefore\n{script.BEGIN}\nnew table\n{script.END}\nafter\n"
+    readme.write_text("no markers\n", encoding="utf-8")
+    with pytest.raises(SystemExit):
+        script.write_readme("new table", readme)
