@@ -1,3 +1,3 @@
 """irralctl: chest X-ray report generation, from raw archives to scored, explained reports."""
 
-__version__ = "0.1.0"
+__version__ = "0.2.0"

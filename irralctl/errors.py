@@ -54,3 +54,7 @@ class ConfigError(IrralError):
 
 class TrainingError(IrralError):
     """Training could not go on (non-finite loss, out of memory, ...)."""
+
+
+class StrictStop(InputError):
+    """`--strict` refused inputs that would otherwise have been skipped and listed."""

@@ -59,6 +59,21 @@ class _Root(TyperGroup):
                 raise
             _report(e)
             raise typer.Exit(1) from None
+        except KeyboardInterrupt:
+            if _debug():
+                raise
+            _report(IrralError("interrupted"))
+            raise typer.Exit(1) from None
+        except OSError as e:
+            # The net under every reader and writer: a full disk, a read-only folder, a folder
+            # given for a file, a parent that is a file... one line naming the path.
+            if _debug():
+                raise
+            from irralctl.utils.io import describe_os_error
+
+            where = f"{e.filename}: " if e.filename else ""
+            _report(IrralError(f"{where}{describe_os_error(e)}"))
+            raise typer.Exit(1) from None
         except Exception as e:
             if not _is_usage_error(e):
                 raise
@@ -107,5 +122,14 @@ def _root(
     )
 
 
+def _interrupt(signum, frame) -> None:
+    # SIGTERM (a scheduler, `kill`) stops a command as Ctrl-C does: outputs are cleaned up or kept
+    # for a rerun by the same code paths.
+    raise KeyboardInterrupt
+
+
 def main() -> None:
+    import signal
+
+    signal.signal(signal.SIGTERM, _interrupt)
     app()

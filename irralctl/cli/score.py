@@ -31,15 +31,24 @@ _EXTRA = [
     extra_option("json_out", Optional[Path], typer.Option("--json", metavar="FILE", rich_help_panel="Output",
                                                            help="Write every figure, the protocol, versions and input "
                                                                 "sha256 to this JSON file.")),
+    extra_option("overwrite", bool, typer.Option("--overwrite", rich_help_panel="Output",
+                                                 help="Replace an existing --json file, once the new one is complete."),
+                 default=False),
 ]
 
 
-def _score(*, values: dict[str, Any], given: set[str], predictions: Path, json_out: Path | None) -> None:
+def _score(*, values: dict[str, Any], given: set[str], predictions: Path, json_out: Path | None,
+           overwrite: bool) -> None:
     """Score generated reports as coco-caption does (BLEU, METEOR, ROUGE-L, CIDEr-D) plus clinical efficacy."""
     from irralctl.metrics import score_files
     from irralctl.utils.io import write_json
+    from irralctl.utils.outputs import check_output, check_replaceable
 
     config = build(ScoreConfig, values, given)
+    if json_out is not None:  # checked before the work: a wrong --json must not cost a scoring run
+        check_output(json_out, [predictions, config.against, config.vocab,
+                                config.references.split(":")[0] if config.references else None], flag="--json")
+        check_replaceable(json_out, overwrite=overwrite, flag="--json", directory=False)
     result = score_files(predictions, config)
     if json_out is not None:
         write_json(json_out, result)

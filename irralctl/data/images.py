@@ -3,9 +3,11 @@
 One function, `load_grey`, serves preparation and generation alike, so a study looks the same to
 the model whichever path brought it in.
 
-* JPEG: Pillow's `draft` asks libjpeg to decode at 1/2, 1/4 or 1/8 scale with DCT scaling, which
-  is several times faster than a full decode followed by a resize (MIMIC-CXR has 377k full-size
-  JPEGs); the final resize to the target size is then small.
+* JPEG: libjpeg-turbo through `simplejpeg`, decoding at 1/2, 1/4 or 1/8 scale in the DCT domain
+  (several times faster than a full decode followed by a resize: MIMIC-CXR has 377k full-size
+  JPEGs), in strict mode: a truncated or corrupt file is an error, not a silently grey image
+  (Pillow, like libjpeg's default, fills a truncated scan with grey and says nothing). Exotic
+  JPEGs simplejpeg cannot read (12-bit, lossless) go through Pillow.
 * PNG: 8-bit or 16-bit greyscale/RGB; 16-bit values are scaled by their actual range.
 * DICOM: pixel data through pydicom (JPEG 2000 etc. via pylibjpeg), the modality LUT (rescale),
   the VOI LUT or window centre/width, MONOCHROME1 inverted so that bone is bright, then scaled to
@@ -50,8 +52,42 @@ def _to_uint8(arr: np.ndarray) -> np.ndarray:
     return np.clip((arr - lo) * (255.0 / (hi - lo)) + 0.5, 0, 255).astype(np.uint8)
 
 
+# Pillow's own limit on pixels, applied to every decoder: a "decompression bomb" (a small file
+# declaring a gigantic image) is refused before any memory is allocated for it.
+MAX_PIXELS = 2 * Image.MAX_IMAGE_PIXELS
+
+
+def _check_pixels(path: Path, height: int, width: int) -> None:
+    if height * width > MAX_PIXELS:
+        raise InputError(f"image of {width} x {height} pixels exceeds the {MAX_PIXELS:,}-pixel limit "
+                         "(a decompression bomb, or not a radiograph)", path=path)
+
+
+def _load_jpeg(path: Path, shorter: int | None) -> np.ndarray | None:
+    """Strict, DCT-scaled JPEG decoding; None when simplejpeg cannot read this kind of JPEG."""
+    import simplejpeg
+
+    data = path.read_bytes()
+    try:
+        width, height, _, _ = simplejpeg.decode_jpeg_header(data)
+    except ValueError:
+        return None
+    _check_pixels(path, height, width)
+    h, w = target_size(height, width, shorter) if shorter is not None else (height, width)
+    try:
+        arr = simplejpeg.decode_jpeg(data, colorspace="GRAY", min_height=h, min_width=w, strict=True)[..., 0]
+    except ValueError as e:
+        try:  # readable without strictness: the file is damaged (truncated, corrupt scan data)
+            simplejpeg.decode_jpeg(data, colorspace="GRAY", min_height=h, min_width=w, strict=False)
+        except ValueError:
+            return None  # a JPEG kind simplejpeg does not handle: Pillow's turn
+        raise InputError(f"corrupt or truncated JPEG ({e})", path=path) from None
+    return _resize(Image.fromarray(arr, mode="L"), shorter)
+
+
 def _load_pil(path: Path, shorter: int | None) -> np.ndarray:
     with Image.open(path) as img:
+        _check_pixels(path, img.height, img.width)
         if img.format == "JPEG" and shorter is not None:
             # DCT-domain downscaling: decode at the smallest 1/2^k scale still >= target size.
             h, w = target_size(img.height, img.width, shorter)
@@ -72,19 +108,29 @@ def _load_dicom(path: Path, shorter: int | None) -> np.ndarray:
 
     try:
         ds = pydicom.dcmread(path)
+        _check_pixels(path, int(ds.get("Rows", 0) or 0), int(ds.get("Columns", 0) or 0))
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
             arr = ds.pixel_array
+    except InputError:
+        raise
     except Exception as e:  # pydicom raises many types for broken or unsupported files
-        raise InputError(f"unreadable DICOM ({type(e).__name__}: {e})", path=path) from None
+        raise InputError(f"unreadable DICOM ({type(e).__name__}: {_first_line(e)}){_codec_hint(e)}", path=path) from None
     if arr.ndim == 3 and arr.shape[-1] in (3, 4):  # colour secondary capture
         arr = arr[..., :3].mean(axis=-1)
     elif arr.ndim != 2:
         raise InputError(f"DICOM pixel data has shape {arr.shape}; expected one greyscale frame", path=path)
-    arr = apply_modality_lut(arr, ds)
-    has_voi = "VOILUTSequence" in ds or ("WindowCenter" in ds and "WindowWidth" in ds)
-    if has_voi:
-        arr = apply_voi_lut(arr, ds, index=0)
+    try:
+        arr = apply_modality_lut(arr, ds)
+        width = ds.get("WindowWidth")
+        widths = list(width) if isinstance(width, pydicom.multival.MultiValue) else [width]
+        has_voi = "VOILUTSequence" in ds or ("WindowCenter" in ds and width is not None)
+        if has_voi and "VOILUTSequence" not in ds and any(w is None or float(w) <= 0 for w in widths):
+            raise ValueError(f"WindowWidth {width} is not positive")
+        if has_voi:
+            arr = apply_voi_lut(arr, ds, index=0)
+    except Exception as e:  # a nonsensical window or LUT: named, never a crash
+        raise InputError(f"unusable DICOM intensity transform ({_first_line(e)})", path=path) from None
     arr = _to_uint8(arr)
     if str(ds.get("PhotometricInterpretation", "MONOCHROME2")).upper() == "MONOCHROME1":
         arr = 255 - arr
@@ -100,9 +146,37 @@ def load_grey(path: str | Path, shorter: int | None = 256) -> np.ndarray:
     if suffix in (".dcm", ".dicom") or is_dicom(path):
         return _load_dicom(path, shorter)
     try:
+        if _is_jpeg(path):
+            arr = _load_jpeg(path, shorter)
+            if arr is not None:
+                return arr
         return _load_pil(path, shorter)
-    except (UnidentifiedImageError, OSError, SyntaxError, ValueError) as e:
-        raise InputError(f"unreadable image ({e})", path=path) from None
+    except InputError:
+        raise
+    except (UnidentifiedImageError, OSError, SyntaxError, ValueError, Image.DecompressionBombError) as e:
+        raise InputError(f"unreadable image ({_first_line(e)})", path=path) from None
+
+
+def _is_jpeg(path: Path) -> bool:
+    try:
+        with open(path, "rb") as f:
+            return f.read(3) == b"\xff\xd8\xff"
+    except OSError:
+        return False
+
+
+def _first_line(e: BaseException) -> str:
+    text = str(e).strip()
+    return text.splitlines()[0] if text else type(e).__name__
+
+
+def _codec_hint(e: BaseException) -> str:
+    """Name the install that decodes a compressed DICOM when the codec is missing."""
+    text = str(e).lower()
+    if "no pixel data handler" in text or "unable to decode" in text or "missing required dependencies" in text \
+            or "plugin" in text:
+        return "; install the DICOM codecs: pip install 'irralctl[dicom]'"
+    return ""
 
 
 def is_dicom(path: Path) -> bool:

@@ -9,11 +9,12 @@ renames the staging folder into place only when everything is written.
 
 from __future__ import annotations
 
+import contextlib
 import csv
 import hashlib
-import json
 import logging
 import shutil
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -21,9 +22,10 @@ from typing import Any
 from irralctl.constants import SPLITS
 from irralctl.data.prepared import FORMAT_VERSION, TOKENIZER_FILES
 from irralctl.data.tokenizers import BPETokenizer, LegacyTokenizer, ReportTokenizer
-from irralctl.errors import InputError, IrralError
+from irralctl.errors import IrralError, StrictStop
 from irralctl.utils.config import provenance, to_jsonable
-from irralctl.utils.io import atomic_write, read_json, sha256_file, write_json
+from irralctl.utils.io import atomic_write, dumps, read_json, sha256_file, write_json
+from irralctl.utils.outputs import check_output, check_replaceable, output_dir
 
 log = logging.getLogger(__name__)
 
@@ -55,27 +57,45 @@ def staging_dir_for(out: Path) -> Path:
     return out.parent / f".{out.name}.partial"
 
 
-def open_staging(out: Path, options: dict, *, overwrite: bool) -> Path:
-    """The staging folder for `out`: resumed when its options match, else started afresh."""
-    if out.exists() and not overwrite:
-        raise InputError("already exists", path=out, hint="choose another --out, or pass --overwrite to replace it")
+@contextlib.contextmanager
+def dataset_stage(out: Path, options: dict, *, overwrite: bool, inputs: Iterable[Path | None]) -> Iterator[Path]:
+    """The staging folder of a preparation, moved onto `out` when the block succeeds.
+
+    It sits beside `out` (`.NAME.partial`) and is resumed when its options match those of an
+    interrupted run, else started afresh. A failure after images were decoded keeps it, so the
+    rerun decodes none of them again (MIMIC-CXR's 377k JPEGs take a while); a `--strict` refusal,
+    or a failure before any image was decoded, removes it.
+    """
+    check_output(out, inputs)
+    check_replaceable(out, overwrite=overwrite)
     staging = staging_dir_for(out)
     marker = staging / "options.json"
     if staging.exists():
         previous = read_json(marker) if marker.exists() else None
         if previous == to_jsonable(options):
             log.info("resuming an interrupted preparation in %s", staging)
-            return staging
-        log.info("discarding an interrupted preparation with other options in %s", staging)
-        shutil.rmtree(staging)
-    staging.mkdir(parents=True)
+        else:
+            log.info("discarding an interrupted preparation with other options in %s", staging)
+            shutil.rmtree(staging)
+    staging.mkdir(parents=True, exist_ok=True)
     write_json(marker, to_jsonable(options))
-    return staging
+    with output_dir(out, overwrite=overwrite, inputs=inputs, stage=staging, keep=_resumable, exists_ok=True):
+        yield staging
+        (staging / "options.json").unlink(missing_ok=True)
+
+
+def _resumable(staging: Path, error: BaseException) -> str | None:
+    """What a failed preparation keeps for its rerun: the images it decoded (not after --strict)."""
+    if isinstance(error, StrictStop):
+        return None
+    from irralctl.data.store import decoded_count
+
+    n = decoded_count(staging / "images")
+    return f"{n} decoded image(s)" if n else None
 
 
 def write_problems(staging: Path, problems: list[Problem]) -> None:
-    if not problems:
-        return
+    """problems.csv, with its header even when no input was skipped (a file to check, not to guess)."""
     with atomic_write(staging / "problems.csv", newline="") as f:
         w = csv.writer(f, lineterminator="\n")
         w.writerow(["kind", "path", "record", "detail"])
@@ -112,7 +132,7 @@ def finish_dataset(
     example_layout: str = "study",
     extra: dict | None = None,
 ) -> Path:
-    """Write manifests, tokenisers and dataset.json into `staging`, then move it onto `out`."""
+    """Write manifests, tokenisers and dataset.json into `staging` (which `dataset_stage` moves onto `out`)."""
     (staging / "tokenizers").mkdir(exist_ok=True)
     toks = fit_tokenizers(splits["train"], bpe_vocab_size=bpe_vocab_size, legacy_threshold=legacy_threshold)
     for kind, tok in toks.items():
@@ -121,7 +141,7 @@ def finish_dataset(
         rows = splits.get(split, [])
         with atomic_write(staging / f"{split}.jsonl") as f:
             for r in rows:
-                f.write(json.dumps(r, ensure_ascii=False))
+                f.write(dumps(r))
                 f.write("\n")
     write_problems(staging, problems)
     fingerprint = dataset_fingerprint(staging)
@@ -146,15 +166,6 @@ def finish_dataset(
         **provenance(),
     }
     write_json(staging / "dataset.json", info)
-    (staging / "options.json").unlink(missing_ok=True)
-    if out.exists():
-        old = out.parent / f".{out.name}.old"
-        shutil.rmtree(old, ignore_errors=True)
-        out.rename(old)
-        staging.rename(out)
-        shutil.rmtree(old, ignore_errors=True)
-    else:
-        staging.rename(out)
     return out
 
 

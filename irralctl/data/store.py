@@ -148,6 +148,17 @@ def _read_journal(directory: Path) -> tuple[list[tuple[str, str, int, int, int, 
     return entries, end
 
 
+def decoded_count(directory: Path) -> int:
+    """Images decoded so far into a (possibly unfinished) store: what a rerun would not redo."""
+    directory = Path(directory)
+    if (directory / JOURNAL_FILE).exists():
+        return sum(1 for e in _read_journal(directory)[0] if e[1] == "ok")
+    if (directory / INDEX_FILE).is_file():
+        with np.load(directory / INDEX_FILE, allow_pickle=False) as index:
+            return len(index["ids"])
+    return 0
+
+
 def _trim_torn_line(path: Path) -> None:
     """Cut a journal after its last complete line, so appended lines never join a torn one."""
     if not path.exists():

@@ -23,9 +23,9 @@ from pathlib import Path
 
 from irralctl.constants import HEADLINE_METRICS
 from irralctl.demo.config import DemoConfig
-from irralctl.errors import InputError
 from irralctl.progress import SILENT, Progress
 from irralctl.utils.config import save_config, to_flags
+from irralctl.utils.outputs import output_in_place
 
 log = logging.getLogger(__name__)
 
@@ -72,7 +72,14 @@ def _command(name: str, config) -> str:
 
 
 def run_demo(cfg: DemoConfig, progress: Progress = SILENT, step: Callable[[str], None] | None = None) -> DemoResult:
-    """Run every stage into `cfg.out`; `step(title)` announces each stage (for the CLI)."""
+    """Run every stage into `cfg.out`; `step(title)` announces each stage (for the CLI). An existing
+    output is replaced only when the whole demo succeeded (it is kept aside until then)."""
+    cfg = cfg.resolved()
+    with output_in_place(cfg.out, overwrite=cfg.overwrite):
+        return _run_demo(cfg, progress, step or (lambda _title: None))
+
+
+def _run_demo(cfg: DemoConfig, progress: Progress, announce: Callable[[str], None]) -> DemoResult:
     from irralctl.data.prepared import PreparedDataset
     from irralctl.data.sources.phantoms.config import PhantomPrepareConfig
     from irralctl.data.sources.phantoms.prepare import prepare_phantoms
@@ -82,12 +89,7 @@ def run_demo(cfg: DemoConfig, progress: Progress = SILENT, step: Callable[[str],
     from irralctl.training import train
     from irralctl.utils.io import write_json
 
-    cfg = cfg.resolved()
     out = cfg.out
-    if out.exists() and any(out.iterdir()) and not cfg.overwrite:
-        raise InputError("already exists and is not empty", path=out, hint="choose another --out or pass --overwrite")
-    out.mkdir(parents=True, exist_ok=True)
-    announce = step or (lambda _title: None)
     result = DemoResult(out=out)
     save_config(out / "demo.config.json", cfg)
 

@@ -28,7 +28,7 @@ from pathlib import Path
 
 from irralctl.errors import ConfigError, InputError
 from irralctl.generation.config import FORMATS
-from irralctl.utils.io import atomic_write, read_json, write_json
+from irralctl.utils.io import atomic_write, dumps, read_json, write_json
 
 log = logging.getLogger(__name__)
 
@@ -81,7 +81,7 @@ class Journal:
         self.fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o666)
 
     def append(self, rows: Iterable[dict]) -> None:
-        data = "".join(json.dumps(r, ensure_ascii=False) + "\n" for r in rows).encode("utf-8")
+        data = "".join(dumps(r) + "\n" for r in rows).encode("utf-8")
         view = memoryview(data)
         while view:  # os.write may write less than asked (signals, some file systems)
             view = view[os.write(self.fd, view):]
@@ -118,6 +118,7 @@ def open_output(out: Path, fmt: str, settings: dict, *, resume: bool, overwrite:
         else:
             log.info("nothing to resume at %s: starting afresh", out)
     else:
+        discard_journal(out)  # a journal without a complete row (a run killed early) blocks nothing
         if journal.exists() and not overwrite:
             raise InputError("an interrupted run left its journal here", path=journal,
                              hint="continue it with --resume, or pass --overwrite to start again")
@@ -170,12 +171,16 @@ def _convert(journal: Path, f, fmt: str, names: list[str]) -> None:
                     *[obs.get(n, "") for n in names]])
 
 
-def discard_journal(out: Path) -> None:
-    """Remove an empty journal (nothing was generated, nothing to resume)."""
+def discard_journal(out: Path) -> int:
+    """Remove a journal without a complete row (nothing to resume); returns the rows kept."""
     journal, journal_cfg = journal_paths(out)
-    if journal.exists() and journal.stat().st_size == 0:
+    if not journal.exists():
+        return 0
+    rows = sum(1 for _ in _complete_lines(journal))
+    if rows == 0:
         journal.unlink()
         journal_cfg.unlink(missing_ok=True)
+    return rows
 
 
 def read_rows(path: str | Path) -> list[dict]:

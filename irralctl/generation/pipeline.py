@@ -33,11 +33,12 @@ from irralctl.generation.inputs import (
     dataset_studies,
     discover_studies,
 )
-from irralctl.generation.output import config_path, discard_journal, finish_output, open_output
+from irralctl.generation.output import config_path, discard_journal, finish_output, journal_paths, open_output
 from irralctl.progress import SILENT, Progress
 from irralctl.runs.device import amp_dtype, autocast, precision_name
 from irralctl.runs.loaded import LoadedRun, load_run
 from irralctl.utils.config import save_config, to_jsonable
+from irralctl.utils.outputs import Interrupted, check_output
 
 log = logging.getLogger(__name__)
 
@@ -186,6 +187,7 @@ class _Decoder:
 def generate_reports(cfg: GenerateConfig, progress: Progress = SILENT) -> GenerateResult:
     """Generate a report for every study of the input; see the module docstring."""
     started = time.perf_counter()
+    check_output(cfg.out, [cfg.input, cfg.dataset, cfg.checkpoint])
     run = load_run(cfg.checkpoint, cfg.device)
     mc = run.model.cfg
     decoding = cfg.decoding.resolved(run.max_tokens)
@@ -226,9 +228,12 @@ def generate_reports(cfg: GenerateConfig, progress: Progress = SILENT) -> Genera
         decode_seconds = time.perf_counter() - t_decode
         journal.close()
         finish_output(cfg.out, fmt, OBSERVATIONS)
-    except BaseException:
+    except BaseException as error:
         journal.close()
-        discard_journal(cfg.out)  # an empty journal is no interrupted run worth resuming
+        kept = discard_journal(cfg.out)  # an empty journal is no interrupted run worth resuming
+        if isinstance(error, KeyboardInterrupt):
+            raise Interrupted("interrupted; " + (f"{kept} report(s) kept in {journal_paths(cfg.out)[0]}: continue with "
+                                                 "--resume" if kept else "nothing was written")) from None
         raise
     warnings = []
     if skipped:

@@ -42,7 +42,8 @@ from irralctl.heatmaps.config import HeatmapConfig
 from irralctl.heatmaps.render import Panel, compare_png, overlay_png, panel_png
 from irralctl.runs.loaded import LoadedRun, load_run
 from irralctl.utils.config import provenance, to_jsonable
-from irralctl.utils.io import atomic_dir, write_json
+from irralctl.utils.io import write_json
+from irralctl.utils.outputs import check_output, check_replaceable, output_dir
 
 log = logging.getLogger(__name__)
 
@@ -179,6 +180,9 @@ def _view_name(study: Study, index: int) -> str:
 def make_heatmaps(cfg: HeatmapConfig) -> HeatmapResult:
     """Draw every word's maps for every checkpoint; see the module docstring."""
     labels = _labels(cfg)
+    inputs = [*cfg.checkpoints, cfg.study, cfg.dataset]
+    check_output(cfg.out, inputs)  # before any decoding
+    check_replaceable(cfg.out, overwrite=cfg.overwrite)
     results = []
     for checkpoint, label in zip(cfg.checkpoints, labels):
         run = load_run(checkpoint, cfg.device)
@@ -196,7 +200,7 @@ def make_heatmaps(cfg: HeatmapConfig) -> HeatmapResult:
         return images[key]
 
     several = len(results) > 1
-    with atomic_dir(cfg.out, overwrite=cfg.overwrite) as tmp:
+    with output_dir(cfg.out, overwrite=cfg.overwrite, inputs=inputs) as tmp:
         for rm in results:
             folder = tmp / _slug(rm.label) if several else tmp
             folder.mkdir(exist_ok=True)

@@ -38,7 +38,7 @@ from irralctl.model.text_encoder import TextEncoder, TextFeatureCache
 from irralctl.progress import SILENT, Progress
 from irralctl.runs.checkpoint import load_checkpoint, rng_state, save_checkpoint, set_rng_state
 from irralctl.runs.device import amp_dtype, precision_name, resolve_device, setup_device
-from irralctl.runs.layout import RunLayout
+from irralctl.runs.layout import LAST, RunLayout
 from irralctl.training import scoring
 from irralctl.training.config import MONITORS, RESUMABLE, TrainConfig
 from irralctl.training.data import make_loader
@@ -49,6 +49,7 @@ from irralctl.training.loop import Run, TrainingModule, train_one_epoch
 from irralctl.training.optim import LRController, build_optimizer
 from irralctl.utils.config import flatten, from_dict, save_config, to_jsonable, unflatten
 from irralctl.utils.io import describe_os_error, iter_jsonl, write_json, write_jsonl
+from irralctl.utils.outputs import check_output, check_replaceable, output_dir
 
 log = logging.getLogger(__name__)
 
@@ -65,12 +66,13 @@ class TrainResult:
 
 
 def saved_config(run_dir: str | Path) -> TrainConfig:
-    """The config a run was trained with (from its last.pt, which holds the config of its state)."""
-    layout = RunLayout(Path(run_dir))
-    if not layout.last.is_file():
-        raise InputError(f"nothing to resume: no {layout.last.name} here", path=layout.dir,
-                         hint="point --resume at the run directory of an interrupted `irralctl train`")
-    return from_dict(TrainConfig, load_checkpoint(layout.last, verify="none")["train_config"])
+    """The config a run was trained with (from the last.pt of its interrupted stage, else of the run)."""
+    run_dir = Path(run_dir)
+    for layout in (RunLayout(stage_of(run_dir)), RunLayout(run_dir)):
+        if layout.last.is_file():
+            return from_dict(TrainConfig, load_checkpoint(layout.last, verify="none")["train_config"])
+    raise InputError("nothing to resume: no last.pt here (nor an interrupted run beside it)", path=run_dir,
+                     hint="point --resume at the run directory of an interrupted or finished `irralctl train`")
 
 
 def resume_config(run_dir: str | Path, changes: dict[str, Any] | None = None) -> TrainConfig:
@@ -133,16 +135,40 @@ def open_dataset(cfg: TrainConfig) -> PreparedDataset:
     return ds
 
 
-def _prepare_run_dir(cfg: TrainConfig, resume: bool) -> None:
-    out = cfg.out
+def stage_of(out: Path) -> Path:
+    """Where a run is trained before it becomes `out`: `.NAME.partial` beside it (what --resume continues)."""
+    return out.parent / f".{out.name}.partial"
+
+
+def _prepare_stage(cfg: TrainConfig, resume: bool) -> Path:
+    """The stage this run trains in (rank 0 only): new, the interrupted one, or a copy of a finished run."""
+    out = Path(cfg.out)
+    stage = stage_of(out)
+    check_output(out, [cfg.dataset, cfg.visual_weights, cfg.loss.text_encoder])
     if resume:
-        return
-    if out.exists() and any(out.iterdir()):
+        if not stage.exists():
+            shutil.copytree(out, stage)  # a finished run trained further: the original stays until this ends
+        return stage
+    check_replaceable(out, overwrite=cfg.overwrite)
+    if stage.exists():
         if not cfg.overwrite:
-            raise InputError("run directory already exists", path=out,
-                             hint="choose another --out, continue it with --resume, or pass --overwrite to replace it")
-        shutil.rmtree(out)
-    out.mkdir(parents=True, exist_ok=True)
+            raise InputError("an interrupted run of this --out is kept here", path=stage,
+                             hint=f"continue it with --resume {out}, or pass --overwrite to start again")
+        shutil.rmtree(stage)
+    stage.mkdir(parents=True)
+    return stage
+
+
+def _resumable(stage: Path, error: BaseException) -> str | None:
+    """What a failed run keeps for --resume: its checkpoints, if it wrote any."""
+    last = stage / LAST
+    if not last.is_file():
+        return None
+    try:
+        epoch = torch.load(last, map_location="cpu", weights_only=True, mmap=True).get("epoch")
+    except Exception:  # a damaged last.pt is named when --resume loads it
+        epoch = None
+    return f"the checkpoint of epoch {epoch}" if epoch else "its checkpoints"
 
 
 def build_run(cfg: TrainConfig, ds: PreparedDataset, dist: DistState, device: torch.device) -> tuple[Run, ModelConfig]:
@@ -181,7 +207,8 @@ def build_run(cfg: TrainConfig, ds: PreparedDataset, dist: DistState, device: to
         module = torch.compile(module)
     amp = amp_dtype(cfg.runtime.precision, device)
     run = Run(
-        cfg=cfg, layout=RunLayout(cfg.out), dist=dist, device=device, model=model, module=module, optimizer=optimizer,
+        cfg=cfg, layout=RunLayout(stage_of(cfg.out)), dist=dist, device=device, model=model, module=module,
+        optimizer=optimizer,
         lr=LRController(optimizer, warmup_steps=optim.warmup_steps, total_steps=1, schedule=optim.schedule,
                         plateau_factor=optim.plateau_factor, plateau_patience=optim.plateau_patience,
                         higher_is_better=MONITORS[cfg.eval.monitor]),
@@ -296,13 +323,24 @@ def _check_resumable(ckpt: dict, ds: PreparedDataset, cfg: TrainConfig) -> None:
 
 def _train(cfg: TrainConfig, progress: Progress, resume: bool, dist: DistState, device: torch.device) -> TrainResult:
     ds = open_dataset(cfg)
-    layout = RunLayout(cfg.out)
+    stage = stage_of(cfg.out)
+    if dist.is_main:
+        stage = _prepare_stage(cfg, resume)
+    dist.barrier()
+    if not dist.is_main:
+        return _run(cfg, progress, resume, dist, device, ds)
+    # Rank 0 owns the output: the stage becomes --out only once everything succeeded (an existing
+    # run is replaced only then); a failure keeps the stage when it holds a checkpoint to resume.
+    with output_dir(cfg.out, overwrite=True, stage=stage, keep=_resumable, exists_ok=True):
+        return _run(cfg, progress, resume, dist, device, ds)
+
+
+def _run(cfg: TrainConfig, progress: Progress, resume: bool, dist: DistState, device: torch.device,
+         ds: PreparedDataset) -> TrainResult:
+    layout = RunLayout(stage_of(cfg.out))
     ckpt = load_checkpoint(layout.last, verify="all") if resume else None
     if ckpt is not None:
         _check_resumable(ckpt, ds, cfg)
-    if dist.is_main:
-        _prepare_run_dir(cfg, resume)
-    dist.barrier()
     setup_device(device)
     _seed_everything(cfg.seed)
 
@@ -415,7 +453,8 @@ def test(run: Run, selection: Selection, progress: Progress = SILENT) -> dict:
     scores["run"] = {
         "checkpoint": used.name, "epoch": selection.best_epoch if used == layout.best else run.epoch,
         "monitor": cfg.eval.monitor, "monitor_value": selection.best_value, "decoding": generated.decoding,
-        "reproduce": f"irralctl generate --dataset {cfg.dataset} --split test --checkpoint {used} --out PREDS.jsonl "
+        "reproduce": f"irralctl generate --dataset {cfg.dataset} --split test --checkpoint {cfg.out / used.name} "
+                     f"--out PREDS.jsonl "
                      f"&& irralctl score PREDS.jsonl --meteor {cfg.eval.meteor}",
     }
     with _writing(layout.test_metrics):

@@ -11,6 +11,7 @@ import contextlib
 import errno
 import hashlib
 import json
+import math
 import os
 import shutil
 import tempfile
@@ -18,7 +19,7 @@ from collections.abc import Iterable, Iterator
 from pathlib import Path
 from typing import IO, Any
 
-from irralctl.errors import InputError
+from irralctl.errors import InputError, IrralError
 
 
 @contextlib.contextmanager
@@ -75,9 +76,36 @@ def _umask() -> int:
     return mask
 
 
+def _non_finite(obj: Any, where: str = "") -> str | None:
+    """The dotted path of the first NaN or infinity in `obj`, or None."""
+    if isinstance(obj, float) and not math.isfinite(obj):
+        return where or "(the value itself)"
+    if isinstance(obj, dict):
+        for k, v in obj.items():
+            found = _non_finite(v, f"{where}.{k}" if where else str(k))
+            if found:
+                return found
+    elif isinstance(obj, (list, tuple)):
+        for i, v in enumerate(obj):
+            found = _non_finite(v, f"{where}[{i}]")
+            if found:
+                return found
+    return None
+
+
+def dumps(obj: Any, *, indent: int | None = None) -> str:
+    """Strict JSON: a NaN or infinity is an error naming its key, never a bare `NaN` in a file
+    (which is not JSON, and which other tools refuse)."""
+    try:
+        return json.dumps(obj, indent=indent, ensure_ascii=False, allow_nan=False)
+    except ValueError:
+        raise IrralError(f"refusing to write a non-finite number (NaN or infinity) at {_non_finite(obj)}") from None
+
+
 def write_json(path: str | Path, obj: Any) -> None:
+    text = dumps(obj, indent=2)
     with atomic_write(path) as f:
-        json.dump(obj, f, indent=2, ensure_ascii=False, sort_keys=False)
+        f.write(text)
         f.write("\n")
 
 
@@ -120,7 +148,7 @@ def write_jsonl(path: str | Path, rows: Iterable[dict]) -> int:
     n = 0
     with atomic_write(path) as f:
         for row in rows:
-            f.write(json.dumps(row, ensure_ascii=False))
+            f.write(dumps(row))
             f.write("\n")
             n += 1
     return n

@@ -28,6 +28,7 @@ from irralctl.data.sources.mimic.config import MimicPrepareConfig
 from irralctl.data.sources.mimic.prepare import prepare_mimic
 from irralctl.errors import ConfigError, InputError
 from irralctl.progress import Silent
+from irralctl.utils.outputs import Interrupted
 from tests.fixtures.mimic import (
     MISSING_IMAGE_STUDY,
     NO_REPORT_STUDY,
@@ -280,7 +281,7 @@ def test_resume_decodes_only_the_remaining_images(tree, tmp_path, monkeypatch):
             task.advance = advance
             return task
 
-    with pytest.raises(KeyboardInterrupt):
+    with pytest.raises(Interrupted, match="8 decoded image.*run the same command again to continue"):
         prepare_mimic(_cfg(tree, out), progress=Interrupting())
     assert not out.exists() and staging_dir_for(out).exists()
     first = list(decoded)

@@ -15,12 +15,12 @@ from pathlib import Path
 
 from irralctl.data.cleaning import get_cleaner
 from irralctl.data.labels import attach_labels
-from irralctl.data.pipeline import Problem, describe_source, finish_dataset, open_staging
+from irralctl.data.pipeline import Problem, describe_source, dataset_stage, finish_dataset
 from irralctl.data.sources.iu_xray import reader as iu_xray
 from irralctl.data.sources.iu_xray.config import SECTION_CHOICES, IUPrepareConfig
 from irralctl.data.splits import r2gen_split, random_split, split_from_annotation
 from irralctl.data.store import build_image_store
-from irralctl.errors import InputError
+from irralctl.errors import InputError, StrictStop
 from irralctl.progress import SILENT, Progress
 
 log = logging.getLogger(__name__)
@@ -104,70 +104,71 @@ def prepare_iu_xray(cfg: IUPrepareConfig, progress: Progress = SILENT) -> Path:
     # 3. Images.
     views = iu_xray.read_view_positions(cfg.metadata) if cfg.metadata else {}
     options = cfg
-    staging = open_staging(cfg.out, _options_dict(cfg), overwrite=cfg.overwrite)
-    image_info = None
-    rows: dict[str, int] = {}
-    image_files: dict[str, Path] = {}
-    if cfg.images is not None:
-        all_ids = {i for st in studies for i in st.image_ids}
-        image_files = _resolve_images(cfg, staging, [s for s, _ in kept], all_ids, problems)
-        items = [(i, image_files[i]) for s, _ in kept for i in s.image_ids if i in image_files]
-        seen = set()
-        items = [x for x in items if not (x[0] in seen or seen.add(x[0]))]
-        task = progress.task("decoding images", len(items))
-        result = build_image_store(items, staging / "images", shorter=cfg.image_size,
-                                   workers=cfg.workers, progress=task.advance)
-        task.close()
-        rows = result.rows
-        for image_id, path, reason in result.failed:
-            problems.append(Problem("unreadable_image", path, image_id, reason))
-        image_info = {"count": len(rows), "size": cfg.image_size, "views_per_study": 2}
-        shutil.rmtree(staging / "raw_images", ignore_errors=True)
+    inputs = [cfg.reports, cfg.images, cfg.annotation, cfg.metadata]
+    with dataset_stage(cfg.out, _options_dict(cfg), overwrite=cfg.overwrite, inputs=inputs) as staging:
+        image_info = None
+        rows: dict[str, int] = {}
+        image_files: dict[str, Path] = {}
+        if cfg.images is not None:
+            all_ids = {i for st in studies for i in st.image_ids}
+            image_files = _resolve_images(cfg, staging, [s for s, _ in kept], all_ids, problems)
+            items = [(i, image_files[i]) for s, _ in kept for i in s.image_ids if i in image_files]
+            seen = set()
+            items = [x for x in items if not (x[0] in seen or seen.add(x[0]))]
+            task = progress.task("decoding images", len(items))
+            result = build_image_store(items, staging / "images", shorter=cfg.image_size,
+                                       workers=cfg.workers, progress=task.advance)
+            task.close()
+            rows = result.rows
+            for image_id, path, reason in result.failed:
+                problems.append(Problem("unreadable_image", path, image_id, reason))
+            image_info = {"count": len(rows), "size": cfg.image_size, "views_per_study": 2}
+            shutil.rmtree(staging / "raw_images", ignore_errors=True)
 
-    # 4. Records.
-    splits: dict[str, list[dict]] = {"train": [], "val": [], "test": []}
-    for s, text in kept:
-        listed = [{"id": i, "view": _view(views, i)} for i in s.image_ids]
-        if cfg.images is None:  # text-only: the views are still listed, without store rows
-            images = listed
-        else:
-            images = [{**im, "row": rows[im["id"]]} for im in listed if im["id"] in rows]
-        if cfg.images is not None and not images:
-            dropped["no_readable_image"] += 1
-            problems.append(Problem("no_images", "", s.id, "no readable image file for this study"))
-            continue
-        splits[split_of[s.id]].append({
-            "id": s.id,
-            "group": s.group,
-            "images": images,
-            "sections": s.sections,
-            "mesh": s.mesh,
-            "report": text,
-            "target": clean(text),
-            "legacy_target": legacy_clean(text),
-        })
-    if cfg.metadata:
-        for rs in splits.values():
-            for r in rs:
-                for im in r["images"]:
-                    if im["view"] is None:
-                        im["view"] = "UNKNOWN"
-                        problems.append(Problem("unknown_view", str(cfg.metadata), im["id"], "image not in the metadata"))
+        # 4. Records.
+        splits: dict[str, list[dict]] = {"train": [], "val": [], "test": []}
+        for s, text in kept:
+            listed = [{"id": i, "view": _view(views, i)} for i in s.image_ids]
+            if cfg.images is None:  # text-only: the views are still listed, without store rows
+                images = listed
+            else:
+                images = [{**im, "row": rows[im["id"]]} for im in listed if im["id"] in rows]
+            if cfg.images is not None and not images:
+                dropped["no_readable_image"] += 1
+                problems.append(Problem("no_images", "", s.id, "no readable image file for this study"))
+                continue
+            splits[split_of[s.id]].append({
+                "id": s.id,
+                "group": s.group,
+                "images": images,
+                "sections": s.sections,
+                "mesh": s.mesh,
+                "report": text,
+                "target": clean(text),
+                "legacy_target": legacy_clean(text),
+            })
+        if cfg.metadata:
+            for rs in splits.values():
+                for r in rs:
+                    for im in r["images"]:
+                        if im["view"] is None:
+                            im["view"] = "UNKNOWN"
+                            problems.append(Problem("unknown_view", str(cfg.metadata), im["id"], "image not in the metadata"))
 
-    if cfg.strict and problems:
-        shown = "; ".join(p.line() for p in problems[:3])
-        raise InputError(f"{len(problems)} problem(s) with the inputs (--strict): {shown}",
-                         hint=f"drop --strict to skip them; the partial work stays in {staging} for a rerun")
+        if cfg.strict and problems:
+            shown = "; ".join(p.line() for p in problems[:3])
+            raise StrictStop(f"{len(problems)} problem(s) with the inputs (--strict): {shown}",
+                             hint="fix the inputs, or drop --strict to skip them and list them in problems.csv")
 
-    labeler = attach_labels([r for rs in splits.values() for r in rs])
-    sources = [describe_source(p) for p in (cfg.reports, cfg.images, cfg.annotation, cfg.metadata) if p is not None]
-    return finish_dataset(
-        staging, cfg.out, name="iu_xray", splits=splits, options=options, sources=sources,
-        cleaner={"name": cleaner_name, "version": cleaner_version},
-        legacy_cleaner={"name": legacy_name, "version": legacy_version},
-        images=image_info, labeler=labeler, counts={"dropped": dict(dropped), "images": len(rows)},
-        problems=problems, bpe_vocab_size=cfg.bpe_vocab_size, legacy_threshold=cfg.legacy_threshold,
-    )
+        labeler = attach_labels([r for rs in splits.values() for r in rs])
+        sources = [describe_source(p) for p in (cfg.reports, cfg.images, cfg.annotation, cfg.metadata) if p is not None]
+        return finish_dataset(
+            staging, cfg.out, name="iu_xray", splits=splits, options=options, sources=sources,
+            cleaner={"name": cleaner_name, "version": cleaner_version},
+            legacy_cleaner={"name": legacy_name, "version": legacy_version},
+            images=image_info, labeler=labeler, counts={"dropped": dict(dropped), "images": len(rows)},
+            problems=problems, bpe_vocab_size=cfg.bpe_vocab_size, legacy_threshold=cfg.legacy_threshold,
+        )
 
 
 def _view(views: dict[str, str], image_id: str) -> str | None:

@@ -25,7 +25,7 @@ from pathlib import Path
 from irralctl.constants import OBSERVATIONS, view_rank
 from irralctl.data.cleaning import get_cleaner
 from irralctl.data.labels import attach_labels
-from irralctl.data.pipeline import Problem, describe_source, finish_dataset, open_staging
+from irralctl.data.pipeline import Problem, describe_source, dataset_stage, finish_dataset
 from irralctl.data.sources.mimic.config import MimicPrepareConfig
 from irralctl.data.sources.mimic.reader import (
     CHEXPERT_FILE,
@@ -43,7 +43,7 @@ from irralctl.data.sources.mimic.reader import (
 )
 from irralctl.data.sources.mimic.reports import SECTION_CHOICES, parse_report, target_text
 from irralctl.data.store import build_image_store
-from irralctl.errors import ConfigError, InputError
+from irralctl.errors import ConfigError, InputError, StrictStop
 from irralctl.progress import SILENT, Progress
 from irralctl.utils.config import to_jsonable
 
@@ -100,58 +100,59 @@ def prepare_mimic(cfg: MimicPrepareConfig, progress: Progress = SILENT) -> Path:
     # 2. Reports, sections, targets; 3. the image files of the studies kept.
     texts = _read_reports(cfg, studies, chosen, problems, dropped, progress)
     files = _find_images(cfg, studies, chosen, texts, problems, dropped) if cfg.images else {}
-    _stop_if_strict(cfg, problems, None)
+    _stop_if_strict(cfg, problems)
     _log_problems(problems)
 
     # 4. The image store: each chosen JPEG decoded once, at reduced size.
-    staging = open_staging(cfg.out, _options_dict(cfg), overwrite=cfg.overwrite)
-    rows: dict[str, int] = {}
-    if cfg.images:
-        items = [(d, files[d]) for sid in texts for d, _ in chosen[sid]]
-        with progress.task("decoding images", len(items)) as task:
-            result = build_image_store(items, staging / "images", shorter=cfg.image_size, workers=cfg.workers,
-                                       progress=task.advance)
-        rows = result.rows
-        for dicom, path, reason in result.failed:
-            problems.append(Problem("unreadable_image", path, dicom, reason.removeprefix(f"{path}: ")))
-        if result.failed:
-            log.warning("%d image(s) could not be decoded, skipped", len(result.failed))
-        _stop_if_strict(cfg, [p for p in problems if p.kind == "unreadable_image"], staging)
+    inputs = [cfg.root, cfg.reports, cfg.split_csv, cfg.metadata, cfg.chexpert]
+    with dataset_stage(cfg.out, _options_dict(cfg), overwrite=cfg.overwrite, inputs=inputs) as staging:
+        rows: dict[str, int] = {}
+        if cfg.images:
+            items = [(d, files[d]) for sid in texts for d, _ in chosen[sid]]
+            with progress.task("decoding images", len(items)) as task:
+                result = build_image_store(items, staging / "images", shorter=cfg.image_size, workers=cfg.workers,
+                                           progress=task.advance)
+            rows = result.rows
+            for dicom, path, reason in result.failed:
+                problems.append(Problem("unreadable_image", path, dicom, reason.removeprefix(f"{path}: ")))
+            if result.failed:
+                log.warning("%d image(s) could not be decoded, skipped", len(result.failed))
+            _stop_if_strict(cfg, [p for p in problems if p.kind == "unreadable_image"])
 
-    # 5. Records, labels, layout.
-    splits: dict[str, list[dict]] = {"train": [], "val": [], "test": []}
-    for sid, (sections, text) in texts.items():
-        record = _study_record(cfg, studies[sid], chosen[sid], sections, text, rows, clean, legacy_clean)
-        if record is None:
-            dropped["no_readable_image"] += 1
-            continue
+        # 5. Records, labels, layout.
+        splits: dict[str, list[dict]] = {"train": [], "val": [], "test": []}
+        for sid, (sections, text) in texts.items():
+            record = _study_record(cfg, studies[sid], chosen[sid], sections, text, rows, clean, legacy_clean)
+            if record is None:
+                dropped["no_readable_image"] += 1
+                continue
+            if official is not None:
+                record["labels"]["chexpert_official"] = official.get(sid, [None] * len(OBSERVATIONS))
+            splits[studies[sid].split].append(record)
+        all_records = [r for rs in splits.values() for r in rs]
+        labeler = attach_labels(all_records)  # once per report, before any per-image copy
+        if cfg.per_image:
+            splits = {s: [_image_record(r, im) for r in rs for im in r["images"]] for s, rs in splits.items()}
+
+        counts = {"studies": len(all_records), "images": sum(len(r["images"]) for r in all_records),
+                  "dropped": dict(sorted(dropped.items()))}
         if official is not None:
-            record["labels"]["chexpert_official"] = official.get(sid, [None] * len(OBSERVATIONS))
-        splits[studies[sid].split].append(record)
-    all_records = [r for rs in splits.values() for r in rs]
-    labeler = attach_labels(all_records)  # once per report, before any per-image copy
-    if cfg.per_image:
-        splits = {s: [_image_record(r, im) for r in rs for im in r["images"]] for s, rs in splits.items()}
-
-    counts = {"studies": len(all_records), "images": sum(len(r["images"]) for r in all_records),
-              "dropped": dict(sorted(dropped.items()))}
-    if official is not None:
-        counts["no_official_labels"] = sum(r["study_id"] not in official for r in all_records)
-    image_info = None
-    if cfg.images:
-        per_example = 1 if cfg.per_image else max((len(r["images"]) for r in all_records), default=0)
-        image_info = {"count": len(rows), "size": cfg.image_size, "views_per_study": per_example}
-    sources = [describe_source(p) for p in (*tables.values(), cfg.reports) if p is not None]
-    sources.append({"path": str((cfg.root / "files").resolve()), "kind": "folder", "images_read": len(rows)})
-    return finish_dataset(
-        staging, cfg.out, name=NAME, splits=splits, options=cfg, sources=sources,
-        cleaner={"name": cleaner_name, "version": cleaner_version},
-        legacy_cleaner={"name": legacy_name, "version": legacy_version},
-        images=image_info, labeler=labeler, counts=counts, problems=problems,
-        bpe_vocab_size=cfg.bpe_vocab_size, legacy_threshold=cfg.legacy_threshold,
-        example_layout="image" if cfg.per_image else "study",
-        extra={"label_names": list(OBSERVATIONS)},
-    )
+            counts["no_official_labels"] = sum(r["study_id"] not in official for r in all_records)
+        image_info = None
+        if cfg.images:
+            per_example = 1 if cfg.per_image else max((len(r["images"]) for r in all_records), default=0)
+            image_info = {"count": len(rows), "size": cfg.image_size, "views_per_study": per_example}
+        sources = [describe_source(p) for p in (*tables.values(), cfg.reports) if p is not None]
+        sources.append({"path": str((cfg.root / "files").resolve()), "kind": "folder", "images_read": len(rows)})
+        return finish_dataset(
+            staging, cfg.out, name=NAME, splits=splits, options=cfg, sources=sources,
+            cleaner={"name": cleaner_name, "version": cleaner_version},
+            legacy_cleaner={"name": legacy_name, "version": legacy_version},
+            images=image_info, labeler=labeler, counts=counts, problems=problems,
+            bpe_vocab_size=cfg.bpe_vocab_size, legacy_threshold=cfg.legacy_threshold,
+            example_layout="image" if cfg.per_image else "study",
+            extra={"label_names": list(OBSERVATIONS)},
+        )
 
 
 def _locate_tables(cfg: MimicPrepareConfig) -> dict[str, Path | None]:
@@ -298,16 +299,15 @@ def _metadata_problems(studies: dict[str, MimicStudy], views: dict[str, str], ow
                 problems.append(Problem("unknown_view", str(path), d, "image not in the metadata; view UNKNOWN"))
 
 
-def _stop_if_strict(cfg: MimicPrepareConfig, problems: list[Problem], staging: Path | None) -> None:
+def _stop_if_strict(cfg: MimicPrepareConfig, problems: list[Problem]) -> None:
     if not cfg.strict or not problems:
         return
     kinds = Counter(p.kind for p in problems)
     shown = "; ".join(p.line() for p in problems[:3])
-    where = f"; the decoded images stay in {staging} for a rerun" if staging else ""
-    raise InputError(
+    raise StrictStop(
         f"{len(problems)} problem(s) with the inputs (--strict): "
         + ", ".join(f"{k} {n}" for k, n in sorted(kinds.items())) + f". First: {shown}",
-        hint=f"fix the inputs, or drop --strict to skip them and list them in problems.csv{where}",
+        hint="fix the inputs, or drop --strict to skip them and list them in problems.csv",
     )
 
 

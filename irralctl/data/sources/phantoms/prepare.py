@@ -24,7 +24,7 @@ import numpy as np
 
 from irralctl.data.cleaning import get_cleaner
 from irralctl.data.labels import attach_labels
-from irralctl.data.pipeline import finish_dataset, open_staging
+from irralctl.data.pipeline import dataset_stage, finish_dataset
 from irralctl.data.sources.phantoms.cases import PHANTOM_VERSION, case_labels, sample_case
 from irralctl.data.sources.phantoms.config import PhantomPrepareConfig
 from irralctl.data.sources.phantoms.render import render_study
@@ -72,6 +72,20 @@ def _study(index: int, seed: int, size: int, p_normal: float) -> dict:
     return make_phantom(seed, index, size, p_normal=p_normal)
 
 
+# Rendering cost measured on one core of a 2-core machine: about 9 ms per two-view study at 256 px,
+# growing with the pixel count.
+_SECONDS_PER_STUDY_256 = 0.009
+
+
+def _announce_size(cfg: PhantomPrepareConfig) -> None:
+    """Say what a preparation will cost before it starts (a mistyped --n must not run silently for hours)."""
+    gib = cfg.n * 2 * cfg.image_size ** 2 / 2**30
+    minutes = cfg.n * _SECONDS_PER_STUDY_256 * (cfg.image_size / 256) ** 2 / max(cfg.workers, 1) / 60
+    message = (f"{cfg.n:,} phantom studies at {cfg.image_size} px: about {gib:.2g} GiB of images, "
+               f"about {minutes:.2g} min on {cfg.workers} worker(s)")
+    (log.warning if gib > 4 or minutes > 30 else log.info)(message)
+
+
 def prepare_phantoms(cfg: PhantomPrepareConfig, progress: Progress = SILENT) -> Path:
     if cfg.n < 10:
         raise InputError(f"--n must be at least 10 (got {cfg.n}): train, val and test each need studies")
@@ -80,52 +94,52 @@ def prepare_phantoms(cfg: PhantomPrepareConfig, progress: Progress = SILENT) -> 
     cleaner_name, cleaner_version, clean = get_cleaner(cfg.cleaner, "iu_xray")
     legacy_name, legacy_version, legacy_clean = get_cleaner("legacy", "iu_xray")
     options = {k: v for k, v in vars(cfg).items() if k not in ("out", "workers", "overwrite")}
-    staging = open_staging(cfg.out, options, overwrite=cfg.overwrite)
+    _announce_size(cfg)
+    with dataset_stage(cfg.out, options, overwrite=cfg.overwrite, inputs=[]) as staging:
+        ids = [f"PH{i + 1:05d}" for i in range(cfg.n)]
+        split_of = random_split(ids, val=cfg.val_ratio, test=cfg.test_ratio, seed=cfg.seed)
+        records: list[dict] = []
+        task = progress.task("rendering phantoms", cfg.n)
 
-    ids = [f"PH{i + 1:05d}" for i in range(cfg.n)]
-    split_of = random_split(ids, val=cfg.val_ratio, test=cfg.test_ratio, seed=cfg.seed)
-    records: list[dict] = []
-    task = progress.task("rendering phantoms", cfg.n)
+        def studies() -> Iterator[dict]:
+            make = partial(_study, seed=cfg.seed, size=cfg.image_size, p_normal=cfg.p_normal)
+            if cfg.workers > 1:
+                with ProcessPoolExecutor(cfg.workers) as pool:
+                    yield from pool.map(make, range(cfg.n), chunksize=16)
+            else:
+                yield from map(make, range(cfg.n))
 
-    def studies() -> Iterator[dict]:
-        make = partial(_study, seed=cfg.seed, size=cfg.image_size, p_normal=cfg.p_normal)
-        if cfg.workers > 1:
-            with ProcessPoolExecutor(cfg.workers) as pool:
-                yield from pool.map(make, range(cfg.n), chunksize=16)
-        else:
-            yield from map(make, range(cfg.n))
+        def views() -> Iterator[tuple[str, object]]:
+            for s in studies():
+                records.append(s)
+                yield f"{s['id']}-frontal", s.pop("frontal")
+                yield f"{s['id']}-lateral", s.pop("lateral")
+                task.advance(1)
 
-    def views() -> Iterator[tuple[str, object]]:
-        for s in studies():
-            records.append(s)
-            yield f"{s['id']}-frontal", s.pop("frontal")
-            yield f"{s['id']}-lateral", s.pop("lateral")
-            task.advance(1)
-
-    with task:
-        rows = write_image_store(views(), staging / "images")
-    splits: dict[str, list[dict]] = {"train": [], "val": [], "test": []}
-    for s in records:
-        splits[split_of[s["id"]]].append({
-            "id": s["id"],
-            "group": s["group"],
-            "images": [{"id": f"{s['id']}-frontal", "view": "PA", "row": rows[f"{s['id']}-frontal"]},
-                       {"id": f"{s['id']}-lateral", "view": "LATERAL", "row": rows[f"{s['id']}-lateral"]}],
-            "sections": {"comparison": "", "indication": "", "findings": s["report"], "impression": ""},
-            "mesh": [],
-            "report": s["report"],
-            "target": clean(s["report"]),
-            "legacy_target": legacy_clean(s["report"]),
-            "labels": {"truth": s["labels"]},
-            "case": s["case"],
-        })
-    labeler = attach_labels([r for rs in splits.values() for r in rs])
-    return finish_dataset(
-        staging, cfg.out, name="phantoms", splits=splits, options=cfg, sources=[],
-        cleaner={"name": cleaner_name, "version": cleaner_version},
-        legacy_cleaner={"name": legacy_name, "version": legacy_version},
-        images={"count": len(rows), "size": cfg.image_size, "views_per_study": 2},
-        labeler=labeler, counts={"images": len(rows)}, problems=[],
-        bpe_vocab_size=cfg.bpe_vocab_size, legacy_threshold=cfg.legacy_threshold,
-        extra={"phantom_version": PHANTOM_VERSION},
-    )
+        with task:
+            rows = write_image_store(views(), staging / "images")
+        splits: dict[str, list[dict]] = {"train": [], "val": [], "test": []}
+        for s in records:
+            splits[split_of[s["id"]]].append({
+                "id": s["id"],
+                "group": s["group"],
+                "images": [{"id": f"{s['id']}-frontal", "view": "PA", "row": rows[f"{s['id']}-frontal"]},
+                           {"id": f"{s['id']}-lateral", "view": "LATERAL", "row": rows[f"{s['id']}-lateral"]}],
+                "sections": {"comparison": "", "indication": "", "findings": s["report"], "impression": ""},
+                "mesh": [],
+                "report": s["report"],
+                "target": clean(s["report"]),
+                "legacy_target": legacy_clean(s["report"]),
+                "labels": {"truth": s["labels"]},
+                "case": s["case"],
+            })
+        labeler = attach_labels([r for rs in splits.values() for r in rs])
+        return finish_dataset(
+            staging, cfg.out, name="phantoms", splits=splits, options=cfg, sources=[],
+            cleaner={"name": cleaner_name, "version": cleaner_version},
+            legacy_cleaner={"name": legacy_name, "version": legacy_version},
+            images={"count": len(rows), "size": cfg.image_size, "views_per_study": 2},
+            labeler=labeler, counts={"images": len(rows)}, problems=[],
+            bpe_vocab_size=cfg.bpe_vocab_size, legacy_threshold=cfg.legacy_threshold,
+            extra={"phantom_version": PHANTOM_VERSION},
+        )
