@@ -55,7 +55,7 @@ def scored(iu_reports):
     script = _script()
     part_of = {k: part for k, _, part in script.v2_draw(iu_reports)}
     items = load_gold(V2, iu_reports)
-    labeler = Labeler()
+    labeler = Labeler(no_finding="chexpert")   # the gold's No Finding convention
     by_part = {"all": items, **{p: [i for i in items if part_of[i.key] == p] for p in ("dev", "held-out")}}
     return script, {p: positive_scores(labeler, its) for p, its in by_part.items()}
 
