@@ -35,7 +35,13 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from importlib import resources
 
-from irralctl.constants import NEGATIVE, NO_FINDING_POLICIES, OBSERVATIONS, POSITIVE, UNCERTAIN
+from irralctl.constants import (
+    NEGATIVE,
+    NO_FINDING_POLICIES,
+    OBSERVATIONS,
+    POSITIVE,
+    UNCERTAIN,
+)
 from irralctl.errors import ConfigError
 from irralctl.labeling import _rules as R
 from irralctl.labeling._text import clean, split_sentences, tokenize

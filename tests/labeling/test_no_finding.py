@@ -12,7 +12,7 @@ import pytest
 
 from irralctl.constants import NO_FINDING_POLICIES
 from irralctl.errors import ConfigError
-from irralctl.labeling import LABELER_NAME, LABELER_VERSION, OBSERVATIONS, Labeler
+from irralctl.labeling import LABELER_NAME, LABELER_VERSION, Labeler
 
 NF = 0
 INCIDENTAL_FILE = resources.files("irralctl.labeling") / "additions" / "incidental.txt"
