@@ -34,17 +34,17 @@ def no_finding(labeler: Labeler, text: str) -> dict:
 
 # Normal studies that also name an incidental finding outside the 13: No Finding under the default.
 INCIDENTAL = [
-    "The lungs are clear. Mild degenerative change of the thoracic spine.",
+    "The lungs are clear. Mild degenerative spurring along the thoracic spine.",
     "No acute disease. Multilevel degenerative disc disease with small osteophytes.",
     "Heart size normal. A calcified granuloma projects over the left mid lung.",
     "Clear lungs. Calcified hilar lymph nodes from old granulomatous disease.",
     "Normal heart size. Atherosclerotic calcification of the aortic arch.",
-    "The aorta is tortuous and atherosclerotic. The lungs are clear.",
-    "No focal consolidation. Mild dextroscoliosis of the thoracic spine.",
-    "Exaggerated thoracic kyphosis. No acute cardiopulmonary process.",
+    "Tortuous, atherosclerotic thoracic aorta; clear lungs.",
+    "No focal consolidation. Gentle dextroscoliosis in the mid thoracic spine.",
+    "Accentuated kyphosis of the thoracic spine. No acute process in the chest.",
     "Diffuse osteopenia. Heart and lungs within normal limits.",
     "A small hiatal hernia is noted. The lungs are clear.",
-    "Eventration of the right hemidiaphragm. No pleural effusion.",
+    "A partial eventration of the right hemidiaphragm; no pleural effusion.",
     "Arthropathy of both shoulders. No acute findings in the chest.",
     "Left chest wall defibrillator with leads in the right heart. Clear lungs.",
     "Possible small calcified granuloma at the right base. Lungs otherwise clear.",   # uncertain too
@@ -57,7 +57,7 @@ SIGNIFICANT = [
     ("Changes of COPD.", "copd"),
     ("Large bullae in both upper lobes.", "bullae"),
     ("Known metastasis in the left humerus.", "metastasis"),
-    ("Elevation of the right hemidiaphragm.", "elevation"),
+    ("Right hemidiaphragm elevation relative to the left.", "elevation"),
     ("Stable deformity of a midthoracic vertebral body.", "deformity"),   # most often a compression fracture
 ]
 
