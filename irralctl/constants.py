@@ -38,6 +38,10 @@ POSITIVE, NEGATIVE, UNCERTAIN, BLANK = 1, 0, -1, -2
 # model's clinical head (where it may also be left out of the loss).
 SCORE_UNCERTAIN = ("negative", "positive")
 HEAD_UNCERTAIN = ("mask", "negative", "positive")
+# How the labeller decides No Finding when a report names only findings outside the 13 (the
+# first is the default): "incidental" lets incidental ones (degenerative change, granulomas, aortic
+# atherosclerosis, ...) keep it; "chexpert" lets every finding of the original's list blank it.
+NO_FINDING_POLICIES = ("incidental", "chexpert")
 
 # -- views -------------------------------------------------------------------------------------
 

@@ -7,7 +7,7 @@ of the cleaning and sentence-splitting step alone (the floor any labeler pays), 
 report in ../shared/data/iu_xray/NLMCXR_reports.tgz (or --tgz); without that archive the script
 labels generated report-like sentences and says so.
 
-    python scripts/bench_label.py [--repeats 5] [--tgz PATH]
+    python scripts/bench_label.py [--repeats 5] [--tgz PATH] [--no-finding incidental|chexpert]
 
 The process is pinned to one CPU where the OS allows it (the target is "per core").
 """
@@ -27,6 +27,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
+from irralctl.constants import NO_FINDING_POLICIES  # noqa: E402
 from irralctl.labeling import LABELER_NAME, LABELER_VERSION, Labeler  # noqa: E402
 from irralctl.labeling._text import clean, split_sentences  # noqa: E402
 from irralctl.labeling.evaluation import iter_iu_reports, report_text  # noqa: E402
@@ -57,6 +58,8 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--repeats", type=int, default=5, help="timed runs per figure (default 5)")
     ap.add_argument("--tgz", type=Path, default=_DEFAULT_TGZ, help="IU X-Ray reports archive")
+    ap.add_argument("--no-finding", choices=NO_FINDING_POLICIES, default=NO_FINDING_POLICIES[0],
+                    help="the labeler's No Finding policy (default incidental)")
     args = ap.parse_args()
 
     pinned = None
@@ -66,12 +69,12 @@ def main() -> None:
         pinned = cpu
     texts, source = _texts(args.tgz)
     n = len(texts)
-    common = {"labeler": f"{LABELER_NAME} {LABELER_VERSION}", "reports": n, "source": source,
+    common = {"labeler": f"{LABELER_NAME} {LABELER_VERSION}", "no_finding": args.no_finding, "reports": n, "source": source,
               "pinned_cpu": pinned, "python": platform.python_version(), "machine": platform.machine(),
               "repeats": args.repeats}
 
     t = time.perf_counter()
-    labeler = Labeler()
+    labeler = Labeler(no_finding=args.no_finding)
     build = time.perf_counter() - t
     labeler.label_many(texts)  # warm-up
 

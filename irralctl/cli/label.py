@@ -20,6 +20,8 @@ EPILOG = """Examples:
   irralctl label mimic.csv --column text --out labels.csv
 
   irralctl label data/iu_xray --out iu_labels.csv        (a prepared dataset: id, split, labels)
+
+  irralctl label reports.txt --out labels.csv --no-finding chexpert   (No Finding as the original labeler)
 """
 
 
@@ -44,7 +46,8 @@ def _label(*, values: dict[str, Any], given: set[str]) -> None:
         table.add_row(name, *(str(c[k]) for k in ("positive", "negative", "uncertain", "blank")))
     console.print(table)
     console.print(
-        f"{LABELER_NAME} {LABELER_VERSION}: {summary.reports_per_second:,.0f} reports/s; options in {summary.config_path}",
+        f"{LABELER_NAME} {LABELER_VERSION} (No Finding: {config.no_finding}): "
+        f"{summary.reports_per_second:,.0f} reports/s; options in {summary.config_path}",
         highlight=False,
     )
 

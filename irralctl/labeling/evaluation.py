@@ -4,6 +4,11 @@ The gold files hold only report numbers, section names, character offsets and la
 come from the Open-i archive `NLMCXR_reports.tgz` (`ecgen-radiology/<n>.xml`, one
 `<AbstractText Label="FINDINGS">` and one `"IMPRESSION"` per report), read here with tarfile and
 ElementTree. A report's text is FINDINGS then IMPRESSION, the present ones joined by one space.
+
+Column "No Finding" follows the original CheXpert labeler's convention (blank when any other
+finding is described); the version-2 set also has "No Finding (incidental)", the reader's No
+Finding when incidental findings do not count. `load_gold(..., no_finding=policy)` picks the
+column that matches a `Labeler(no_finding=policy)`.
 """
 
 from __future__ import annotations
@@ -17,10 +22,13 @@ from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
-from irralctl.errors import InputError
+from irralctl.constants import NO_FINDING_POLICIES
+from irralctl.errors import ConfigError, InputError
 from irralctl.labeling.labeler import OBSERVATIONS, Labeler
 
 SECTIONS = ("findings", "impression")
+# The gold column of No Finding for each labeler policy.
+NO_FINDING_COLUMNS = {"chexpert": "No Finding", "incidental": "No Finding (incidental)"}
 
 
 @dataclass(frozen=True)
@@ -60,22 +68,34 @@ def report_text(sections: dict[str, str]) -> str:
     return " ".join(sections[s] for s in SECTIONS if s in sections)
 
 
-def _labels(row: dict, path: Path, lineno: int) -> tuple[int | None, ...]:
+def _labels(row: dict, path: Path, lineno: int, no_finding_column: str) -> tuple[int | None, ...]:
     out = []
     for name in OBSERVATIONS:
-        cell = (row.get(name) or "").strip()
+        column = no_finding_column if name == "No Finding" else name
+        cell = (row.get(column) or "").strip()
         if cell not in ("", "1", "0", "-1"):
-            raise InputError(f"label must be 1, 0, -1 or empty, got {cell!r}", path=path, record=lineno, field=name)
+            raise InputError(f"label must be 1, 0, -1 or empty, got {cell!r}", path=path, record=lineno, field=column)
         out.append(None if cell == "" else int(cell))
     return tuple(out)
 
 
-def load_gold(path: str | Path, reports: dict[str, dict[str, str]]) -> list[GoldItem]:
-    """Gold items of one CSV: sentence rows (report, section, start, end) or report rows (report)."""
+def load_gold(path: str | Path, reports: dict[str, dict[str, str]], *, no_finding: str = "chexpert") -> list[GoldItem]:
+    """Gold items of one CSV: sentence rows (report, section, start, end) or report rows (report).
+
+    `no_finding`: the labeler policy the items will be compared with; No Finding is read from its
+    column (`NO_FINDING_COLUMNS`), which the file must have.
+    """
+    if no_finding not in NO_FINDING_POLICIES:
+        raise ConfigError(f"no_finding must be one of {', '.join(NO_FINDING_POLICIES)}, not {no_finding!r}")
     path = Path(path)
+    column = NO_FINDING_COLUMNS[no_finding]
     items = []
     with open(path, encoding="utf-8", newline="") as f:
-        for lineno, row in enumerate(csv.DictReader(f), start=2):
+        reader = csv.DictReader(f)
+        if column not in (reader.fieldnames or []):
+            raise InputError(f"no column '{column}' (the gold No Finding of policy {no_finding})", path=path, record=1,
+                             hint="only the version-2 report set has both No Finding columns")
+        for lineno, row in enumerate(reader, start=2):
             sections = reports.get(row["report"])
             if sections is None:
                 raise InputError(f"report {row['report']} is not in the archive", path=path, record=lineno)
@@ -87,7 +107,7 @@ def load_gold(path: str | Path, reports: dict[str, dict[str, str]]) -> list[Gold
                 text, key = report_text(sections), row["report"]
             if not text.strip():
                 raise InputError("the referenced text is empty", path=path, record=lineno)
-            items.append(GoldItem(key, text, _labels(row, path, lineno)))
+            items.append(GoldItem(key, text, _labels(row, path, lineno, column)))
     return items
 
 

@@ -21,9 +21,9 @@ from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
-from irralctl.constants import OBSERVATIONS, SPLITS
+from irralctl.constants import NO_FINDING_POLICIES, OBSERVATIONS, SPLITS
 from irralctl.errors import ConfigError, InputError
-from irralctl.labeling.labeler import LABELER_NAME, LABELER_VERSION, Labeler
+from irralctl.labeling.labeler import Labeler
 from irralctl.progress import SILENT, Progress
 from irralctl.utils.config import option, overwrite_option, save_config
 from irralctl.utils.io import atomic_write, iter_jsonl
@@ -43,6 +43,10 @@ class LabelConfig:
                             "beside it.", short="-o")
     column: str = option("report", "CSV input: the column holding the report text.")
     field: str = option("report", "JSONL input or dataset records: the field holding the report text.")
+    no_finding: str = option(
+        NO_FINDING_POLICIES[0], "How findings outside the 13 decide No Finding: incidental (degenerative change, "
+        "granulomas, aortic atherosclerosis, scoliosis, ... keep it; emphysema and the like blank it) or chexpert "
+        "(every finding of the original labeler's list blanks it).", choices=NO_FINDING_POLICIES)
     explain: bool = option(False, "Add, per observation, the phrase, sentence and rule that decided it.")
     overwrite: bool = overwrite_option()
 
@@ -84,7 +88,7 @@ def label_reports(config: LabelConfig, progress: Progress = SILENT) -> LabelSumm
         raise ConfigError("--out must differ from the input file")
     kind, key_names, records = _open_input(source, column=config.column, field=config.field)
 
-    labeler = Labeler()
+    labeler = Labeler(no_finding=config.no_finding)
     counts = {name: {"positive": 0, "negative": 0, "uncertain": 0, "blank": 0} for name in OBSERVATIONS}
     count_names = {1: "positive", 0: "negative", -1: "uncertain", None: "blank"}
     n = 0
@@ -116,7 +120,7 @@ def label_reports(config: LabelConfig, progress: Progress = SILENT) -> LabelSumm
             raise InputError("no reports found (the input is empty)", path=source)
     seconds = time.perf_counter() - started
     config_file = config_path_for(out)
-    save_config(config_file, config, labeler={"name": LABELER_NAME, "version": LABELER_VERSION},
+    save_config(config_file, config, labeler=labeler.info(),
                 input_kind=kind, reports=n, counts=counts)
     return LabelSummary(kind, n, counts, seconds, out, config_file)
 

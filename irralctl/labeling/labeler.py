@@ -20,6 +20,11 @@ Labeler 1.1 adds, without changing the original lists (`chexpert/`), irralctl's 
 phrase) and two checks after classification (`_rules`): a mediastinal structure with no size
 word near it is no Enlarged Cardiomediastinum, and a nodule or opacity put down to granulomas is
 no Lung Lesion or Lung Opacity.
+
+No Finding follows one of two policies (`Labeler(no_finding=...)`): "chexpert" is the original's
+rule above; "incidental" (the default) lets the other findings named in `additions/incidental.txt`
+(degenerative change, granulomas, aortic atherosclerosis, scoliosis, ...) keep No Finding, since a
+reader calls such a study normal; the other findings of the list still blank it.
 """
 
 from __future__ import annotations
@@ -30,7 +35,14 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from importlib import resources
 
-from irralctl.constants import NEGATIVE, OBSERVATIONS, POSITIVE, UNCERTAIN
+from irralctl.constants import (
+    NEGATIVE,
+    NO_FINDING_POLICIES,
+    OBSERVATIONS,
+    POSITIVE,
+    UNCERTAIN,
+)
+from irralctl.errors import ConfigError
 from irralctl.labeling import _rules as R
 from irralctl.labeling._text import clean, split_sentences, tokenize
 
@@ -45,6 +57,7 @@ _STEMS = tuple(name.lower().replace(" ", "_") for name in OBSERVATIONS)
 _PHRASE_ROOT = "chexpert"
 _ADDED_ROOT = "additions"    # irralctl's own phrases, kept apart from the original lists
 _ADDED = " (phrase added by irralctl)"
+_INCIDENTAL_FILE = "incidental.txt"   # in _ADDED_ROOT: other findings that keep No Finding
 _REGEX_CHARS = frozenset(".^$*+?{}[]\\|()")
 # The original's generated unmentions: a cardiac phrase after one of these is a position.
 _POSITIONS = tuple(a + b for a in ("over the", "overly the", "in the") for b in ("", " superior", " left", " right"))
@@ -163,14 +176,31 @@ def _read_phrases(kind: str, folder: str = _PHRASE_ROOT) -> dict[int, list[str]]
     return out
 
 
+def _read_incidental(other_findings: Iterable[str]) -> frozenset[str]:
+    """The other-finding phrases of `additions/incidental.txt`, each checked to be one of
+    `other_findings` (a line that is none would silently do nothing)."""
+    f = resources.files(__package__) / _ADDED_ROOT / _INCIDENTAL_FILE
+    lines = (line.strip() for line in f.read_text(encoding="utf-8").splitlines())
+    phrases = frozenset(p.replace("_", " ") for p in lines if p and not p.startswith("#"))
+    unknown = sorted(phrases - set(other_findings))
+    if unknown:
+        raise ValueError(f"{_ADDED_ROOT}/{_INCIDENTAL_FILE}: not phrases of the other-findings lists: {unknown}")
+    return phrases
+
+
 class Labeler:
     """CheXpert observations of radiology reports: `label(text)` gives 14 values (1, 0, -1, None).
 
-    Build once and reuse: construction loads the packaged phrase lists and compiles every rule.
-    Instances hold no state that changes, so one may be shared between threads.
+    `no_finding`: "incidental" (default) or "chexpert", how findings outside the 13 decide No
+    Finding (see the module docstring). Build once and reuse: construction loads the packaged
+    phrase lists and compiles every rule. Instances hold no state that changes, so one may be
+    shared between threads.
     """
 
-    def __init__(self) -> None:
+    def __init__(self, no_finding: str = NO_FINDING_POLICIES[0]) -> None:
+        if no_finding not in NO_FINDING_POLICIES:
+            raise ConfigError(f"no_finding must be one of {', '.join(NO_FINDING_POLICIES)}, not {no_finding!r}")
+        self.no_finding = no_finding
         mentions = _read_phrases("mention")
         unmentions = _read_phrases("unmention")
         # The original replaces the (absent) file lists of the two cardiac observations with
@@ -196,6 +226,10 @@ class Labeler:
             for obs, ps in _read_phrases("unmention", _ADDED_ROOT).items()
         }
         self._all_mentions = self._mentions + self._added_mentions
+        # Read (and checked) under both policies; only "incidental" uses it. Every phrase of the
+        # other-findings lists is a literal, so a mention's text is its phrase.
+        incidental = _read_incidental(p.text for obs, p in self._all_mentions if obs == NO_FINDING)
+        self._incidental = incidental if no_finding == "incidental" else frozenset()
         self._stops = {obs: self._unmentions.get(obs, ()) + self._added_unmentions.get(obs, ())
                        for obs in set(self._unmentions) | set(self._added_unmentions)}
         self._anatomic = R.ANATOMIC_PHRASES
@@ -231,9 +265,13 @@ class Labeler:
         self._word_flags = flags
 
     # --- public API -------------------------------------------------------------------------
+    def info(self) -> dict:
+        """What to record beside labels: name, version and No Finding policy."""
+        return {"name": LABELER_NAME, "version": LABELER_VERSION, "no_finding": self.no_finding}
+
     def label(self, text: str) -> list[int | None]:
         """The 14 observations of one report: 1 positive, 0 negative, -1 uncertain, None absent."""
-        return _aggregate(self.mentions(text))[0]
+        return _aggregate(self.mentions(text), self._incidental)[0]
 
     def label_many(self, texts: Iterable[str]) -> list[list[int | None]]:
         return [self.label(t) for t in texts]
@@ -241,13 +279,13 @@ class Labeler:
     def explain(self, text: str) -> list[dict]:
         """Per observation: name, value, and the phrase, sentence and rule that decided it."""
         doc, mentions, dropped = self._analyse(text)
-        values, lists = _aggregate(mentions)
+        values, lists = _aggregate(mentions, self._incidental)
         out = []
         for index, name in enumerate(OBSERVATIONS):
             value = values[index]
             item = {"name": name, "value": value, "phrase": None, "sentence": None, "rule": "not mentioned"}
             if index == NO_FINDING:
-                _explain_no_finding(item, doc, mentions)
+                _explain_no_finding(item, doc, mentions, self._incidental)
             elif lists[index]:
                 _explain_combined(item, doc, lists[index])
             elif index in dropped:
@@ -505,11 +543,18 @@ def _combine(values: list[int]) -> int:
     return values[0]
 
 
-def _aggregate(mentions: list[Mention]) -> tuple[list[int | None], list[list[Mention]]]:
+def _blanks_no_finding(m: Mention, incidental: frozenset[str]) -> bool:
+    """A positive or uncertain mention other than Support Devices and the incidental findings."""
+    return (m.observation != SUPPORT_DEVICES and m.value != NEGATIVE
+            and not (m.observation == NO_FINDING and m.text in incidental))
+
+
+def _aggregate(mentions: list[Mention], incidental: frozenset[str] = frozenset()
+               ) -> tuple[list[int | None], list[list[Mention]]]:
     lists: list[list[Mention]] = [[] for _ in OBSERVATIONS]
     no_finding = True
     for m in mentions:
-        if m.observation != SUPPORT_DEVICES and m.value != NEGATIVE:
+        if no_finding and _blanks_no_finding(m, incidental):
             no_finding = False
         if m.observation == NO_FINDING:
             continue
@@ -545,13 +590,20 @@ def _explain_combined(item: dict, doc: str, ms: list[Mention]) -> None:
     item.update(phrase=chosen.text, sentence=_sentence(doc, chosen), rule=rule)
 
 
-def _explain_no_finding(item: dict, doc: str, mentions: list[Mention]) -> None:
-    finding = next((m for m in mentions if m.observation != SUPPORT_DEVICES and m.value != NEGATIVE), None)
+def _explain_no_finding(item: dict, doc: str, mentions: list[Mention], incidental: frozenset[str]) -> None:
+    """Which mention blanked No Finding, or, when it is 1, which incidental finding did not."""
+    finding = next((m for m in mentions if _blanks_no_finding(m, incidental)), None)
     if finding is None:
-        item["rule"] = "no observation other than Support Devices is positive or uncertain"
+        kept = next((m for m in mentions if m.observation == NO_FINDING and m.value != NEGATIVE), None)
+        if kept is None:
+            item["rule"] = "no observation other than Support Devices is positive or uncertain"
+        else:
+            item.update(phrase=kept.text, sentence=_sentence(doc, kept),
+                        rule=f"incidental finding '{kept.text}' is {_VALUE_NAMES[kept.value]} "
+                             f"but does not blank No Finding (--no-finding incidental)")
         return
     name = OBSERVATIONS[finding.observation] if finding.observation != NO_FINDING else "other finding"
-    item.update(
-        phrase=finding.text, sentence=_sentence(doc, finding),
-        rule=f"blank: {name} is {_VALUE_NAMES[finding.value]}",
-    )
+    rule = f"blank: {name} is {_VALUE_NAMES[finding.value]}"
+    if incidental and finding.observation == NO_FINDING:
+        rule += " (not an incidental finding)"
+    item.update(phrase=finding.text, sentence=_sentence(doc, finding), rule=rule)

@@ -123,8 +123,12 @@ def label_texts(texts: Sequence[str]) -> list[list[int | None]]:
 
 
 def labeler_info() -> dict:
+    """Name, version and No Finding policy of the labeller `label_texts` uses (its default policy)."""
     try:
         import irralctl.labeling as lab
     except ImportError:
         return {"name": "irralctl.labeling", "available": False}
-    return {"name": "irralctl.labeling", "version": getattr(lab, "__version__", getattr(lab, "VERSION", None))}
+    from irralctl.constants import NO_FINDING_POLICIES
+
+    return {"name": "irralctl.labeling", "version": getattr(lab, "__version__", getattr(lab, "VERSION", None)),
+            "no_finding": NO_FINDING_POLICIES[0]}

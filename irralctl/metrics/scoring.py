@@ -186,16 +186,20 @@ def _compute(ids, preds, refs, config: ScoreConfig, meteor_runner: _MeteorRunner
         sources = dict(label_sources or {})
         if pred_labels is None or ref_labels is None:
             info = clinical.labeler_info()
+            here = " ".join(str(x) for x in (info["name"], info.get("version")) if x)
+            if info.get("no_finding"):
+                here += f", No Finding {info['no_finding']}"
+            here = f"labelled here ({here})"
             if pred_labels is None and ref_labels is None:
                 both = _labels_for(list(preds) + list(refs))
                 pred_labels, ref_labels = both[: len(preds)], both[len(preds):]
-                sources["predictions"] = sources["references"] = f"labelled here ({info['name']} {info.get('version') or ''})".strip()
+                sources["predictions"] = sources["references"] = here
             elif pred_labels is None:
                 pred_labels = _labels_for(preds)
-                sources["predictions"] = f"labelled here ({info['name']} {info.get('version') or ''})".strip()
+                sources["predictions"] = here
             else:
                 ref_labels = _labels_for(refs)
-                sources["references"] = f"labelled here ({info['name']} {info.get('version') or ''})".strip()
+                sources["references"] = here
         timings["labelling"] = time.perf_counter() - t
         t = time.perf_counter()
         ce = clinical.clinical_efficacy(pred_labels, ref_labels, config.uncertain)

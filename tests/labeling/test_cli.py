@@ -54,3 +54,23 @@ def test_bad_input_is_one_line_and_exit_1(tmp_path):
 def test_label_is_listed():
     result = runner.invoke(app, ["--help"])
     assert result.exit_code == 0 and "label" in result.output
+
+
+def test_no_finding_option(tmp_path):
+    source = tmp_path / "reports.txt"
+    source.write_text("Lungs are clear. Small hiatal hernia.\n", encoding="utf-8")
+    values = {}
+    for policy in (None, "incidental", "chexpert"):
+        out = tmp_path / f"{policy}.csv"
+        args = ["label", str(source), "--out", str(out)] + (["--no-finding", policy] if policy else [])
+        result = runner.invoke(app, args)
+        assert result.exit_code == 0, result.output
+        with open(out, newline="") as f:
+            values[policy] = next(csv.DictReader(f))["No Finding"]
+        saved = json.loads((tmp_path / f"{policy}.config.json").read_text())
+        assert saved["config"]["no_finding"] == saved["labeler"]["no_finding"] == (policy or "incidental")
+        assert f"No Finding: {policy or 'incidental'}" in result.output
+    assert values == {None: "1", "incidental": "1", "chexpert": ""}
+    result = runner.invoke(app, ["label", str(source), "--out", str(tmp_path / "x.csv"), "--no-finding", "strict"])
+    assert result.exit_code != 0 and not (tmp_path / "x.csv").exists()
+    assert "--no-finding" in runner.invoke(app, ["label", "--help"]).output

@@ -7,8 +7,9 @@ from pathlib import Path
 
 import pytest
 
+from irralctl.errors import ConfigError, InputError
 from irralctl.labeling import OBSERVATIONS
-from irralctl.labeling.evaluation import GoldItem, Stratum, positive_scores, stratified_sample
+from irralctl.labeling.evaluation import GoldItem, Stratum, load_gold, positive_scores, stratified_sample
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -77,3 +78,32 @@ def test_write_readme_replaces_only_the_marked_block(tmp_path):
     readme.write_text("no markers\n", encoding="utf-8")
     with pytest.raises(SystemExit):
         script.write_readme("new table", readme)
+
+
+def test_load_gold_reads_the_no_finding_column_of_the_policy(tmp_path):
+    reports = {"7": {"findings": "Clear lungs.", "impression": "Degenerative change of the spine."}}
+    both = tmp_path / "both.csv"
+    both.write_text("report," + ",".join(OBSERVATIONS) + ",No Finding (incidental)\n7," + "," * 13 + ",1\n",
+                    encoding="utf-8")
+    (item,) = load_gold(both, reports, no_finding="incidental")
+    assert item.text == "Clear lungs. Degenerative change of the spine."
+    assert item.labels == _row(**{"No Finding": 1})
+    assert load_gold(both, reports)[0].labels == _row()                  # default: the CheXpert column
+    one = tmp_path / "one.csv"
+    one.write_text("report," + ",".join(OBSERVATIONS) + "\n7," + "," * 13 + "\n", encoding="utf-8")
+    with pytest.raises(InputError, match="No Finding \\(incidental\\)"):
+        load_gold(one, reports, no_finding="incidental")
+    with pytest.raises(ConfigError):
+        load_gold(one, reports, no_finding="strict")
+
+
+def test_v2_table_adds_the_other_policys_no_finding_row():
+    script = _script()
+    items = [GoldItem("a", "a", _row(**{"No Finding": 1})), GoldItem("b", "b", _row(Cardiomegaly=1))]
+    fixed = _Fixed({"a": list(_row(**{"No Finding": 1})), "b": list(_row(Cardiomegaly=1))})
+    one = {part: positive_scores(fixed, items) for part in script.PARTS}
+    table = script.v2_table({"incidental": one, "chexpert": one}, "incidental", "cmd")
+    assert "No Finding policy `incidental`" in table and "column `No Finding (incidental)`" in table
+    rows = [line for line in table.splitlines() if line.startswith("| No Finding")]
+    assert len(rows) == 2 and rows[1].startswith("| No Finding, `--no-finding chexpert` (gold `No Finding`) |")
+    assert len(script.v2_table({"chexpert": one}, "chexpert", "cmd").splitlines()) == len(table.splitlines()) - 1

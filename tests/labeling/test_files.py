@@ -49,6 +49,7 @@ def test_text_file_to_csv(tmp_path):
     saved = json.loads(config_path_for(tmp_path / "out.csv").read_text())
     assert saved["config"]["input"] == str(source)
     assert saved["labeler"]["name"] == "irralctl-chexpert" and saved["reports"] == 3
+    assert saved["labeler"]["no_finding"] == saved["config"]["no_finding"] == "incidental"
 
 
 def test_csv_with_column_and_id_to_jsonl(tmp_path):
@@ -210,3 +211,17 @@ def test_failed_run_keeps_the_existing_output(tmp_path):
     with pytest.raises(InputError):
         _run(tmp_path, bad, overwrite=True)
     assert (tmp_path / "out.csv").read_bytes() == before
+
+
+def test_no_finding_policy_is_applied_and_recorded(tmp_path):
+    source = tmp_path / "reports.txt"
+    source.write_text("Clear lungs. Degenerative change of the spine.\nClear lungs. Emphysema.\n", encoding="utf-8")
+    _run(tmp_path, source, "default.csv")
+    _run(tmp_path, source, "chexpert.csv", no_finding="chexpert")
+    assert [r["No Finding"] for r in _read_csv(tmp_path / "default.csv")] == ["1", ""]
+    assert [r["No Finding"] for r in _read_csv(tmp_path / "chexpert.csv")] == ["", ""]
+    saved = json.loads(config_path_for(tmp_path / "chexpert.csv").read_text())
+    assert saved["config"]["no_finding"] == saved["labeler"]["no_finding"] == "chexpert"
+    with pytest.raises(ConfigError, match="no_finding"):
+        _run(tmp_path, source, "bad.csv", no_finding="strict")
+    assert not (tmp_path / "bad.csv").exists()

@@ -285,12 +285,26 @@ def test_no_finding(labeler):
     assert labels(labeler, "The lungs are clear.") == {NF: 1}
     assert labels(labeler, "No pneumothorax. Right IJ catheter tip in the SVC.") == {NF: 1, PX: 0, SD: 1}
     assert NF not in labels(labeler, "Possible small left effusion.")
+    # The default policy: an incidental finding outside the 13 keeps No Finding, others blank it.
+    assert labels(labeler, "Calcified granuloma in the right upper lobe.") == {NF: 1}
+    assert NF not in labels(labeler, "Emphysema.")
+    assert labels(labeler, "No hiatal hernia.") == {NF: 1}
+
+
+def test_no_finding_chexpert_policy():
+    # The original's rule: every finding of its other-findings list blanks No Finding.
+    labeler = Labeler(no_finding="chexpert")
+    assert labels(labeler, "The lungs are clear.") == {NF: 1}
+    assert labels(labeler, "No pneumothorax. Right IJ catheter tip in the SVC.") == {NF: 1, PX: 0, SD: 1}
+    assert NF not in labels(labeler, "Possible small left effusion.")
     assert NF not in labels(labeler, "Calcified granuloma in the right upper lobe.")
     assert labels(labeler, "No hiatal hernia.") == {NF: 1}
 
 
-def test_original_sample_reports_without_shared_data(labeler):
+@pytest.mark.parametrize("policy", ["incidental", "chexpert"])
+def test_original_sample_reports_without_shared_data(policy):
     # The four reports of the original's README, typed from its documentation, with its labels.
+    labeler = Labeler(no_finding=policy)
     assert labeler.label("Heart size normal and lungs are clear. No edema or pneumonia. No effusion") == \
         [1, None, 0, None, None, 0, None, 0, None, None, 0, None, None, None]
     assert labeler.label("Minimal patchy airspace disease within the lingula, may reflect atelectasis or "

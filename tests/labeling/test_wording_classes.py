@@ -178,6 +178,8 @@ def test_pneumonia_look_alikes(labeler, text, expected):
 
 
 # --- 5. No Finding with incidental wording --------------------------------------------------------
+# Normal variants and devices: No Finding under both policies.
+@pytest.mark.parametrize("policy", ["incidental", "chexpert"])
 @pytest.mark.parametrize("text", [
     "Heart size is normal. Lungs are clear. Surgical clips in the right upper quadrant.",
     "Normal heart and lungs. Prominent epicardial fat pad.",
@@ -186,19 +188,40 @@ def test_pneumonia_look_alikes(labeler, text, expected):
     "Lungs are clear. Clips overlie the mediastinum.",
     "Lungs are clear. Left chest XXXX with tip in the SVC.",
 ])
-def test_incidental_wording_keeps_no_finding(labeler, text):
-    assert labeler.label(text)[0] == 1
+def test_incidental_wording_keeps_no_finding(text, policy):
+    assert Labeler(no_finding=policy).label(text)[0] == 1
+
+
+# Incidental findings of the original's other-findings list: No Finding under the default policy
+# only (more in test_no_finding.py).
+@pytest.mark.parametrize("text, phrase", [
+    ("Clear lungs. Calcified granuloma in the right lower lobe.", "calcifi"),
+    ("Clear lungs. Degenerative change of the thoracic spine.", "degenera"),
+])
+def test_incidental_other_findings_keep_no_finding(labeler, text, phrase):
+    e = explained(labeler, text, NF)
+    assert e["value"] == 1 and e["phrase"] == phrase and "does not blank No Finding" in e["rule"]
 
 
 @pytest.mark.parametrize("text, reason", [
     ("Clear lungs. Old healed left rib fractures.", FX),                 # one of the findings
     ("Clear lungs. Possible small left effusion.", EF),
-    # The original's list of other findings still counts (kept on purpose, see README).
-    ("Clear lungs. Calcified granuloma in the right lower lobe.", "other finding"),
-    ("Clear lungs. Degenerative change of the thoracic spine.", "other finding"),
+    ("Clear lungs. Emphysema.", "other finding"),                        # not incidental
 ])
 def test_findings_still_blank_no_finding(labeler, text, reason):
     e = explained(labeler, text, NF)
+    assert e["value"] is None and reason in e["rule"]
+
+
+@pytest.mark.parametrize("text, reason", [
+    ("Clear lungs. Old healed left rib fractures.", FX),
+    ("Clear lungs. Possible small left effusion.", EF),
+    # The original's rule: every finding of its list of other findings counts.
+    ("Clear lungs. Calcified granuloma in the right lower lobe.", "other finding"),
+    ("Clear lungs. Degenerative change of the thoracic spine.", "other finding"),
+])
+def test_findings_still_blank_no_finding_chexpert_policy(text, reason):
+    e = explained(Labeler(no_finding="chexpert"), text, NF)
     assert e["value"] is None and reason in e["rule"]
 
 
@@ -236,7 +259,8 @@ def test_masked_words(labeler, text, expected):
 
 
 # --- the original's example ---------------------------------------------------------------------
-def test_original_four_sample_reports_still_exact(labeler):
+@pytest.mark.parametrize("policy", ["incidental", "chexpert"])
+def test_original_four_sample_reports_still_exact(policy):
     # The four reports of the Stanford labeler's README and the labels it documents for them.
     reports = [
         "Heart size normal and lungs are clear. No edema or pneumonia. No effusion",
@@ -251,4 +275,4 @@ def test_original_four_sample_reports_still_exact(labeler):
         [None, None, None, None, 1, None, -1, None, -1, None, None, None, None, None],
         [None, None, 1, None, None, None, None, None, None, None, None, None, None, None],
     ]
-    assert labeler.label_many(reports) == expected
+    assert Labeler(no_finding=policy).label_many(reports) == expected

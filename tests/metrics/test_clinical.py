@@ -113,5 +113,6 @@ def test_real_labeller_end_to_end():
     result = score_reports(texts, texts, ScoreConfig(meteor="off"))
     assert result["metrics"]["ce_micro_f1_14"] == 1.0
     assert "labelled here" in result["clinical"]["label_sources"]["predictions"]
+    assert "No Finding incidental" in result["clinical"]["label_sources"]["predictions"]
     support = {r["observation"]: r["support"] for r in result["clinical"]["per_observation"]}
     assert support["Pleural Effusion"] == 1 and support["Cardiomegaly"] == 1
