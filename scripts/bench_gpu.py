@@ -46,7 +46,7 @@ import torch
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from irralctl.data.pipeline import finish_dataset, open_staging  # noqa: E402
+from irralctl.data.pipeline import dataset_stage, finish_dataset  # noqa: E402
 from irralctl.data.store import write_image_store  # noqa: E402
 
 
@@ -66,30 +66,30 @@ def make_dataset(root: Path, studies: int, image_size: int, seed: int = 0) -> Pa
     IU-like aspect) and reports of about 70 words, so every report fills the 60-token budget."""
     rng = np.random.default_rng(seed)
     out = root / "bench_data"
-    staging = open_staging(out, {"bench": seed}, overwrite=True)
-    h, w = image_size, int(image_size * 1.2)
-    base = [np.asarray(torch.nn.functional.interpolate(torch.rand(1, 1, h // 16, w // 16) * 255, size=(h, w),
-                                                       mode="bilinear")[0, 0], dtype=np.uint8) for _ in range(4)]
-    images, records = [], []
-    for k in range(studies):
-        views = []
-        for v in range(2):
-            image_id = f"B{k:05d}-{v}"
-            images.append((image_id, np.roll(base[(k + v) % 4], k, axis=1)))
-            views.append({"id": image_id, "view": "PA" if v == 0 else "LATERAL"})
-        text = " ".join(rng.choice(WORDS, 70))
-        records.append({"id": f"B{k:05d}", "group": str(k), "images": views, "sections": {"findings": text},
-                        "mesh": [], "report": text, "target": text, "legacy_target": text, "labels": {"chexpert": [None] * 14}})
-    rows = write_image_store(images, staging / "images")
-    for r in records:
-        for im in r["images"]:
-            im["row"] = rows[im["id"]]
-    n_val = max(2, studies // 16)
-    splits = {"train": records[n_val:], "val": records[:n_val], "test": records[:n_val]}
-    return finish_dataset(staging, out, name="bench", splits=splits, options={"seed": seed}, sources=[],
-                          cleaner={"name": "default", "version": "bench"}, legacy_cleaner={"name": "legacy", "version": "bench"},
-                          images={"count": len(images), "size": image_size, "views_per_study": 2}, labeler=None,
-                          counts={}, problems=[], bpe_vocab_size=1000, legacy_threshold=3)
+    with dataset_stage(out, {"bench": seed}, overwrite=True, inputs=[]) as staging:
+        h, w = image_size, int(image_size * 1.2)
+        base = [np.asarray(torch.nn.functional.interpolate(torch.rand(1, 1, h // 16, w // 16) * 255, size=(h, w),
+                                                           mode="bilinear")[0, 0], dtype=np.uint8) for _ in range(4)]
+        images, records = [], []
+        for k in range(studies):
+            views = []
+            for v in range(2):
+                image_id = f"B{k:05d}-{v}"
+                images.append((image_id, np.roll(base[(k + v) % 4], k, axis=1)))
+                views.append({"id": image_id, "view": "PA" if v == 0 else "LATERAL"})
+            text = " ".join(rng.choice(WORDS, 70))
+            records.append({"id": f"B{k:05d}", "group": str(k), "images": views, "sections": {"findings": text},
+                            "mesh": [], "report": text, "target": text, "legacy_target": text, "labels": {"chexpert": [None] * 14}})
+        rows = write_image_store(images, staging / "images")
+        for r in records:
+            for im in r["images"]:
+                im["row"] = rows[im["id"]]
+        n_val = max(2, studies // 16)
+        splits = {"train": records[n_val:], "val": records[:n_val], "test": records[:n_val]}
+        return finish_dataset(staging, out, name="bench", splits=splits, options={"seed": seed}, sources=[],
+                              cleaner={"name": "default", "version": "bench"}, legacy_cleaner={"name": "legacy", "version": "bench"},
+                              images={"count": len(images), "size": image_size, "views_per_study": 2}, labeler=None,
+                              counts={}, problems=[], bpe_vocab_size=1000, legacy_threshold=3)
 
 
 def timed(fn: Callable[[], None], device: torch.device) -> float:

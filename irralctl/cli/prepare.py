@@ -5,7 +5,6 @@ Every option comes from the source's config (`irralctl.data.sources.*.config`).
 
 from __future__ import annotations
 
-import os
 from pathlib import Path
 from typing import Any
 
@@ -24,10 +23,12 @@ app = typer.Typer(
 
 
 def _with_workers(config):
-    """--workers 0 means every CPU core."""
+    """--workers 0 means every CPU core; more than the cores is capped, with a warning."""
     from dataclasses import replace
 
-    return config if config.workers else replace(config, workers=os.cpu_count() or 1)
+    from irralctl.utils.parallel import worker_count
+
+    return replace(config, workers=worker_count(config.workers, zero_means_all=True))
 
 
 def _summary(out: Path) -> None:

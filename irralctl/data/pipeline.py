@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import contextlib
 import csv
-import hashlib
 import logging
 import shutil
 from collections.abc import Iterable, Iterator
@@ -20,11 +19,11 @@ from pathlib import Path
 from typing import Any
 
 from irralctl.constants import SPLITS
-from irralctl.data.prepared import FORMAT_VERSION, TOKENIZER_FILES
+from irralctl.data.prepared import FORMAT_VERSION, TOKENIZER_FILES, dataset_fingerprint
 from irralctl.data.tokenizers import BPETokenizer, LegacyTokenizer, ReportTokenizer
 from irralctl.errors import IrralError, StrictStop
 from irralctl.utils.config import provenance, to_jsonable
-from irralctl.utils.io import atomic_write, dumps, read_json, sha256_file, write_json
+from irralctl.utils.io import atomic_write, dumps, read_json, sha256_file, write_json  # noqa: F401
 from irralctl.utils.outputs import check_output, check_replaceable, output_dir
 
 log = logging.getLogger(__name__)
@@ -167,14 +166,3 @@ def finish_dataset(
     }
     write_json(staging / "dataset.json", info)
     return out
-
-
-def dataset_fingerprint(directory: Path) -> str:
-    """sha256 over the split manifests and tokenisers: what a run trained on, in one string."""
-    h = hashlib.sha256()
-    for rel in [f"{s}.jsonl" for s in SPLITS] + list(TOKENIZER_FILES.values()):
-        p = directory / rel
-        if p.exists():
-            h.update(rel.encode())
-            h.update(sha256_file(p).encode())
-    return h.hexdigest()

@@ -46,10 +46,20 @@ class ImageStore:
         if not index_path.is_file():
             raise InputError("image store index missing", path=index_path,
                              hint="the dataset was prepared without images, or preparation did not finish")
-        with np.load(index_path, allow_pickle=False) as index:
-            self.ids: np.ndarray = index["ids"]
-            self.offsets: np.ndarray = index["offsets"]
-            self.shapes: np.ndarray = index["shapes"]
+        try:
+            with np.load(index_path, allow_pickle=False) as index:
+                self.ids: np.ndarray = index["ids"]
+                self.offsets: np.ndarray = index["offsets"]
+                self.shapes: np.ndarray = index["shapes"]
+        except Exception as e:  # numpy raises zip, value and key errors for a damaged index
+            raise InputError(f"damaged image-store index ({type(e).__name__}: {e})", path=index_path,
+                             hint="prepare the dataset again") from None
+        n = len(self.ids)
+        consistent = (self.offsets.shape == (n + 1,) and self.shapes.shape == (n, 2) and int(self.offsets[0]) == 0
+                      and np.array_equal(np.diff(self.offsets), self.shapes[:, 0].astype(np.int64) * self.shapes[:, 1]))
+        if not consistent:
+            raise InputError("damaged image-store index: its offsets and shapes disagree", path=index_path,
+                             hint="prepare the dataset again")
         size = int(self.offsets[-1])
         data_path = directory / STORE_FILE
         if not data_path.is_file() or data_path.stat().st_size != size:

@@ -34,6 +34,7 @@ class ReportTokenizer(Protocol):
 
     def encode(self, text: str) -> list[int]: ...
     def decode(self, ids: Sequence[int]) -> str: ...
+    def unspeakable_ids(self) -> list[int]: ...
     def id_to_token(self, i: int) -> str: ...
     def save(self, path: str | Path) -> None: ...
     def to_json(self) -> str: ...
@@ -71,6 +72,9 @@ class LegacyTokenizer:
 
     def id_to_token(self, i: int) -> str:
         return self.idx2token.get(int(i), "<unk>")
+
+    def unspeakable_ids(self) -> list[int]:
+        return []  # every token is a whole word
 
     def to_json(self) -> str:
         return json.dumps({"kind": "legacy", "threshold": self.threshold, "token2idx": self.token2idx},
@@ -122,6 +126,12 @@ class BPETokenizer:
     def id_to_token(self, i: int) -> str:
         """The token's byte-level piece (a leading space shows as 'Ġ')."""
         return self._tok.id_to_token(int(i))
+
+    def unspeakable_ids(self) -> list[int]:
+        """Ids whose bytes are not whole UTF-8 characters on their own (a lone byte of a multi-byte
+        character): a decoder that emitted one would print U+FFFD. Generation never chooses them,
+        so every report is made of whole characters."""
+        return [i for i in range(self.unk_id + 1, self.vocab_size) if "\ufffd" in self._tok.decode([i])]
 
     def to_json(self) -> str:
         return self._tok.to_str()

@@ -55,7 +55,7 @@ def _train_config(cfg: DemoConfig, data: Path, run: Path, preset: str, extra: di
 
     d = cfg.d_model
     return from_flat(
-        TrainConfig, dataset=data, out=run, overwrite=cfg.overwrite, preset=preset, **apply_preset(preset), **extra,
+        TrainConfig, dataset=data, out=run, preset=preset, **apply_preset(preset), **extra,
         backbone="tiny", tiny_width=16, image_size=cfg.image_size, resize=cfg.image_size + 8,
         d_model=d, n_heads=4, d_ff=2 * d, enc_layers=2, dec_layers=2, memory_slots=256, memory_topk=16,
         batch_size=cfg.batch_size, eval_batch_size=64, lr=1e-3, lr_visual=1e-3, warmup_steps=20,
@@ -95,8 +95,7 @@ def _run_demo(cfg: DemoConfig, progress: Progress, announce: Callable[[str], Non
 
     data = out / "data"
     announce(f"1/5 rendering {cfg.n} phantom studies")
-    phantoms = PhantomPrepareConfig(out=data, n=cfg.n, seed=cfg.seed, image_size=cfg.image_size, workers=cfg.workers,
-                                    overwrite=True)
+    phantoms = PhantomPrepareConfig(out=data, n=cfg.n, seed=cfg.seed, image_size=cfg.image_size, workers=cfg.workers)
     prepare_phantoms(phantoms, progress=progress)
     result.commands.append(_command("prepare phantoms", phantoms))
 
@@ -112,8 +111,7 @@ def _run_demo(cfg: DemoConfig, progress: Progress, announce: Callable[[str], Non
     for name, run in result.runs.items():
         announce(f"3/5 generating test reports with {name} (beam {cfg.beam_size})")
         preds = out / "preds" / f"{name}.jsonl"
-        gc = GenerateConfig(checkpoint=run, out=preds, dataset=data, split="test", decoding=decoding, device="cpu",
-                            overwrite=True)
+        gc = GenerateConfig(checkpoint=run, out=preds, dataset=data, split="test", decoding=decoding, device="cpu")
         generate_reports(gc, progress=progress)
         result.predictions[name] = preds
         result.commands.append(_command("generate", gc))
@@ -131,7 +129,7 @@ def _run_demo(cfg: DemoConfig, progress: Progress, announce: Callable[[str], Non
     for study in test_ids:
         folder = out / "heatmaps" / study
         hc = HeatmapConfig(checkpoint=result.runs["irral"], out=folder, words=HEATMAP_WORDS, dataset=data, id=study,
-                           beam_size=cfg.beam_size, device="cpu", overwrite=True)
+                           beam_size=cfg.beam_size, device="cpu")
         make_heatmaps(hc)
         result.heatmaps.append(folder)
         result.commands.append(_command("heatmap", hc))

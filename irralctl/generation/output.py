@@ -155,11 +155,25 @@ def finish_output(out: Path, fmt: str, observation_names: Iterable[str]) -> int:
     return rows
 
 
+_TXT_ESCAPES = str.maketrans({"\\": "\\\\", "\t": "\\t", "\n": "\\n", "\r": "\\r"})
+
+
+def txt_field(text: str) -> str:
+    """A field of the txt format: backslash, tab and line breaks escaped, so one line stays one row."""
+    return str(text).translate(_TXT_ESCAPES)
+
+
 def _convert(journal: Path, f, fmt: str, names: list[str]) -> None:
     if fmt == "txt":
+        # id TAB report per study; with --n-best N, one line per hypothesis: id TAB rank TAB report.
         for _, line in _complete_lines(journal):
             row = json.loads(line)
-            f.write(f"{row['id']}\t{row['prediction']}\n")
+            hypotheses = row.get("hypotheses")
+            if hypotheses:
+                for rank, h in enumerate(hypotheses, start=1):
+                    f.write(f"{txt_field(row['id'])}\t{rank}\t{txt_field(h['prediction'])}\n")
+            else:
+                f.write(f"{txt_field(row['id'])}\t{txt_field(row['prediction'])}\n")
         return
     w = csv.writer(f, lineterminator="\n")
     w.writerow(["id", "prediction", "reference", "flags", "views", "score", *names])

@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import contextlib
 import logging
-import os
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -39,6 +38,7 @@ from irralctl.runs.device import amp_dtype, autocast, precision_name
 from irralctl.runs.loaded import LoadedRun, load_run
 from irralctl.utils.config import save_config, to_jsonable
 from irralctl.utils.outputs import Interrupted, check_output
+from irralctl.utils.parallel import cpu_count, worker_count
 
 log = logging.getLogger(__name__)
 
@@ -82,6 +82,7 @@ def _find_studies(cfg: GenerateConfig, run: LoadedRun) -> tuple[list[Study], obj
     if cfg.dataset is not None:
         ds = PreparedDataset(cfg.dataset)
         run.check_dataset(ds)
+        ds.check(text_fields=(), splits=(cfg.split,), images=not mc.no_image)
         if not mc.no_image and not ds.has_images:
             raise InputError("this dataset was prepared without images; the model needs them", path=cfg.dataset,
                              hint="prepare it again with images, or give the image files as INPUT")
@@ -211,7 +212,8 @@ def generate_reports(cfg: GenerateConfig, progress: Progress = SILENT) -> Genera
         if todo:
             loader_batch = min(batch, len(todo))
             n_batches = -(-len(todo) // loader_batch)
-            workers = cfg.workers if cfg.workers is not None else (min(8, os.cpu_count() or 1) if n_batches > 1 else 0)
+            workers = (worker_count(cfg.workers) if cfg.workers is not None
+                       else (min(8, cpu_count()) if n_batches > 1 else 0))
             loader = DataLoader(pixels, batch_size=loader_batch, sampler=todo, num_workers=workers,
                                 collate_fn=collate_studies, pin_memory=device.type == "cuda",
                                 persistent_workers=False, prefetch_factor=2 if workers else None)

@@ -40,6 +40,7 @@ from irralctl.generation.inputs import (
 from irralctl.heatmaps.attention import find_phrase, normalize, phrase_map, split_views, token_attention
 from irralctl.heatmaps.config import HeatmapConfig
 from irralctl.heatmaps.render import Panel, compare_png, overlay_png, panel_png
+from irralctl.runs.layout import checkpoint_file
 from irralctl.runs.loaded import LoadedRun, load_run
 from irralctl.utils.config import provenance, to_jsonable
 from irralctl.utils.io import write_json
@@ -180,6 +181,8 @@ def _view_name(study: Study, index: int) -> str:
 def make_heatmaps(cfg: HeatmapConfig) -> HeatmapResult:
     """Draw every word's maps for every checkpoint; see the module docstring."""
     labels = _labels(cfg)
+    for checkpoint in cfg.checkpoints:
+        checkpoint_file(checkpoint)  # a missing run is named before anything else
     inputs = [*cfg.checkpoints, cfg.study, cfg.dataset]
     check_output(cfg.out, inputs)  # before any decoding
     check_replaceable(cfg.out, overwrite=cfg.overwrite)

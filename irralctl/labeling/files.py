@@ -26,7 +26,8 @@ from irralctl.errors import ConfigError, InputError
 from irralctl.labeling.labeler import Labeler
 from irralctl.progress import SILENT, Progress
 from irralctl.utils.config import option, overwrite_option, save_config
-from irralctl.utils.io import atomic_write, iter_jsonl
+from irralctl.utils.io import iter_jsonl
+from irralctl.utils.outputs import check_output, check_replaceable, output_files
 
 DATASET_SPLITS = SPLITS
 _SNIFF_BYTES = 8192
@@ -72,7 +73,8 @@ class _Record:
 
 
 def config_path_for(out: Path) -> Path:
-    return out.with_name(f"{out.stem}.config.json")
+    """The options beside an output: `OUT.config.json` (the full name, as every command names it)."""
+    return out.with_name(f"{out.name}.config.json")
 
 
 def label_reports(config: LabelConfig, progress: Progress = SILENT) -> LabelSummary:
@@ -81,11 +83,11 @@ def label_reports(config: LabelConfig, progress: Progress = SILENT) -> LabelSumm
     fmt = out.suffix.lower()
     if fmt not in (".csv", ".jsonl"):
         raise ConfigError(f"--out must end in .csv or .jsonl, got '{out.name}'")
-    if out.exists() and not config.overwrite:
-        raise InputError("already exists; choose another --out or pass --overwrite", path=out)
     source = Path(config.input)
-    if source.resolve() == out.resolve():
-        raise ConfigError("--out must differ from the input file")
+    check_output(out, [source])
+    config_file = config_path_for(out)
+    for target in (out, config_file):
+        check_replaceable(target, overwrite=config.overwrite, directory=False)
     kind, key_names, records = _open_input(source, column=config.column, field=config.field)
 
     labeler = Labeler(no_finding=config.no_finding)
@@ -111,17 +113,17 @@ def label_reports(config: LabelConfig, progress: Progress = SILENT) -> LabelSumm
                 task.advance(256)
             yield record.keys, values, explained
 
-    with task, atomic_write(out) as f:
-        if fmt == ".csv":
-            _write_csv(f, key_names, rows(), config.explain)
-        else:
-            _write_jsonl(f, rows())
+    # The labels and their options are written together, or not at all.
+    with task, output_files([out, config_file], overwrite=config.overwrite, inputs=[source]) as (staged, staged_config):
+        with open(staged, "w", encoding="utf-8", newline="") as f:
+            if fmt == ".csv":
+                _write_csv(f, key_names, rows(), config.explain)
+            else:
+                _write_jsonl(f, rows())
         if n == 0:
             raise InputError("no reports found (the input is empty)", path=source)
+        save_config(staged_config, config, labeler=labeler.info(), input_kind=kind, reports=n, counts=counts)
     seconds = time.perf_counter() - started
-    config_file = config_path_for(out)
-    save_config(config_file, config, labeler=labeler.info(),
-                input_kind=kind, reports=n, counts=counts)
     return LabelSummary(kind, n, counts, seconds, out, config_file)
 
 

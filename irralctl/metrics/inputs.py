@@ -180,7 +180,20 @@ def load_vocabulary(path: str | Path) -> set[str]:
         if isinstance(data, (dict, list)) and all(isinstance(t, str) for t in data):
             return set(data)
         raise InputError("expected {'token2idx': {...}}, an object keyed by token or a list of tokens", path=path)
-    return {line.strip() for line in path.read_text(encoding="utf-8").splitlines() if line.strip()}
+    try:
+        lines = path.read_text(encoding="utf-8").splitlines()
+    except UnicodeDecodeError as e:
+        raise InputError(f"not a vocabulary: not UTF-8 text ({e.reason} at byte {e.start})", path=path) from None
+    tokens = set()
+    for k, line in enumerate(lines, start=1):
+        token = line.strip()
+        if len(token.split()) > 1:
+            raise InputError("not a vocabulary: expected one token per line", path=path, record=k)
+        if token:
+            tokens.add(token)
+    if not tokens:
+        raise InputError("not a vocabulary: no token in the file", path=path)
+    return tokens
 
 
 def legacy_reference(text: str, vocab: set[str], max_len: int) -> str:

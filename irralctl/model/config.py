@@ -62,6 +62,7 @@ class ModelConfig:
     bos_id: int = option(1, cli=False)
     eos_id: int = option(2, cli=False)
     max_positions: int = option(1024, cli=False)    # decoder positions (BOS + report + EOS at most)
+    unspeakable: tuple[int, ...] = option((), cli=False)  # token ids never generated (partial UTF-8 bytes)
     text_dim: int = option(384, cli=False)          # hidden size of the BERT text encoder (MiniLM-L6: 384)
     n_observations: int = option(N_OBSERVATIONS, cli=False)
 

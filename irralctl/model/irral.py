@@ -236,9 +236,10 @@ class IRRALNet(nn.Module):
         return (logits, new_state, tuple(attention)) if need_attention else (logits, new_state)
 
     def banned_ids(self) -> list[int]:
-        """Ids that are never a valid next token (PAD and BOS, unless they double as EOS)."""
+        """Ids that are never a valid next token: PAD and BOS (unless they double as EOS), and the
+        tokeniser's pieces that are not whole characters (`unspeakable`)."""
         cfg = self.cfg
-        return sorted({i for i in (cfg.pad_id, cfg.bos_id) if i != cfg.eos_id})
+        return sorted({i for i in (cfg.pad_id, cfg.bos_id, *cfg.unspeakable) if i != cfg.eos_id})
 
 
 def build_model(cfg: ModelConfig, visual_weights: str | Path | None = None) -> IRRALNet:

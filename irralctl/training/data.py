@@ -24,6 +24,7 @@ from irralctl.data.tokenizers import ReportTokenizer
 from irralctl.errors import ConfigError
 from irralctl.training.config import TrainConfig
 from irralctl.training.distributed import DistState
+from irralctl.utils.parallel import worker_count
 
 BATCH_KEYS = ("images", "view_mask", "tokens", "lengths", "labels")
 
@@ -60,7 +61,7 @@ def make_loader(ds: PreparedDataset, split: str, tokenizer: ReportTokenizer, cfg
     rd = ReportDataset(ds, split, tokenizer, loader_config(cfg, train))
     base = DistributedSampler(rd, num_replicas=dist.world_size, rank=dist.rank, shuffle=train, seed=cfg.seed, drop_last=False)
     sampler = EpochSampler(base)
-    workers = cfg.runtime.workers if workers is None else workers
+    workers = worker_count(cfg.runtime.workers if workers is None else workers)
     loader = DataLoader(
         rd, batch_size=batch_size // dist.world_size, sampler=sampler, num_workers=workers,
         collate_fn=functools.partial(collate, pad_id=tokenizer.pad_id),

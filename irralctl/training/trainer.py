@@ -128,10 +128,8 @@ def open_dataset(cfg: TrainConfig) -> PreparedDataset:
     if not cfg.model.no_image and not ds.has_images:
         raise InputError("this dataset was prepared without images", path=cfg.dataset,
                          hint="prepare it again with --images, or train the language prior with --no-image")
-    for split in ("train", "val", "test"):
-        if not (ds.dir / f"{split}.jsonl").is_file():
-            raise InputError(f"split manifest {split}.jsonl missing", path=ds.dir,
-                             hint="the dataset directory is incomplete; run `irralctl prepare` again")
+    # Up front, in seconds: an inconsistent dataset must not fail half an hour into training.
+    ds.check(text_fields=(cfg.text_field,), images=not cfg.model.no_image)
     return ds
 
 
@@ -149,7 +147,11 @@ def _prepare_stage(cfg: TrainConfig, resume: bool) -> Path:
         if not stage.exists():
             shutil.copytree(out, stage)  # a finished run trained further: the original stays until this ends
         return stage
-    check_replaceable(out, overwrite=cfg.overwrite)
+    if out.exists() and not cfg.overwrite:
+        raise InputError("run directory already exists", path=out,
+                         hint="choose another --out, continue it with --resume, or pass --overwrite to replace it "
+                              "once the new run has finished")
+    check_replaceable(out, overwrite=True)
     if stage.exists():
         if not cfg.overwrite:
             raise InputError("an interrupted run of this --out is kept here", path=stage,
@@ -182,7 +184,8 @@ def build_run(cfg: TrainConfig, ds: PreparedDataset, dist: DistState, device: to
         text_encoder = TextEncoder(loss.text_encoder, loss.text_max_tokens, trainable=loss.tune_text_encoder).to(device)
         text_dim = text_encoder.hidden_size
     model_cfg = cfg.model.replace(vocab_size=tokenizer.vocab_size, pad_id=tokenizer.pad_id, bos_id=tokenizer.bos_id,
-                                  eos_id=tokenizer.eos_id, text_dim=text_dim)
+                                  eos_id=tokenizer.eos_id, text_dim=text_dim,
+                                  unspeakable=tuple(tokenizer.unspeakable_ids()))
     if cfg.max_tokens + 2 > model_cfg.max_positions:
         raise ConfigError(f"--max-tokens {cfg.max_tokens} needs more decoder positions than the model's "
                           f"{model_cfg.max_positions}")

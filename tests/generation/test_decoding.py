@@ -181,12 +181,20 @@ def test_constraints_at_each_step(bpe_run):
     model = bpe_run.model  # BPE: PAD 0, BOS 1, EOS 2 -> PAD and BOS banned
     rules = _Constraints(model, DecodeConfig(min_tokens=2, no_repeat_ngram=2, max_tokens=5), device=torch.device("cpu"))
     history = torch.tensor([[9, 9, 0, 0, 0, 0]])
-    blocked = lambda step: rules.apply(torch.zeros(1, 12), history, step)[0].isinf().nonzero().flatten().tolist()  # noqa: E731
+    vocab = model.cfg.vocab_size
+    unspeakable = set(model.cfg.unspeakable)    # lone bytes of multi-byte characters (ids above 12 here)
+    assert unspeakable and min(unspeakable) > 12
+
+    def blocked(step):
+        ids = rules.apply(torch.zeros(1, vocab), history, step)[0].isinf().nonzero().flatten().tolist()
+        assert unspeakable <= set(ids)
+        return [i for i in ids if i < 12]
+
     assert blocked(0) == [0, 1, 2]          # banned ids, and EOS before min_tokens
     assert blocked(1) == [0, 1, 2]
     assert blocked(2) == [0, 1, 9]          # EOS allowed from 2 tokens on; "9 9" would repeat
-    allowed = rules.apply(torch.zeros(1, 12), history, 5)[0].isfinite().nonzero().flatten().tolist()
-    assert allowed == [2]                   # after max_len tokens only EOS
+    allowed = rules.apply(torch.zeros(1, vocab), history, 5)[0].isfinite().nonzero().flatten().tolist()
+    assert allowed == [2]                   # after max_tokens tokens only EOS
 
 
 def test_no_repeat_ngram_holds_in_every_hypothesis(bpe_run, toy):
@@ -246,3 +254,29 @@ def test_length_penalty_is_gnmt():
 def test_bad_decoding_options(kw, message):
     with pytest.raises(ConfigError, match=message):
         DecodeConfig(**kw)
+
+
+def test_an_untrained_model_never_emits_a_broken_character():
+    """Byte-level BPE pieces that are not whole UTF-8 characters are never generated: even random
+    weights (which pick such pieces freely) give reports made of whole characters."""
+    from irralctl.data.tokenizers import BPETokenizer
+    from irralctl.model import ModelConfig, build_model
+
+    texts = ["the heart is normal in size . café au lait spots .", "a 5 mm nodule ° right base . naïve reader ."] * 8
+    tok = BPETokenizer.fit(texts, 300)
+    assert tok.unspeakable_ids()  # the lone bytes of é, ï, ° ...
+    torch.manual_seed(0)
+    cfg = ModelConfig(vocab_size=tok.vocab_size, backbone="tiny", tiny_width=8, image_size=64, d_model=32, n_heads=4,
+                      d_ff=32, enc_layers=1, dec_layers=1, memory_slots=16, memory_topk=4,
+                      unspeakable=tuple(tok.unspeakable_ids()))
+    model = build_model(cfg).eval()
+    with torch.no_grad():
+        model.lm_head.bias[list(cfg.unspeakable)] = 5.0  # make the broken pieces the model's favourites
+        encoded = model.encode(torch.randint(0, 256, (4, 2, 64, 64), dtype=torch.uint8), torch.ones(4, 2, dtype=torch.bool))
+    for decoding in (DecodeConfig(beam_size=3, max_tokens=40, min_tokens=40),
+                     DecodeConfig(sample=True, n_best=3, max_tokens=40, min_tokens=40)):
+        hyps = decode(model, encoded, decoding, torch.Generator().manual_seed(1))
+        for b in range(4):
+            for k in range(hyps.tokens.shape[1]):
+                text = tok.decode(hyps.ids(b, k))
+                assert "\ufffd" not in text and len(hyps.ids(b, k)) == 40, text

@@ -11,6 +11,7 @@ from typer.testing import CliRunner
 from irralctl.cli.main import app
 from irralctl.data.prepared import PreparedDataset
 from irralctl.errors import InputError
+from irralctl.utils.outputs import Interrupted
 from irralctl.generation import GenerateConfig, discover_studies, generate_reports
 from irralctl.generation import pipeline as pipeline_mod
 from irralctl.generation.inputs import View, choose_views
@@ -141,7 +142,7 @@ def test_resume_after_a_crash_keeps_whole_batches(toy, run_dir, tmp_path, monkey
         return real(*args, **kwargs)
 
     monkeypatch.setattr(pipeline_mod, "_decode_batch", crash_on_third)
-    with pytest.raises(KeyboardInterrupt):
+    with pytest.raises(Interrupted, match="6 report.*kept in .*preds.jsonl.partial: continue with --resume"):
         generate_reports(cfg)
     monkeypatch.setattr(pipeline_mod, "_decode_batch", real)
     assert out.read_text() == "an older file that must survive a failed run\n"

@@ -26,7 +26,7 @@ def test_label_text_file(tmp_path):
     # The summary table counts each observation.
     line = next(li for li in result.output.splitlines() if "Cardiomegaly" in li)
     assert [c for c in line.replace("│", " ").split() if c.isdigit()] == ["1", "0", "0", "1"]
-    assert (tmp_path / "labels.config.json").is_file()
+    assert (tmp_path / "labels.csv.config.json").is_file()
 
 
 def test_label_jsonl_explain(tmp_path):
@@ -67,7 +67,7 @@ def test_no_finding_option(tmp_path):
         assert result.exit_code == 0, result.output
         with open(out, newline="") as f:
             values[policy] = next(csv.DictReader(f))["No Finding"]
-        saved = json.loads((tmp_path / f"{policy}.config.json").read_text())
+        saved = json.loads((tmp_path / f"{policy}.csv.config.json").read_text())
         assert saved["config"]["no_finding"] == saved["labeler"]["no_finding"] == (policy or "incidental")
         assert f"No Finding: {policy or 'incidental'}" in result.output
     assert values == {None: "1", "incidental": "1", "chexpert": ""}

@@ -330,3 +330,13 @@ def test_explain_matches_label_and_says_why(labeler):
 def test_explain_chf_rule(labeler):
     cm = labeler.explain("Findings consistent with CHF.")[2]
     assert cm["value"] == -1 and cm["phrase"] == "chf" and "CheXpert rule" in cm["rule"]
+
+
+def test_a_huge_record_is_cut_with_a_warning_not_a_stall(labeler, caplog):
+    """Labelling is linear in report length; a record far longer than any report (a whole file in
+    one CSV cell, say) is labelled on its first 100 kB, with a warning."""
+    text = "Mild cardiomegaly. " + "No pleural effusion or pneumothorax. " * 200_000
+    with caplog.at_level("WARNING"):
+        values = labeler.label(text)
+    assert values[2] == 1 and values[10] == 0 and values[9] == 0
+    assert "labelled on its first" in caplog.text and "7,400,019" in caplog.text

@@ -81,7 +81,7 @@ def test_bad_input_stops_with_file_and_line_and_writes_nothing(tmp_path, content
     preds.write_text(content, encoding="utf-8")
     out = tmp_path / "scores.json"
     out.write_text("previous", encoding="utf-8")
-    result = _score(preds, "--json", out)
+    result = _score(preds, "--json", out, "--overwrite")
     assert result.exit_code == 1
     assert "preds.jsonl" in _said(result) and where in _said(result), _said(result)
     assert out.read_text() == "previous"  # an existing output survives
@@ -161,7 +161,8 @@ def test_legacy_eval_truncates_and_maps_to_unk(tmp_path):
     assert data["metrics"]["bleu_1"] == pytest.approx(want[0], abs=1e-12)
     assert data["inputs"]["references"]["field"] == "legacy_target"
     # --max-seq-length 10 keeps 9 tokens
-    result = _score(tmp_path / "p.jsonl", "--references", root, "--legacy-eval", "--max-seq-length", "10", "--json", out)
+    result = _score(tmp_path / "p.jsonl", "--references", root, "--legacy-eval", "--max-seq-length", "10", "--json", out,
+                    "--overwrite")
     assert result.exit_code == 0 and json.loads(out.read_text())["protocol"]["legacy"]["kept_tokens"] == 9
 
 

@@ -178,11 +178,14 @@ def test_full_disk_keeps_previous_checkpoint(toy, tmp_path, monkeypatch):
 
     monkeypatch.setattr(ckpt_mod.torch, "save", failing_save)
     run = tmp_path / "run"
-    with pytest.raises(IrralError, match="disk is full; the previous checkpoint is intact"):
+    with pytest.raises(IrralError, match="disk is full; the previous checkpoint is intact.*epoch 1 kept in .*run.partial"):
         train(tiny_cfg(toy, run, epochs=2))
     monkeypatch.setattr(ckpt_mod.torch, "save", real_save)
-    assert load_checkpoint(run / "last.pt")["epoch"] == 1
-    assert sorted(p.name for p in run.iterdir() if p.name.startswith(".")) == []  # no temp file left
+    stage = tmp_path / ".run.partial"
+    assert not run.exists() and load_checkpoint(stage / "last.pt")["epoch"] == 1   # --out only on success
+    assert sorted(p.name for p in stage.iterdir() if p.name.startswith(".")) == []  # no temp file left
+    r = train(resume_config(run), resume=True)                                     # the rerun continues it
+    assert r.epochs_run == 2 and load_checkpoint(run / "last.pt")["epoch"] == 2 and not stage.exists()
 
 
 def test_non_finite_loss_names_step_and_studies(toy, tmp_path, monkeypatch):
@@ -201,7 +204,7 @@ def test_non_finite_loss_names_step_and_studies(toy, tmp_path, monkeypatch):
     message = info.value.message
     assert "non-finite loss (nan) at epoch 2, step 5" in message
     assert "T00" in message and "last good checkpoint" in message and "(epoch 1)" in message
-    assert load_checkpoint(run / "last.pt")["epoch"] == 1
+    assert "kept in" in message and load_checkpoint(tmp_path / ".run.partial" / "last.pt")["epoch"] == 1
 
 
 def test_out_of_memory_names_a_batch_size_that_fits(toy, tmp_path, monkeypatch):

@@ -182,7 +182,7 @@ def read_view_positions(path: str | Path) -> dict[str, str]:
             for row in reader:
                 view = (row.get("View Position") or "").strip().upper()
                 out[row["imageid"]] = view or "UNKNOWN"
-    except (OSError, UnicodeDecodeError, csv.Error) as e:
+    except (OSError, EOFError, UnicodeDecodeError, csv.Error) as e:  # EOFError: a truncated .gz
         raise InputError(f"unreadable CSV ({e})", path=path) from None
     return out
 
@@ -192,10 +192,12 @@ def read_r2gen_annotation(path: str | Path) -> dict[str, list[dict]]:
     from irralctl.utils.io import read_json
 
     data = read_json(path)
-    if not isinstance(data, dict) or not all(k in data for k in ("train", "val", "test")):
+    if not isinstance(data, dict) or not all(isinstance(data.get(k), list) for k in ("train", "val", "test")):
         raise InputError("expected an R2Gen annotation with 'train', 'val' and 'test' lists", path=path)
     for split, rows in data.items():
         for k, row in enumerate(rows):
+            if not isinstance(row, dict):
+                raise InputError("expected an object", path=path, record=f"{split}[{k}]")
             for key in ("id", "report"):
                 if not isinstance(row.get(key), str):
                     raise InputError("missing or not a string", path=path, record=f"{split}[{k}]", field=key)

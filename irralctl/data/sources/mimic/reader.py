@@ -13,6 +13,7 @@ from __future__ import annotations
 import csv
 import gzip
 import zipfile
+import zlib
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -163,7 +164,10 @@ class ReportSource:
             member = self._members.get(study.study_id)
             if member is None:
                 return None
-            data = self._zip.read(member)
+            try:
+                data = self._zip.read(member)
+            except (zipfile.BadZipFile, zlib.error, OSError, EOFError) as e:  # a damaged member
+                raise InputError(f"damaged member of the reports archive ({e})", path=self.path, record=member) from None
         else:
             try:
                 data = (self._base / _prefix(study.subject_id) / f"s{study.study_id}.txt").read_bytes()
