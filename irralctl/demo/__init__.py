@@ -45,7 +45,7 @@ class DemoResult:
 
 
 # name -> (preset, extra train options): IRRAL-Net and the image-blind language prior.
-RUNS = {"irral": ("irral", {}), "no_image": ("baseline", {"no_image": True})}
+RUNS = {"irral": ("irral", {}), "no_image": ("no-image", {})}
 
 
 def _train_config(cfg: DemoConfig, data: Path, run: Path, preset: str, extra: dict):

@@ -94,14 +94,15 @@ def _find_studies(cfg: GenerateConfig, run: LoadedRun) -> tuple[list[Study], obj
     return studies, FileStudies(studies, mc.views, mc.image_size, no_image=mc.no_image)
 
 
-def _row(study: Study, used: list[str] | None, hyps: Hypotheses, b: int, run: LoadedRun, probs: list[float],
+def _row(study: Study, used: list[str] | None, hyps: Hypotheses, b: int, run: LoadedRun, probs: list[float] | None,
          n_best: int, flags: list[str]) -> dict:
     views = [v for v in study.views if used is None or v.id in used]
     row = {"id": study.id, "prediction": run.tokenizer.decode(hyps.ids(b, 0))}
     if study.reference is not None:
         row["reference"] = study.reference
     row["views"] = [v.describe() for v in views]
-    row["observations"] = {name: round(p, 4) for name, p in zip(OBSERVATIONS, probs)}
+    if probs is not None:  # the clinical head's probabilities (models with ACL)
+        row["observations"] = {name: round(p, 4) for name, p in zip(OBSERVATIONS, probs)}
     row["flags"] = flags
     row["score"] = round(float(hyps.scores[b, 0]), 4)
     row["length"] = int(hyps.lengths[b, 0]) - 1
@@ -169,7 +170,8 @@ class _Decoder:
                     encoded = model.encode(images[start:start + size], view_mask[start:start + size])
                     with _few_threads_for_small_steps(device, encoded.memory.shape[0] * self._rows_per_study):
                         hyps = decode(model, encoded, self.decoding, self.generator)
-                probs = torch.sigmoid(encoded.clinical_logits.float()).cpu()
+                probs = (None if encoded.clinical_logits is None
+                         else torch.sigmoid(encoded.clinical_logits.float()).cpu())
             except torch.OutOfMemoryError:
                 if size == 1:
                     raise IrralError("out of memory while decoding a single study",
@@ -284,6 +286,6 @@ def _decode_batch(items: dict, studies: list[Study], run: LoadedRun, decoder: _D
             study = studies[items["index"][k]]
             n_views = int(items["view_mask"][k].sum())
             flags = _flags_after_loading(study, n_views, items["errors"][k], mc.views)
-            rows.append(_row(study, items["used"][k], hyps, b, run, probs[b].tolist(), decoding.n_best, flags))
+            rows.append(_row(study, items["used"][k], hyps, b, run, None if probs is None else probs[b].tolist(), decoding.n_best, flags))
         offset += hyps.tokens.shape[0]
     return rows

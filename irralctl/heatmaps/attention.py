@@ -11,7 +11,7 @@ what makes two-view studies drawable.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 
 import numpy as np
 import torch
@@ -38,14 +38,22 @@ def token_attention(model: IRRALNet, encoded: Encoded, ids: Sequence[int]) -> to
     return torch.stack(maps).cpu()                                        # (T, L, H, N)
 
 
-def find_phrase(ids: Sequence[int], phrase: Sequence[int]) -> list[int] | None:
-    """Positions of the first occurrence of `phrase` as consecutive tokens of `ids`, or None."""
+def find_phrase(ids: Sequence[int], phrase: Sequence[int],
+                continues_word: Callable[[int], bool] | None = None) -> list[int] | None:
+    """Positions of the first occurrence of `phrase` as consecutive tokens of `ids`, or None.
+
+    With `continues_word(id)` (True for a sub-word piece that extends the word before it), an
+    occurrence followed by such a piece is part of a longer word and is skipped: "lung" is not
+    found in "lungs"."""
     ids, phrase = list(ids), list(phrase)
     if not phrase:
         return None
-    for start in range(len(ids) - len(phrase) + 1):
-        if ids[start:start + len(phrase)] == phrase:
-            return list(range(start, start + len(phrase)))
+    n = len(phrase)
+    for start in range(len(ids) - n + 1):
+        if ids[start:start + n] == phrase:
+            if continues_word is not None and start + n < len(ids) and continues_word(ids[start + n]):
+                continue
+            return list(range(start, start + n))
     return None
 
 
@@ -70,8 +78,9 @@ def phrase_map(attention: torch.Tensor, positions: Sequence[int], layer: int | N
 
 
 def split_views(weights: torch.Tensor, grid: TokenGrid, n_views: int) -> list[np.ndarray]:
-    """(N,) weights -> one (h, w) grid per real view (the first n_views slots)."""
-    grids = weights.reshape(grid.views, grid.height, grid.width).numpy()
+    """(N + c,) weights -> one (h, w) grid per real view (the first n_views slots); the c clinical
+    context tokens that follow the visual ones (ACL) are not part of any view."""
+    grids = weights[: grid.tokens].reshape(grid.views, grid.height, grid.width).numpy()
     return [grids[v] for v in range(n_views)]
 
 

@@ -123,6 +123,19 @@ def _phrase_ids(run: LoadedRun, phrase: str) -> list[int]:
     return run.tokenizer.encode(run.normalizer()(phrase))
 
 
+def _continues_word(run: LoadedRun):
+    """For byte-level BPE: a piece continues the word before it unless it starts with a space (Ġ)
+    or is not a letter or digit. Legacy tokens are whole words."""
+    if run.tokenizer.kind != "bpe":
+        return None
+    tok = run.tokenizer
+
+    def continues(i: int) -> bool:
+        piece = tok.id_to_token(i) or ""
+        return not piece.startswith("Ġ") and piece[:1].isalnum()  # "Ġ" itself counts as a letter for isalnum
+    return continues
+
+
 def _token_strings(run: LoadedRun, ids: list[int]) -> list[str]:
     return [run.tokenizer.id_to_token(i) for i in ids]  # BPE: byte-level pieces; legacy: words
 
@@ -153,7 +166,7 @@ def _maps_for_run(cfg: HeatmapConfig, run: LoadedRun, label: str) -> RunMaps:
         ids = _phrase_ids(run, word)
         wm = WordMap(word=word, source=None, tokens=_token_strings(run, ids), positions=[])
         for source in SOURCES:
-            positions = find_phrase(sequences.get(source, []), ids)
+            positions = find_phrase(sequences.get(source, []), ids, _continues_word(run))
             if positions is None:
                 continue
             if source not in attention:

@@ -11,6 +11,14 @@ graph: E_txt only supervises T through the MFA loss, it never enters F.
 The head reads the masked mean of the visual tokens before the encoder. C enters the gate
 detached: the head learns only from the labels, so C stays a calibrated set of probabilities
 rather than whatever code the report loss would find convenient.
+
+The paper leaves open how C reaches the words beyond the gate, which scales every token alike and
+so tells the decoder little about which finding is present. Here C also enters as 14 context
+tokens beside the visual ones (`ClinicalContext`): token c = p_c e_c+ + (1 - p_c) e_c-, learned
+"present" and "absent" embeddings of observation c mixed by its predicted probability. The decoder
+reads them with the same cross-attention as the image, so the head's findings, learnt quickly from
+the labels, shape the report from the first epochs (docs/model.md shows the curves). The head and
+everything C drives belong to ACL: a model without ACL has neither the head nor its loss.
 """
 
 from __future__ import annotations
@@ -39,15 +47,27 @@ class ClinicalHead(nn.Module):
         return self.net(masked_mean(tokens, mask))                      # (B, n_obs)
 
 
+class ClinicalContext(nn.Module):
+    """C -> one token per observation, for the decoder to read beside the visual tokens."""
+
+    def __init__(self, n_observations: int, d_model: int):
+        super().__init__()
+        self.present = nn.Parameter(torch.zeros(n_observations, d_model))
+        self.absent = nn.Parameter(torch.zeros(n_observations, d_model))
+
+    def forward(self, probs: torch.Tensor) -> torch.Tensor:
+        """probs: (B, n_obs) -> tokens (B, n_obs, d)."""
+        p = probs.unsqueeze(-1).to(self.present.dtype)                   # (B, n_obs, 1)
+        return p * self.present + (1.0 - p) * self.absent               # (B, n_obs, d)
+
+
 class ACLGate(nn.Module):
     """alpha(C): a small MLP of the predicted observation probabilities giving a per-channel gate."""
 
     def __init__(self, n_observations: int, d_model: int, hidden: int = 64):
         super().__init__()
+        # Initialised close to the visual path (alpha ~ 0.88: T is untrained at first) by irralctl.model.init.
         self.net = nn.Sequential(nn.Linear(n_observations, hidden), nn.ReLU(), nn.Linear(hidden, d_model))
-        # Start close to the visual path (alpha ~ 0.88): T is untrained at first.
-        nn.init.zeros_(self.net[2].weight)
-        nn.init.constant_(self.net[2].bias, 2.0)
 
     def forward(self, probs: torch.Tensor) -> torch.Tensor:
         """probs: (B, n_obs) -> alpha: (B, 1, d)."""

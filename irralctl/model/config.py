@@ -2,11 +2,14 @@
 
 The configuration is saved inside every checkpoint, so a model is rebuilt from it alone. Fields
 marked `cli=False` are not options: the trainer fills them from the tokeniser and the text
-encoder. The presets reproduce the rows of the paper's Table 3 as flags of one model:
+encoder. The presets are the rows of an ablation, as switches of one model:
 
 * `baseline`: a plain CNN + transformer encoder-decoder (R2Gen without its memory);
+* `no-image`: the baseline with the image zeroed: what the reports alone teach (the language prior);
 * `cmn`: + the cross-modal memory (Chen et al., ACL 2021, "Cross-modal Memory Networks");
-* `irral`: + multi-scale fusion, MFA (Eq. 4) and ACL (Eq. 5): the paper's full model.
+* `mfa`, `acl`: cmn + MFA (Eq. 4), cmn + ACL with its clinical head (Eq. 5-6): the paper's
+  "+MFA" and "+ACL" rows;
+* `irral`: + multi-scale fusion, MFA and ACL: the paper's full model.
 
 This module imports nothing heavy (the CLI builds its help from it).
 """
@@ -21,13 +24,19 @@ from irralctl.errors import ConfigError
 from irralctl.utils.config import option
 
 BACKBONES = ("resnet101", "resnet50", "resnet18", "tiny")
-# The component switches of each preset; anything not named keeps its own default.
+SWITCHES = ("memory", "mfa", "acl", "multiscale", "no_image")
+_OFF = dict.fromkeys(SWITCHES, False)
+# The component switches of each preset: the rows of an ablation. Each row names what it adds to
+# the row it is compared with, and nothing else differs (initial weights included: see init.py).
 PRESETS: dict[str, dict[str, bool]] = {
-    "baseline": {"memory": False, "mfa": False, "acl": False, "multiscale": False},
-    "cmn": {"memory": True, "mfa": False, "acl": False, "multiscale": False},
-    "irral": {"memory": True, "mfa": True, "acl": True, "multiscale": True},
+    "baseline": _OFF,                                          # CNN + transformer (R2Gen without memory)
+    "no-image": {**_OFF, "no_image": True},                    # baseline blind to the image: the language prior
+    "cmn": {**_OFF, "memory": True},                           # + cross-modal memory (CMN)
+    "mfa": {**_OFF, "memory": True, "mfa": True},              # cmn + MFA (Eq. 4)
+    "acl": {**_OFF, "memory": True, "acl": True},              # cmn + ACL and its clinical head (Eq. 5-6)
+    "irral": {**_OFF, "memory": True, "mfa": True, "acl": True, "multiscale": True},  # the paper's full model
 }
-SWITCHES = ("memory", "mfa", "acl", "multiscale")
+MFA_MODES = ("centered", "literal", "infonce")   # Eq. 4's forms (irralctl.model.mfa)
 _FROM_PRESET = "from --preset"
 
 
@@ -40,7 +49,7 @@ class ModelConfig:
     views: int = option(2, "Views per study, folded into the batch for one CNN call.", min=1)
     image_size: int = option(224, "Model input side, pixels (square).", min=32)
     multiscale: bool = option(True, "Multi-scale fusion of CNN stages 3 and 4.", default_text=_FROM_PRESET)
-    no_image: bool = option(False, "Image features zeroed, no CNN: the language prior.")
+    no_image: bool = option(False, "Image features zeroed, no CNN: the language prior.", default_text=_FROM_PRESET)
     # Transformer encoder-decoder (CMN's sizes).
     d_model: int = option(512, "Transformer width.", min=8)
     n_heads: int = option(8, "Attention heads.", min=1)
@@ -102,7 +111,7 @@ class ModelConfig:
 
 
 def apply_preset(name: str) -> dict[str, bool]:
-    """The component switches of a preset (`baseline`, `cmn`, `irral`)."""
+    """The component switches of a preset (see `PRESETS`)."""
     if name not in PRESETS:
         raise ConfigError(f"unknown preset {name!r}; choose one of {', '.join(PRESETS)}")
     return dict(PRESETS[name])

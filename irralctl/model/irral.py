@@ -1,12 +1,13 @@
 """IRRAL-Net: the whole model, and the interface decoders build on.
 
     images (B, V, S, S) uint8 --VisualEncoder--> V0 (B, N, d)                        Eq. 1
-    C = ClinicalHead(V0)                                                             (14 logits)
+    C = sigmoid(ClinicalHead(V0))                             (ACL: 14 probabilities)
     x = V0 + Memory(V0)                                       (CMN, --memory)
     x = ACL(EncoderLayer_l(x), C) for l = 1..3                (Eq. 5, --acl)
+    x = [x ; ClinicalContext(C)]                              (ACL: 14 context tokens)
     tokens --embed--> e;  e = e + Memory(e)                   (CMN, --memory)
     logits = Decoder(e, x)
-    Z_img = mean TextSpace(V0);  Z_txt = TextHead(BERT(report)[CLS])                 Eq. 3-4 (--mfa)
+    Z_img = mean TextSpace(V0);  Z_txt = TextHead(T)          (MFA, Eq. 3-4)
 
 * `forward(images, view_mask, tokens, text_features)` computes what the training losses need
   (teacher forcing): next-token logits, clinical logits, Z_img and Z_txt.
@@ -30,8 +31,9 @@ from pathlib import Path
 import torch
 from torch import nn
 
-from irralctl.model.acl import ACLGate, ClinicalHead, masked_mean
+from irralctl.model.acl import ACLGate, ClinicalContext, ClinicalHead, masked_mean
 from irralctl.model.config import ModelConfig
+from irralctl.model.init import init_weights
 from irralctl.model.memory import CrossModalMemory
 from irralctl.model.mfa import TextHead, TextSpace
 from irralctl.model.transformer import KV, DecoderLayer, EncoderLayer, TokenEmbedding
@@ -42,22 +44,23 @@ from irralctl.model.visual import TokenGrid, VisualEncoder, grid_size
 class Encoded:
     """The encoder's output for a batch of studies: what every decoder needs."""
 
-    memory: torch.Tensor           # (B, N, d) encoder output tokens
-    memory_mask: torch.Tensor      # (B, N) bool, True for tokens of real views
-    clinical_logits: torch.Tensor  # (B, n_observations) CheXpert logits predicted from the image
-    grid: TokenGrid                # token n <-> (view, row, column) of the views' grids
+    memory: torch.Tensor           # (B, N + c, d) encoder output: N visual tokens, then c context tokens (ACL)
+    memory_mask: torch.Tensor      # (B, N + c) bool, True for tokens of real views (and context tokens)
+    clinical_logits: torch.Tensor | None  # (B, n_observations) CheXpert logits from the image (ACL only)
+    grid: TokenGrid                # visual token n < N <-> (view, row, column) of the views' grids
+    z_img: torch.Tensor | None = None     # (B, d) the image in MFA's text space (MFA only)
 
     def index_select(self, index: torch.Tensor) -> Encoded:
         """Keep the studies `index` (B',) long, in that order."""
-        return dataclasses.replace(self, memory=self.memory.index_select(0, index),
-                                   memory_mask=self.memory_mask.index_select(0, index),
-                                   clinical_logits=self.clinical_logits.index_select(0, index))
+        pick = lambda t: None if t is None else t.index_select(0, index)  # noqa: E731
+        return dataclasses.replace(self, memory=pick(self.memory), memory_mask=pick(self.memory_mask),
+                                   clinical_logits=pick(self.clinical_logits), z_img=pick(self.z_img))
 
 
 @dataclass(frozen=True)
 class ModelOutput:
     logits: torch.Tensor               # (B, T-1, vocab): predictions of tokens[:, 1:]
-    clinical_logits: torch.Tensor      # (B, n_observations)
+    clinical_logits: torch.Tensor | None  # (B, n_observations), with ACL
     z_img: torch.Tensor | None         # (B, d) pooled visual tokens in the text space (MFA)
     z_txt: torch.Tensor | None         # (B, d) E_txt of the reference report (MFA, training only)
 
@@ -108,7 +111,7 @@ class DecodeState:
 
 
 class IRRALNet(nn.Module):
-    def __init__(self, cfg: ModelConfig):
+    def __init__(self, cfg: ModelConfig, seed: int = 0):
         super().__init__()
         cfg.check_buildable()
         self.cfg = cfg
@@ -118,28 +121,20 @@ class IRRALNet(nn.Module):
         self.visual = None if cfg.no_image else VisualEncoder(cfg)
         self.memory = (CrossModalMemory(d, cfg.memory_slots, cfg.memory_topk, cfg.n_heads, cfg.dropout)
                        if cfg.has_memory_matrix else None)
-        self.clinical = ClinicalHead(d, cfg.n_observations, cfg.dropout)
+        # The clinical head and everything C drives belong to ACL (Eq. 5).
+        self.clinical = ClinicalHead(d, cfg.n_observations, cfg.dropout) if cfg.acl else None
+        self.gate = ACLGate(cfg.n_observations, d) if cfg.acl else None
+        self.context = ClinicalContext(cfg.n_observations, d) if cfg.acl else None
         self.text_space = TextSpace(d) if cfg.has_text_space else None
         self.text_head = TextHead(cfg.text_dim, d) if cfg.mfa else None
-        self.gate = ACLGate(cfg.n_observations, d) if cfg.acl else None
         self.encoder_layers = nn.ModuleList(EncoderLayer(d, cfg.n_heads, cfg.d_ff, cfg.dropout) for _ in range(cfg.enc_layers))
         self.encoder_norm = nn.LayerNorm(d)
         self.embed = TokenEmbedding(cfg.vocab_size, d, cfg.dropout, cfg.max_positions)
         self.decoder_layers = nn.ModuleList(DecoderLayer(d, cfg.n_heads, cfg.d_ff, cfg.dropout) for _ in range(cfg.dec_layers))
         self.decoder_norm = nn.LayerNorm(d)
         self.lm_head = nn.Linear(d, cfg.vocab_size)
-        self._init_weights()
-
-    def _init_weights(self) -> None:
-        # Xavier for the transformer side, as the Annotated Transformer; the CNN keeps torchvision's
-        # init (or the user's ImageNet weights) and the ACL gate its near-identity start.
-        for name, m in self.named_modules():
-            if name.startswith(("visual.backbone", "gate")):
-                continue
-            if isinstance(m, (nn.Linear, nn.Embedding)):
-                nn.init.xavier_uniform_(m.weight)
-                if getattr(m, "bias", None) is not None:
-                    nn.init.zeros_(m.bias)
+        # Each module from its own generator: presets share every initial weight they have in common.
+        init_weights(self, seed)
 
     def visual_parameters(self) -> list[nn.Parameter]:
         """The CNN's parameters (the paper's visual encoder learning rate applies to these)."""
@@ -155,44 +150,48 @@ class IRRALNet(nn.Module):
         token_mask = view_mask.repeat_interleave(self.grid.height * self.grid.width, dim=1)  # (B, N)
         if self.visual is None:  # --no-image: the decoder sees constant features (the language prior)
             return images.new_zeros((b, self.grid.tokens, self.cfg.d_model), dtype=torch.float32), token_mask
-        return self.visual(images), token_mask
+        return self.visual(images, view_mask), token_mask
 
-    def _encode(self, images: torch.Tensor, view_mask: torch.Tensor, memory_kv: KV | None) -> tuple[Encoded, torch.Tensor]:
+    def _encode(self, images: torch.Tensor, view_mask: torch.Tensor, memory_kv: KV | None) -> Encoded:
         v0, mask = self._visual_tokens(images, view_mask)                # (B, N, d), (B, N)
-        clinical_logits = self.clinical(v0, mask)                         # (B, n_obs)
+        clinical_logits = self.clinical(v0, mask) if self.clinical is not None else None  # (B, n_obs)
         x = v0 + self.memory(v0, memory_kv) if self.cfg.memory else v0
-        alpha = None
-        if self.gate is not None:
-            alpha = self.gate(torch.sigmoid(clinical_logits.detach().float()))  # (B, 1, d)
+        alpha = probs = None
+        if clinical_logits is not None:
+            probs = torch.sigmoid(clinical_logits.detach().float())       # (B, n_obs): C, a fixed input
+            alpha = self.gate(probs)                                      # (B, 1, d)
         attn_mask = mask[:, None, None, :]                                # (B, 1, 1, N)
         for layer in self.encoder_layers:
             x = layer(x, attn_mask)
             if alpha is not None:                                         # Eq. 5 after every layer
                 x = ACLGate.fuse(x, self.text_space(x, self.memory, memory_kv), alpha)
-        encoded = Encoded(self.encoder_norm(x), mask, clinical_logits, self.grid)
-        return encoded, v0
+        x = self.encoder_norm(x)
+        if probs is not None:                                             # C as tokens the decoder reads
+            context = self.context(probs)                                 # (B, n_obs, d)
+            x = torch.cat([x, context.to(x.dtype)], dim=1)                # (B, N + n_obs, d)
+            mask = torch.cat([mask, mask.new_ones(mask.shape[0], context.shape[1])], dim=1)
+        z_img = None
+        if self.cfg.mfa:
+            z_img = masked_mean(self.text_space(v0, self.memory, memory_kv), mask[:, : v0.shape[1]])  # (B, d)
+        return Encoded(x, mask, clinical_logits, self.grid, z_img)
 
     def _memory_kv(self) -> KV | None:
         return self.memory.keys_values() if self.memory is not None else None
 
     def encode(self, images: torch.Tensor, view_mask: torch.Tensor) -> Encoded:
         """images: (B, V, S, S) uint8 (normalised on their device); view_mask: (B, V) True for real views."""
-        return self._encode(images, view_mask, self._memory_kv())[0]
+        return self._encode(images, view_mask, self._memory_kv())
 
     # -- training -----------------------------------------------------------------------------
 
     def forward(self, images: torch.Tensor, view_mask: torch.Tensor, tokens: torch.Tensor,
                 text_features: torch.Tensor | None = None) -> ModelOutput:
-        """Teacher forcing. tokens: (B, T) BOS ... EOS, right-padded; text_features: (B, text_dim) T[CLS]."""
+        """Teacher forcing. tokens: (B, T) BOS ... EOS, right-padded; text_features: (B, text_dim) the report's T."""
         memory_kv = self._memory_kv()
-        encoded, v0 = self._encode(images, view_mask, memory_kv)
+        encoded = self._encode(images, view_mask, memory_kv)
         logits = self.teacher_force(encoded, tokens, memory_kv)           # (B, T-1, vocab)
-        z_img = z_txt = None
-        if self.cfg.mfa:
-            z_img = masked_mean(self.text_space(v0, self.memory, memory_kv), encoded.memory_mask)  # (B, d)
-            if text_features is not None:
-                z_txt = self.text_head(text_features)                     # (B, d)
-        return ModelOutput(logits, encoded.clinical_logits, z_img, z_txt)
+        z_txt = self.text_head(text_features) if self.cfg.mfa and text_features is not None else None  # (B, d)
+        return ModelOutput(logits, encoded.clinical_logits, encoded.z_img, z_txt)
 
     def teacher_force(self, encoded: Encoded, tokens: torch.Tensor, memory_kv: KV | None = None) -> torch.Tensor:
         """Next-token logits (B, T-1, vocab) of tokens (B, T) given the encoder output."""
@@ -242,9 +241,10 @@ class IRRALNet(nn.Module):
         return sorted({i for i in (cfg.pad_id, cfg.bos_id, *cfg.unspeakable) if i != cfg.eos_id})
 
 
-def build_model(cfg: ModelConfig, visual_weights: str | Path | None = None) -> IRRALNet:
-    """The model for `cfg`; `visual_weights` is a torchvision ResNet state_dict (ImageNet weights)."""
-    model = IRRALNet(cfg)
+def build_model(cfg: ModelConfig, visual_weights: str | Path | None = None, seed: int = 0) -> IRRALNet:
+    """The model for `cfg`, initialised from `seed`; `visual_weights` is a torchvision ResNet
+    state_dict (ImageNet weights) loaded over the CNN's initial weights."""
+    model = IRRALNet(cfg, seed)
     if visual_weights is not None and model.visual is not None:
         from irralctl.model.backbone import load_visual_weights
 

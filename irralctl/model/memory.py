@@ -25,7 +25,7 @@ class CrossModalMemory(nn.Module):
     def __init__(self, d_model: int, slots: int, topk: int, n_heads: int, dropout: float = 0.0):
         super().__init__()
         self.n_heads, self.d_head, self.topk = n_heads, d_model // n_heads, topk
-        self.memory = nn.Parameter(torch.randn(slots, d_model) / math.sqrt(d_model))  # rows of unit scale
+        self.memory = nn.Parameter(torch.empty(slots, d_model))  # rows of unit scale (irralctl.model.init)
         self.q_proj = nn.Linear(d_model, d_model)
         self.kv_proj = nn.Linear(d_model, 2 * d_model)
         self.out_proj = nn.Linear(d_model, d_model)

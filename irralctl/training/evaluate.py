@@ -37,8 +37,9 @@ class SplitResult:
     indices: list[int]
     predictions: list[str]            # decoded reports
     nll: np.ndarray                   # (n, 2): summed token NLL and token count per study
-    head_probs: np.ndarray            # (n, 14) clinical-head probabilities
+    head_probs: np.ndarray | None     # (n, 14) clinical-head probabilities (ACL only)
     labels: np.ndarray                # (n, 14) reference label codes (1, 0, -1, blank)
+    z_img: np.ndarray | None = None   # (n, d) images in MFA's text space (MFA only)
 
     @property
     def loss(self) -> float:
@@ -66,26 +67,38 @@ def evaluate(model: IRRALNet, data: SplitLoader, tokenizer: ReportTokenizer, dec
                                     hint="lower --eval-batch-size") from None
             nll_sum, nll_n = losses.token_nll_per_study(logits, batch["tokens"], batch["lengths"])
             per_study = torch.stack([nll_sum, nll_n.float()], dim=1).cpu().numpy()
-            probs = torch.sigmoid(encoded.clinical_logits.float()).cpu().numpy()
+            probs = _numpy(None if encoded.clinical_logits is None else torch.sigmoid(encoded.clinical_logits.float()))
+            z_img = _numpy(encoded.z_img)
             labels = batch["labels"].cpu().numpy()
             for k, index in enumerate(raw["index"].tolist()):
-                rows.append((index, tokenizer.decode(hyps.ids(k)), per_study[k], probs[k], labels[k]))
+                rows.append((index, tokenizer.decode(hyps.ids(k)), per_study[k], _row(probs, k), labels[k],
+                             _row(z_img, k)))
             task.advance(1)
     gathered = dist.gather_to_main(rows)
     if gathered is None:
         return None
     unique = {r[0]: r for part in gathered for r in part}  # DistributedSampler pads with repeats
     ordered = [unique[i] for i in sorted(unique)]
+    column = lambda k, width: (None if ordered and ordered[0][k] is None else  # noqa: E731
+                               np.stack([r[k] for r in ordered]) if ordered else np.zeros((0, width)))
     return SplitResult(
         indices=[r[0] for r in ordered], predictions=[r[1] for r in ordered],
-        nll=np.stack([r[2] for r in ordered]) if ordered else np.zeros((0, 2)),
-        head_probs=np.stack([r[3] for r in ordered]) if ordered else np.zeros((0, 14)),
-        labels=np.stack([r[4] for r in ordered]) if ordered else np.zeros((0, 14)),
+        nll=column(2, 2), head_probs=column(3, 14), labels=column(4, 14), z_img=column(5, 0),
     )
 
 
-def head_f1(result: SplitResult, uncertain: str = "mask") -> list[float | None]:
-    """Per-observation F1 of the clinical head (threshold 0.5) against the reference labels."""
+def _numpy(t: torch.Tensor | None) -> np.ndarray | None:
+    return None if t is None else t.float().cpu().numpy()
+
+
+def _row(a: np.ndarray | None, k: int) -> np.ndarray | None:
+    return None if a is None else a[k]
+
+
+def head_f1(result: SplitResult, uncertain: str = "mask") -> list[float | None] | None:
+    """Per-observation F1 of the clinical head (threshold 0.5) against the reference labels (None without a head)."""
+    if result.head_probs is None:
+        return None
     targets, mask = losses.clinical_targets(torch.from_numpy(result.labels), uncertain)
     pred = torch.from_numpy(result.head_probs) > 0.5
     ref = targets.bool() & mask

@@ -19,7 +19,7 @@ from torch import nn
 
 from irralctl.errors import TrainingError
 from irralctl.model import IRRALNet, losses
-from irralctl.model.mfa import mfa_hinge
+from irralctl.model.mfa import MFALoss
 from irralctl.model.text_encoder import TextEncoder, TextFeatureCache
 from irralctl.progress import Progress
 from irralctl.runs.device import autocast
@@ -37,19 +37,23 @@ NLL_SUM, NLL_N, CLS_SUM, CLS_N, MFA_SUM, MFA_N, LOSS = range(7)
 
 
 class TrainingModule(nn.Module):
-    """What DistributedDataParallel wraps: the model and, when tuned, the text encoder (so its
-    gradients are averaged too). Returns a tuple (DDP and torch.compile handle tuples natively)."""
+    """What DistributedDataParallel wraps: the model, the MFA loss (its running means are buffers
+    DDP keeps equal on every process) and, when tuned, the text encoder (so its gradients are
+    averaged too). Returns a tuple (DDP and torch.compile handle tuples natively): next-token
+    logits, clinical logits (ACL) and MFA's per-study loss (MFA)."""
 
-    def __init__(self, model: IRRALNet, text_encoder: TextEncoder | None = None):
+    def __init__(self, model: IRRALNet, text_encoder: TextEncoder | None = None, mfa: MFALoss | None = None):
         super().__init__()
         self.model = model
         self.text_encoder = text_encoder
+        self.mfa = mfa
 
     def forward(self, images, view_mask, tokens, text_features=None, text_inputs=None):
         if text_inputs is not None:
             text_features = self.text_encoder(**text_inputs)
         out = self.model(images, view_mask, tokens, text_features)
-        return out.logits, out.clinical_logits, out.z_img, out.z_txt
+        mfa = self.mfa(out.z_img, out.z_txt) if self.mfa is not None and out.z_txt is not None else None
+        return out.logits, out.clinical_logits, mfa
 
 
 @dataclass
@@ -69,6 +73,7 @@ class Run:
     amp_dtype: torch.dtype | None
     train_ids: list[str]
     text_encoder: TextEncoder | None = None
+    mfa: MFALoss | None = None
     text_cache: TextFeatureCache | None = None
     train_texts: list[str] = field(default_factory=list)
     epoch: int = 0                       # epochs completed
@@ -95,17 +100,17 @@ def forward_losses(run: Run, batch: dict) -> tuple[torch.Tensor, torch.Tensor]:
     """(loss to backpropagate, statistics (7,)). Losses are normalised by counts over all processes."""
     loss_cfg = run.cfg.loss
     with run.autocast():
-        logits, clinical_logits, z_img, z_txt = run.module(
+        logits, clinical_logits, mfa = run.module(
             batch["images"], batch["view_mask"], batch["tokens"], **_text_inputs(run, batch["index"]))
     nll_sum, nll_n = losses.token_nll(logits, batch["tokens"], batch["lengths"])
-    cls_sum, cls_n = losses.clinical_bce(clinical_logits, batch["labels"], run.obs_weights.tensor(run.device),
-                                         loss_cfg.uncertain)
-    if z_img is not None and z_txt is not None:
-        hinge = mfa_hinge(z_img, z_txt, loss_cfg.mfa_margin)
+    zero = torch.zeros((), device=logits.device)
+    cls_sum = cls_n = mfa_sum = mfa_n = zero
+    if clinical_logits is not None:  # ACL's head, its BCE weighted per observation (Eq. 6)
+        cls_sum, cls_n = losses.clinical_bce(clinical_logits, batch["labels"], run.obs_weights.tensor(run.device),
+                                             loss_cfg.uncertain)
+    if mfa is not None:
         # torch.full launches a fill kernel; torch.tensor(n, device=cuda) would copy from the host and sync.
-        mfa_sum, mfa_n = hinge.sum(), torch.full((), hinge.shape[0], device=hinge.device)
-    else:
-        mfa_sum = mfa_n = torch.zeros((), device=logits.device)
+        mfa_sum, mfa_n = mfa.sum(), torch.full((), mfa.shape[0], device=mfa.device)
     counts = torch.stack([nll_n, cls_n, mfa_n]).float()
     local = counts.clone()
     run.dist.all_reduce_sum(counts)
@@ -216,12 +221,13 @@ def train_one_epoch(run: Run, data: SplitLoader, epoch: int, progress: Progress)
     images_total = images * run.dist.world_size
     out = {
         "train_nll": t[NLL_SUM] / max(t[NLL_N], 1),
-        "train_clinical_bce": t[CLS_SUM] / max(t[CLS_N], 1),
         "train_seconds": seconds,
         "images_per_s": images_total / seconds if seconds > 0 else None,
     }
+    if run.cfg.model.acl:
+        out["train_clinical_bce"] = t[CLS_SUM] / max(t[CLS_N], 1)
     if run.cfg.model.mfa:
-        out["train_mfa_hinge"] = t[MFA_SUM] / max(t[MFA_N], 1)
+        out["train_mfa"] = t[MFA_SUM] / max(t[MFA_N], 1)
     if run.device.type == "cuda":
         out["gpu_memory_mib"] = torch.cuda.max_memory_allocated(run.device) / 2**20
     return out

@@ -2,11 +2,14 @@
 
 The paper's split: the CNN (visual encoder) at `lr_visual` (5e-5) without weight decay, as its
 plain Adam; everything else at `lr` (1e-4) with AdamW's decoupled weight decay on weight matrices
-(biases and norm scales are not decayed). One fused AdamW holds all groups on CUDA.
+(biases, norm scales and lookup tables such as embeddings and memory slots are not decayed). One
+fused AdamW holds all groups on CUDA.
 
 `LRController` sets every group's rate each step as base * warm-up * schedule * plateau scale:
 linear warm-up, then constant or cosine, and a multiplicative cut when the validation monitor stops
-improving (the paper's "internal feedback" of Eq. 6). Its state goes into checkpoints.
+improving (the paper's "internal feedback" of Eq. 6), only once it has improved at least once:
+before that the model has not started to learn, and a cut would only slow the start. Its state
+goes into checkpoints.
 """
 
 from __future__ import annotations
@@ -19,17 +22,25 @@ from torch import nn
 from irralctl.model.irral import IRRALNet
 
 
+# Lookup tables are not decayed: decay pulls rarely used rows (rare words, memory slots, observation
+# embeddings) towards zero between their few updates (as minGPT's configure_optimizers).
+_TABLES = (nn.Embedding,)
+_TABLE_NAMES = ("memory.memory", "view_embed", "context.present", "context.absent")
+
+
 def build_optimizer(model: IRRALNet, extra: nn.Module | None, *, lr: float, lr_visual: float,
                     weight_decay: float, device: torch.device) -> torch.optim.AdamW:
     """AdamW with a visual group (the CNN) and decay / no-decay groups for the rest (+ `extra`, e.g. a tuned BERT)."""
     visual = {id(p) for p in model.visual_parameters()}
+    tables = {id(p) for m in model.modules() if isinstance(m, _TABLES) for p in m.parameters(recurse=False)}
+    tables |= {id(p) for name, p in model.named_parameters() if name.endswith(_TABLE_NAMES)}
     decay, no_decay = [], []
     modules = [model] + ([extra] if extra is not None else [])
     for module in modules:
         for p in module.parameters():
             if not p.requires_grad or id(p) in visual:
                 continue
-            (decay if p.ndim >= 2 else no_decay).append(p)
+            (decay if p.ndim >= 2 and id(p) not in tables else no_decay).append(p)
     groups = [
         {"name": "visual", "params": [p for p in model.visual_parameters() if p.requires_grad], "lr": lr_visual, "weight_decay": 0.0},
         {"name": "decay", "params": decay, "lr": lr, "weight_decay": weight_decay},
@@ -57,6 +68,7 @@ class LRController:
         self.scale = 1.0
         self.best: float | None = None
         self.stalled = 0
+        self.learning = False   # True once the monitor has improved on its first value
         self._apply()
 
     def factor(self) -> float:
@@ -82,7 +94,12 @@ class LRController:
             return False
         better = self.best is None or (value > self.best if self.higher_is_better else value < self.best)
         if better:
+            # Learning has begun once the monitor first improves on its first value: a flat start
+            # (CE F1 at the language prior for a few epochs) is not a plateau to cut the rate on.
+            self.learning = self.learning or self.best is not None
             self.best, self.stalled = value, 0
+            return False
+        if not self.learning:
             return False
         self.stalled += 1
         if self.stalled > self.plateau_patience and self.plateau_factor < 1.0:
@@ -96,9 +113,11 @@ class LRController:
         return {g.get("name", str(k)): g["lr"] for k, g in enumerate(self.optimizer.param_groups)}
 
     def state_dict(self) -> dict:
-        return {"steps": self.steps, "scale": self.scale, "best": self.best, "stalled": self.stalled, "base": self.base}
+        return {"steps": self.steps, "scale": self.scale, "best": self.best, "stalled": self.stalled,
+                "learning": self.learning, "base": self.base}
 
     def load_state_dict(self, state: dict) -> None:
         self.steps, self.scale, self.best, self.stalled = state["steps"], state["scale"], state["best"], state["stalled"]
+        self.learning = state.get("learning", True)
         self.base = list(state["base"])
         self._apply()

@@ -34,12 +34,14 @@ from irralctl.data.prepared import PreparedDataset
 from irralctl.errors import ConfigError, InputError, IrralError, TrainingError
 from irralctl.generation.config import DecodeConfig
 from irralctl.model import ModelConfig, build_model
+from irralctl.model.mfa import MFALoss
 from irralctl.model.text_encoder import TextEncoder, TextFeatureCache
 from irralctl.progress import SILENT, Progress
 from irralctl.runs.checkpoint import load_checkpoint, rng_state, save_checkpoint, set_rng_state
 from irralctl.runs.device import amp_dtype, precision_name, resolve_device, setup_device
 from irralctl.runs.layout import LAST, RunLayout
 from irralctl.training import scoring
+from irralctl.training.alignment import mfa_diagnostics, text_features
 from irralctl.training.config import MONITORS, RESUMABLE, TrainConfig
 from irralctl.training.data import make_loader
 from irralctl.training.distributed import DistState
@@ -181,7 +183,10 @@ def build_run(cfg: TrainConfig, ds: PreparedDataset, dist: DistState, device: to
     text_dim = cfg.model.text_dim
     loss = cfg.loss
     if cfg.model.mfa:
-        text_encoder = TextEncoder(loss.text_encoder, loss.text_max_tokens, trainable=loss.tune_text_encoder).to(device)
+        # The literal Eq. 2 reads T[CLS]; the other modes read T as MiniLM was trained to be read.
+        pooling = "cls" if loss.mfa_mode == "literal" else "mean"
+        text_encoder = TextEncoder(loss.text_encoder, loss.text_max_tokens, trainable=loss.tune_text_encoder,
+                                   pooling=pooling).to(device)
         text_dim = text_encoder.hidden_size
     model_cfg = cfg.model.replace(vocab_size=tokenizer.vocab_size, pad_id=tokenizer.pad_id, bos_id=tokenizer.bos_id,
                                   eos_id=tokenizer.eos_id, text_dim=text_dim,
@@ -189,8 +194,16 @@ def build_run(cfg: TrainConfig, ds: PreparedDataset, dist: DistState, device: to
     if cfg.max_tokens + 2 > model_cfg.max_positions:
         raise ConfigError(f"--max-tokens {cfg.max_tokens} needs more decoder positions than the model's "
                           f"{model_cfg.max_positions}")
-    torch.manual_seed(cfg.seed)  # identical initial weights on every process
-    model = build_model(model_cfg, cfg.visual_weights)
+    # Initial weights come from (seed, module name) alone: identical on every process, and identical
+    # across presets wherever they share a module (irralctl.model.init).
+    model = build_model(model_cfg, cfg.visual_weights, seed=cfg.seed)
+    mfa = None
+    if model_cfg.mfa:
+        mfa = MFALoss(model_cfg.d_model, loss.mfa_mode, margin=loss.mfa_margin,
+                      temperature=loss.mfa_temperature).to(device)
+        if loss.mfa_mode == "centered":
+            # The report side is a fixed target (a fixed random projection of T): nothing to train.
+            model.text_head.requires_grad_(False)
     if model_cfg.backbone != "tiny" and not model_cfg.no_image and cfg.visual_weights is None:
         log.warning("training %s from scratch: no ImageNet weights were given (--visual-weights FILE, a torchvision "
                     "state_dict); expect clearly weaker reports than with pretrained weights", model_cfg.backbone)
@@ -201,7 +214,7 @@ def build_run(cfg: TrainConfig, ds: PreparedDataset, dist: DistState, device: to
     optim = cfg.optim
     optimizer = build_optimizer(model, tuned, lr=optim.lr, lr_visual=optim.lr_visual, weight_decay=optim.weight_decay,
                                 device=device)
-    module: torch.nn.Module = TrainingModule(model, tuned)
+    module: torch.nn.Module = TrainingModule(model, tuned, mfa)
     if dist.distributed:
         if cfg.runtime.sync_bn and device.type == "cuda":
             module = torch.nn.SyncBatchNorm.convert_sync_batchnorm(module)
@@ -217,7 +230,7 @@ def build_run(cfg: TrainConfig, ds: PreparedDataset, dist: DistState, device: to
                         higher_is_better=MONITORS[cfg.eval.monitor]),
         scaler=torch.amp.GradScaler(device.type, enabled=amp == torch.float16),
         obs_weights=ObservationWeights(N_OBSERVATIONS, loss.obs_weight_momentum),
-        amp_dtype=amp, train_ids=[r["id"] for r in train_records], text_encoder=text_encoder,
+        amp_dtype=amp, train_ids=[r["id"] for r in train_records], text_encoder=text_encoder, mfa=mfa,
     )
     if cfg.model.mfa:
         texts = [r.get("report") or r[cfg.text_field] for r in train_records]
@@ -292,6 +305,7 @@ def checkpoint_payload(run: Run, model_cfg: ModelConfig, selection: Selection, d
         "scheduler": run.lr.state_dict(),
         "scaler": run.scaler.state_dict(),
         "obs_weights": run.obs_weights.state_dict(),
+        "mfa": run.mfa.state_dict() if run.mfa is not None else None,
         "epoch": run.epoch,
         "step": run.step,
         "progress": {"best_value": selection.best_value, "best_epoch": selection.best_epoch, "stale": selection.stale},
@@ -307,6 +321,8 @@ def _restore(run: Run, ckpt: dict) -> Selection:
     run.lr.load_state_dict(ckpt["scheduler"])
     run.scaler.load_state_dict(ckpt["scaler"])
     run.obs_weights.load_state_dict(ckpt["obs_weights"])
+    if run.mfa is not None and ckpt.get("mfa") is not None:
+        run.mfa.load_state_dict(ckpt["mfa"])
     run.epoch, run.step = ckpt["epoch"], ckpt["step"]
     p = ckpt["progress"]
     return Selection(p["best_value"], p["best_epoch"], p["stale"])
@@ -372,6 +388,9 @@ def _run(cfg: TrainConfig, progress: Progress, resume: bool, dist: DistState, de
     val_refs = [r[cfg.text_field] for r in val_records]
     val_ref_labels = scoring.label_texts(val_refs) if dist.is_main else None
     val_decoding = DecodeConfig(beam_size=cfg.eval.val_beam_size, max_tokens=cfg.max_tokens)
+    val_text = None
+    if run.mfa is not None and dist.is_main:  # MFA diagnostics compare validation images with their reports
+        val_text = text_features(run.text_encoder, [r.get("report") or r[cfg.text_field] for r in val_records], device)
     higher = MONITORS[cfg.eval.monitor]
     stopped_early = False
 
@@ -385,11 +404,14 @@ def _run(cfg: TrainConfig, progress: Progress, resume: bool, dist: DistState, de
         record = None
         if dist.is_main:
             record = _validation_record(run, result, val_refs, val_ids, val_ref_labels)
+            if val_text is not None and result.z_img is not None:
+                record.update(mfa_diagnostics(run.model, run.mfa, result.z_img, val_text[result.indices]))
         record = dist.broadcast(record)
         value = record["monitor_value"]
         record["lr"] = run.lr.lrs()
         record["lr_reduced"] = run.lr.observe(value)
-        run.obs_weights.weights = list(record["obs_weights"])
+        if "obs_weights" in record:
+            run.obs_weights.weights = list(record["obs_weights"])
         improved = selection.improved(value, higher)
         if improved:
             selection.best_value, selection.best_epoch, selection.stale = value, epoch + 1, 0
@@ -427,9 +449,13 @@ def _validation_record(run: Run, result: SplitResult, refs: list[str], ids: list
     labels = {ids[i]: ref_labels[i] for i in result.indices}
     scores, ce_f1 = scoring.validation_scores(preds, references, labels)
     record: dict[str, Any] = {"val_loss": result.loss, **{f"val_{k}": v for k, v in scores.items()}}
-    record["val_head_f1"] = head_f1(result, cfg.loss.uncertain)
-    # Eq. 6 clinical feedback: the validation CE F1 of each observation (generated vs reference labels).
-    record["obs_weights"] = list(run.obs_weights.update(ce_f1))
+    if cfg.model.acl:  # the clinical head, and Eq. 6's weights of its loss, belong to ACL
+        f1 = head_f1(result, cfg.loss.uncertain)
+        record["val_head_f1"] = f1
+        known = [v for v in f1 if v is not None]
+        record["val_head_f1_macro"] = sum(known) / len(known) if known else None
+        # Eq. 6 clinical feedback: the validation CE F1 of each observation (generated vs reference labels).
+        record["obs_weights"] = list(run.obs_weights.update(ce_f1))
     record["monitor"] = cfg.eval.monitor
     record["monitor_value"] = record["val_loss"] if cfg.eval.monitor == "val_loss" else record[f"val_{cfg.eval.monitor}"]
     return record

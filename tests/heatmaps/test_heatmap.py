@@ -130,9 +130,10 @@ def test_attention_maps_follow_the_token_grid(toy, run_dir):
         encoded = model.encode(images, mask)
     ids = run.tokenizer.encode("the heart is normal .")
     att = token_attention(model, encoded, ids)                         # (T, L, H, N)
-    assert att.shape == (len(ids), 2, model.cfg.n_heads, grid.tokens)
+    context = 14 if model.cfg.acl else 0                                 # ACL's clinical context tokens follow
+    assert att.shape == (len(ids), 2, model.cfg.n_heads, grid.tokens + context)
     assert torch.allclose(att.sum(-1), torch.ones(att.shape[:3]), atol=1e-5)
-    assert att[..., grid.height * grid.width:].abs().max() == 0         # the missing view gets no attention
+    assert att[..., grid.height * grid.width:grid.tokens].abs().max() == 0  # the missing view gets no attention
     # Step t's map is the one decode_step returns while predicting token t.
     state = model.init_decode_state(encoded)
     _, state, first = model.decode_step(torch.tensor([model.cfg.bos_id]), state, need_attention=True)
@@ -145,6 +146,11 @@ def test_attention_maps_follow_the_token_grid(toy, run_dir):
     assert torch.allclose(m, att[positions].mean(dim=(0, 1, 2)))
     assert torch.allclose(phrase_map(att, positions, layer=-1, head=0), att[positions, -1, 0].mean(0))
     assert find_phrase(ids, run.tokenizer.encode("pneumothorax")) is None
+    # Whole words only: "lung" is not the first piece of "lungs".
+    lungs = run.tokenizer.encode("the lungs are clear")
+    lung = run.tokenizer.encode("lung")
+    assert find_phrase(lungs, lung) is not None                           # as raw pieces it is there
+    assert find_phrase(lungs, lung, lambda i: run.tokenizer.id_to_token(i) == "s") is None
     grids = normalize(split_views(m, grid, 1))
     assert grids[0].min() == 0.0 and grids[0].max() == 1.0
 

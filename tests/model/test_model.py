@@ -8,6 +8,7 @@ import torch
 from irralctl.errors import ConfigError, InputError
 from irralctl.model import PRESETS, ModelConfig, TokenGrid, apply_preset, build_model
 from irralctl.model.acl import ACLGate
+from irralctl.model.init import init_weights
 from irralctl.model.losses import clinical_bce, clinical_targets, token_nll
 from irralctl.model.memory import CrossModalMemory
 
@@ -41,8 +42,13 @@ def test_forward_backward_trains_every_parameter(preset):
     images, view_mask, tokens = batch()
     out = model(images, view_mask, tokens, torch.randn(3, 24))
     assert out.logits.shape == (3, 6, V)
-    assert out.clinical_logits.shape == (3, 14)
-    loss = out.logits.square().mean() + out.clinical_logits.square().mean()
+    config = PRESETS[preset]
+    # The clinical head belongs to ACL: no other preset has it (nor its loss).
+    assert (out.clinical_logits is not None) == config["acl"]
+    loss = out.logits.square().mean()
+    if out.clinical_logits is not None:
+        assert out.clinical_logits.shape == (3, 14)
+        loss = loss + out.clinical_logits.square().mean()
     if out.z_img is not None:
         assert out.z_img.shape == out.z_txt.shape == (3, 32)
         loss = loss + (out.z_img * out.z_txt).sum()
@@ -53,9 +59,14 @@ def test_forward_backward_trains_every_parameter(preset):
 
 
 def test_presets_switch_components():
-    assert build_model(tiny(**apply_preset("baseline"))).memory is None
+    baseline = build_model(tiny(**apply_preset("baseline")))
+    assert baseline.memory is None and baseline.clinical is None and baseline.visual is not None
+    assert build_model(tiny(**apply_preset("no-image"))).visual is None
     cmn = build_model(tiny(**apply_preset("cmn")))
-    assert cmn.memory is not None and cmn.gate is None and cmn.text_head is None
+    assert cmn.memory is not None and cmn.gate is None and cmn.text_head is None and cmn.clinical is None
+    mfa, acl = build_model(tiny(**apply_preset("mfa"))), build_model(tiny(**apply_preset("acl")))
+    assert mfa.text_head is not None and mfa.clinical is None and mfa.context is None
+    assert acl.clinical is not None and acl.context is not None and acl.text_head is None
     irral = build_model(tiny(**apply_preset("irral")))
     assert irral.gate is not None and irral.text_head is not None and irral.visual.fusion is not None
     # ACL without CMN still owns a memory matrix (T is its read-out) but does not add it to the inputs.
@@ -122,7 +133,7 @@ def test_beam_groups_share_cross_attention_and_reorder():
 
 
 def test_cross_attention_weights_on_request():
-    model = build_model(tiny()).eval()
+    model = build_model(tiny(**apply_preset("cmn"))).eval()
     images, view_mask, tokens = batch()
     with torch.no_grad():
         enc = model.encode(images, view_mask)
@@ -173,7 +184,7 @@ def test_legacy_ids_all_zero():
 
 
 def test_no_image_ignores_images():
-    model = build_model(tiny(no_image=True)).eval()
+    model = build_model(tiny(**apply_preset("no-image"))).eval()
     assert model.visual is None
     images, view_mask, tokens = batch()
     with torch.no_grad():
@@ -223,6 +234,7 @@ def test_visual_weights_load_from_torchvision_state_dict(tmp_path):
 def test_memory_reads_only_top_k_slots():
     torch.manual_seed(3)
     mem = CrossModalMemory(d_model=8, slots=20, topk=3, n_heads=2).eval()
+    init_weights(mem, seed=3)
     x = torch.randn(2, 5, 8)
     k, v = mem.keys_values()
     q = mem.q_proj(x).view(2, 5, 2, 4).transpose(1, 2)
@@ -262,3 +274,37 @@ def test_clinical_label_policy():
     s, n = clinical_bce(logits, labels, torch.tensor([1.0, 2.0, 1.0, 1.0]))
     assert int(n) == 3
     torch.testing.assert_close(s, torch.tensor(4 * 0.6931472))
+
+
+def test_acl_adds_one_context_token_per_observation():
+    model = build_model(tiny()).eval()
+    images, view_mask, tokens = batch()
+    with torch.no_grad():
+        enc = model.encode(images, view_mask)
+        _, _, attention = model.decode_step(tokens[:, 0], model.init_decode_state(enc), need_attention=True)
+    n = enc.grid.tokens
+    assert enc.memory.shape[1] == enc.memory_mask.shape[1] == n + 14
+    assert enc.memory_mask[:, n:].all()
+    assert attention[0].shape == (3, 4, n + 14)
+    # The context tokens carry C: other probabilities, other tokens.
+    probs = torch.sigmoid(enc.clinical_logits)
+    torch.testing.assert_close(model.context(probs), enc.memory[:, n:])
+    assert not torch.allclose(model.context(torch.zeros(1, 14)), model.context(torch.ones(1, 14)))
+
+
+def test_batchnorm_statistics_ignore_missing_views():
+    model = build_model(tiny(**apply_preset("baseline"), backbone="resnet18", image_size=64))
+    images, view_mask, _ = batch()
+    view_mask[1, 1] = False
+    with torch.no_grad():
+        model.train()
+        model.visual(images, view_mask)
+        with_blank = [m.running_mean.clone() for m in model.visual.modules() if isinstance(m, torch.nn.BatchNorm2d)]
+        model2 = build_model(tiny(**apply_preset("baseline"), backbone="resnet18", image_size=64)).train()
+        # The same batch with the blank view's pixels changed: BatchNorm must not see them.
+        images2 = images.clone()
+        images2[1, 1] = 255
+        model2.visual(images2, view_mask)
+        changed = [m.running_mean for m in model2.visual.modules() if isinstance(m, torch.nn.BatchNorm2d)]
+    for a, b in zip(with_blank, changed):
+        torch.testing.assert_close(a, b)
