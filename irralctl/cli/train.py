@@ -90,6 +90,11 @@ def _epoch_line(name: str, record: dict) -> None:
     value = record.get("monitor_value")
     if value is not None:
         shown.append(f"{record['monitor']} {value:.4f}" + (" [green](best)[/]" if record.get("best") else ""))
+    if record.get("val_head_f1_macro") is not None:
+        shown.append(f"head F1 {record['val_head_f1_macro']:.3f}")
+    if record.get("val_mfa_recall_at_1") is not None:  # alignment: matched vs mismatched similarity, retrieval
+        shown.append(f"mfa {record['val_mfa_matched_cos']:.2f}/{record['val_mfa_mismatched_cos']:.2f} "
+                     f"r@1 {record['val_mfa_recall_at_1']:.2f}")
     if record.get("images_per_s"):
         shown.append(f"{record['images_per_s']:.0f} img/s")
     shown.append("lr " + "/".join(f"{v:.2g}" for v in record["lr"].values()) + (" [yellow](cut)[/]" if record.get("lr_reduced") else ""))

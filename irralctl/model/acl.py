@@ -34,17 +34,35 @@ def masked_mean(x: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
 
 
 class ClinicalHead(nn.Module):
-    """Pooled visual tokens -> logits of the 14 CheXpert observations."""
+    """Visual tokens -> logits of the 14 CheXpert observations.
 
-    def __init__(self, d_model: int, n_observations: int, dropout: float):
+    `pooling="attention"`: each observation has a learned query that attends over the real visual
+    tokens (a finding is local: a small nodule is a few tokens of one view, which a mean over all
+    tokens dilutes) and its own linear read-out. `"mean"`: one MLP over the masked mean of the tokens.
+    """
+
+    def __init__(self, d_model: int, n_observations: int, dropout: float, pooling: str = "attention"):
         super().__init__()
-        self.net = nn.Sequential(
-            nn.LayerNorm(d_model), nn.Linear(d_model, d_model), nn.GELU(), nn.Dropout(dropout),
-            nn.Linear(d_model, n_observations),
-        )
+        self.pooling = pooling
+        self.norm = nn.LayerNorm(d_model)
+        if pooling == "attention":
+            self.queries = nn.Linear(d_model, n_observations, bias=False)  # row c: observation c's query
+            self.readout = nn.Linear(d_model, n_observations)            # row c: observation c's weights
+            self.dropout = nn.Dropout(dropout)
+        else:
+            self.net = nn.Sequential(nn.Linear(d_model, d_model), nn.GELU(), nn.Dropout(dropout),
+                                     nn.Linear(d_model, n_observations))
 
     def forward(self, tokens: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
-        return self.net(masked_mean(tokens, mask))                      # (B, n_obs)
+        """tokens: (B, N, d), mask: (B, N) -> (B, n_obs)."""
+        x = self.norm(tokens)
+        if self.pooling != "attention":
+            return self.net(masked_mean(x, mask))
+        scores = self.queries(x).transpose(1, 2) / x.shape[-1] ** 0.5     # (B, n_obs, N)
+        scores = scores.masked_fill(~mask[:, None, :], float("-inf"))
+        pooled = scores.softmax(dim=-1) @ x                               # (B, n_obs, d)
+        pooled = self.dropout(pooled)
+        return (pooled * self.readout.weight).sum(-1) + self.readout.bias  # (B, n_obs)
 
 
 class ClinicalContext(nn.Module):

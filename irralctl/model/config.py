@@ -37,6 +37,7 @@ PRESETS: dict[str, dict[str, bool]] = {
     "irral": {**_OFF, "memory": True, "mfa": True, "acl": True, "multiscale": True},  # the paper's full model
 }
 MFA_MODES = ("centered", "literal", "infonce")   # Eq. 4's forms (irralctl.model.mfa)
+HEAD_POOLINGS = ("attention", "mean")            # ACL's clinical head (irralctl.model.acl)
 _FROM_PRESET = "from --preset"
 
 
@@ -65,6 +66,9 @@ class ModelConfig:
     # IRRAL components.
     mfa: bool = option(True, "MFA alignment loss (Eq. 4) against the report's BERT embedding.", default_text=_FROM_PRESET)
     acl: bool = option(True, "ACL clinical-context gate after every encoder layer (Eq. 5).", default_text=_FROM_PRESET)
+    head_pooling: str = option("attention", "ACL's clinical head: a learned query per observation attending over "
+                                            "the visual tokens (attention), or their mean (mean).",
+                               choices=HEAD_POOLINGS)
     # Filled by the trainer (not options).
     vocab_size: int = option(0, cli=False)          # tokeniser's vocabulary (0: not yet known)
     pad_id: int = option(0, cli=False)              # special ids (legacy R2Gen: all three 0; BPE: 0, 1, 2)

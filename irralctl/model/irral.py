@@ -122,7 +122,7 @@ class IRRALNet(nn.Module):
         self.memory = (CrossModalMemory(d, cfg.memory_slots, cfg.memory_topk, cfg.n_heads, cfg.dropout)
                        if cfg.has_memory_matrix else None)
         # The clinical head and everything C drives belong to ACL (Eq. 5).
-        self.clinical = ClinicalHead(d, cfg.n_observations, cfg.dropout) if cfg.acl else None
+        self.clinical = ClinicalHead(d, cfg.n_observations, cfg.dropout, cfg.head_pooling) if cfg.acl else None
         self.gate = ACLGate(cfg.n_observations, d) if cfg.acl else None
         self.context = ClinicalContext(cfg.n_observations, d) if cfg.acl else None
         self.text_space = TextSpace(d) if cfg.has_text_space else None
@@ -152,13 +152,16 @@ class IRRALNet(nn.Module):
             return images.new_zeros((b, self.grid.tokens, self.cfg.d_model), dtype=torch.float32), token_mask
         return self.visual(images, view_mask), token_mask
 
-    def _encode(self, images: torch.Tensor, view_mask: torch.Tensor, memory_kv: KV | None) -> Encoded:
+    def _encode(self, images: torch.Tensor, view_mask: torch.Tensor, memory_kv: KV | None,
+                known_context: torch.Tensor | None = None) -> Encoded:
         v0, mask = self._visual_tokens(images, view_mask)                # (B, N, d), (B, N)
         clinical_logits = self.clinical(v0, mask) if self.clinical is not None else None  # (B, n_obs)
         x = v0 + self.memory(v0, memory_kv) if self.cfg.memory else v0
         alpha = probs = None
         if clinical_logits is not None:
             probs = torch.sigmoid(clinical_logits.detach().float())       # (B, n_obs): C, a fixed input
+            if known_context is not None:                                 # training: some C from the labels
+                probs = torch.where(known_context.isnan(), probs, known_context)
             alpha = self.gate(probs)                                      # (B, 1, d)
         attn_mask = mask[:, None, None, :]                                # (B, 1, 1, N)
         for layer in self.encoder_layers:
@@ -185,10 +188,11 @@ class IRRALNet(nn.Module):
     # -- training -----------------------------------------------------------------------------
 
     def forward(self, images: torch.Tensor, view_mask: torch.Tensor, tokens: torch.Tensor,
-                text_features: torch.Tensor | None = None) -> ModelOutput:
-        """Teacher forcing. tokens: (B, T) BOS ... EOS, right-padded; text_features: (B, text_dim) the report's T."""
+                text_features: torch.Tensor | None = None, known_context: torch.Tensor | None = None) -> ModelOutput:
+        """Teacher forcing. tokens: (B, T) BOS ... EOS, right-padded; text_features: (B, text_dim) the
+        report's T; known_context: (B, n_obs) C taken from the labels where not NaN (ACL, training)."""
         memory_kv = self._memory_kv()
-        encoded = self._encode(images, view_mask, memory_kv)
+        encoded = self._encode(images, view_mask, memory_kv, known_context)
         logits = self.teacher_force(encoded, tokens, memory_kv)           # (B, T-1, vocab)
         z_txt = self.text_head(text_features) if self.cfg.mfa and text_features is not None else None  # (B, d)
         return ModelOutput(logits, encoded.clinical_logits, encoded.z_img, z_txt)

@@ -8,7 +8,7 @@ A checkpoint (`best.pt`, `last.pt`) is one `torch.save` file of plain containers
     inference                     {max_tokens}: generation's default length (the run's),
     cleaner, dataset              the cleaner of the texts and the dataset's name and fingerprint
     train_config, epoch, step     the training config (a dict) and position
-    optimizer, scheduler, scaler, obs_weights, progress, rng, text_encoder   training state
+    optimizer, scheduler, scaler, obs_weights, mfa, progress, rng, text_encoder   training state
     sha256                        {"inference": ..., "training": ...}: content hashes of the two parts
 
 Loading uses `weights_only=True`, so opening a checkpoint from elsewhere runs no code. Every load

@@ -57,6 +57,8 @@ class LossConfig:
     mfa_margin: float = option(0.5, "Eq. 4 tau: cosine margin of the hinge (centered and literal).")
     mfa_temperature: float = option(0.1, "Temperature of --mfa-mode infonce's similarities.", min=1e-3)
     clinical_lambda: float = option(1.0, "Weight of the clinical head's binary cross-entropy.", min=0.0)
+    context_from_labels: float = option(0.5, "ACL: share of training studies whose clinical context the decoder "
+                                             "reads from the labels instead of the head (0: never).", min=0.0, max=1.0)
     uncertain: str = option("mask", "Clinical-head targets of uncertain labels: left out (mask), negative or positive.",
                             choices=HEAD_UNCERTAIN)
     obs_weight_momentum: float = option(0.5, "Eq. 6: how far the per-observation loss weights move each epoch (0-1).",

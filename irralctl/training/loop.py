@@ -48,10 +48,10 @@ class TrainingModule(nn.Module):
         self.text_encoder = text_encoder
         self.mfa = mfa
 
-    def forward(self, images, view_mask, tokens, text_features=None, text_inputs=None):
+    def forward(self, images, view_mask, tokens, text_features=None, text_inputs=None, known_context=None):
         if text_inputs is not None:
             text_features = self.text_encoder(**text_inputs)
-        out = self.model(images, view_mask, tokens, text_features)
+        out = self.model(images, view_mask, tokens, text_features, known_context)
         mfa = self.mfa(out.z_img, out.z_txt) if self.mfa is not None and out.z_txt is not None else None
         return out.logits, out.clinical_logits, mfa
 
@@ -96,12 +96,28 @@ def _text_inputs(run: Run, index: torch.Tensor) -> dict:
     return {"text_inputs": {k: v.to(run.device, non_blocking=True) for k, v in enc.items()}}
 
 
+def known_context(run: Run, labels: torch.Tensor) -> torch.Tensor | None:
+    """(B, n_obs) clinical context from the labels for a random `--context-from-labels` share of the
+    batch's studies, NaN elsewhere (and where a label is left out of the head's loss).
+
+    The decoder then learns what the context tokens mean from the first steps, while the head is
+    still guessing; at validation and test the context is always the head's own prediction.
+    """
+    share = run.cfg.loss.context_from_labels
+    if not run.cfg.model.acl or share <= 0:
+        return None
+    targets, mask = losses.clinical_targets(labels, run.cfg.loss.uncertain)      # (B, n_obs) each
+    chosen = torch.rand(labels.shape[0], 1, device=labels.device) < share         # (B, 1)
+    return torch.where(chosen & mask, targets, torch.full_like(targets, float("nan")))
+
+
 def forward_losses(run: Run, batch: dict) -> tuple[torch.Tensor, torch.Tensor]:
     """(loss to backpropagate, statistics (7,)). Losses are normalised by counts over all processes."""
     loss_cfg = run.cfg.loss
     with run.autocast():
         logits, clinical_logits, mfa = run.module(
-            batch["images"], batch["view_mask"], batch["tokens"], **_text_inputs(run, batch["index"]))
+            batch["images"], batch["view_mask"], batch["tokens"], **_text_inputs(run, batch["index"]),
+            known_context=known_context(run, batch["labels"]))
     nll_sum, nll_n = losses.token_nll(logits, batch["tokens"], batch["lengths"])
     zero = torch.zeros((), device=logits.device)
     cls_sum = cls_n = mfa_sum = mfa_n = zero
