@@ -18,6 +18,7 @@ from irralctl.data.sources.phantoms.cases import (
     case_labels,
     sample_case,
 )
+from irralctl.data.sources.phantoms.config import VARIANTS
 from irralctl.data.sources.phantoms.prepare import make_phantoms
 from irralctl.data.sources.phantoms.render import _draw_nuisance, render_study
 from irralctl.data.sources.phantoms.reports import write_report
@@ -445,11 +446,11 @@ def rule_label(report: str, mentions: dict[str, list[str]]) -> tuple[list[int | 
     return labels, polarities
 
 
-def _check_reports(mentions: dict[str, list[str]], n: int) -> None:
+def _check_reports(mentions: dict[str, list[str]], n: int, variant: str = "standard") -> None:
     rng = np.random.default_rng(123)
     for _ in range(n):
-        case = sample_case(rng, p_normal=0.3)
-        report = write_report(case, rng)
+        case = sample_case(rng, p_normal=0.3, variant=variant)
+        report = write_report(case, rng, structured=variant == "structured")
         labels, polarities = rule_label(report, mentions)
         assert labels == case_labels(case), (report, case)
         for name, seen in polarities.items():
@@ -457,9 +458,11 @@ def _check_reports(mentions: dict[str, list[str]], n: int) -> None:
             assert -1 not in seen, f"{name} hedged: {report}"
 
 
-def test_rule_labeler_reads_exactly_case_labels():
-    _check_reports(BUILTIN_MENTIONS, 600)
+@pytest.mark.parametrize("variant", VARIANTS)
+def test_rule_labeler_reads_exactly_case_labels(variant):
+    _check_reports(BUILTIN_MENTIONS, 600, variant)
 
 
-def test_official_chexpert_phrases_read_exactly_case_labels(shared_data):
-    _check_reports(_official_mentions(shared_data), 600)
+@pytest.mark.parametrize("variant", VARIANTS)
+def test_official_chexpert_phrases_read_exactly_case_labels(shared_data, variant):
+    _check_reports(_official_mentions(shared_data), 600, variant)

@@ -15,12 +15,23 @@ from irralctl.utils.config import (
 
 _OUT, _TEXT = "Output", "Text and tokenisers"
 
+# The phantom sets (cases.py says what each draws); here so that the CLI need not import numpy.
+VARIANTS = ("standard", "lateral", "rare", "small", "structured")
+
 
 @dataclass(frozen=True, kw_only=True)
 class PhantomPrepareConfig:
     out: Path = out_dir_option(panel=_OUT)
     n: int = option(2000, "Number of studies (two views each).", flag="--n", min=10)
-    seed: int = option(0, "Seed: study i depends only on (seed, i).", min=0, max=2**32 - 1)
+    seed: int = option(0, "Seed: study i depends only on (seed, variant, i).", min=0, max=2**32 - 1)
+    variant: str = option(
+        "standard",
+        "Which set (docs/phantoms.md): standard; lateral (findings seen on the lateral view only: "
+        "rewards multi-view fusion); rare (pneumothorax and nodule in ~2.5 % of studies: Eq. 6 "
+        "re-weighting); small (small or faint lesions: multi-scale fusion); structured (findings in "
+        "clinical patterns, combinations in one sentence: memory and ACL).",
+        choices=VARIANTS,
+    )
     image_size: int = option(256, "Side of the square views, pixels.", min=32)
     p_normal: float = option(0.3, "Share of studies without pathology.", min=0.0, max=1.0)
     val_ratio: float = option(0.1, "Fraction of studies for validation.", min=0.0, max=1.0)

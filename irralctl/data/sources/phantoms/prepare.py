@@ -9,6 +9,14 @@ others, so preparation runs in parallel.
 The dataset has the format of IU X-Ray and MIMIC-CXR (docs/formats.md), plus the ground truth of
 each study: `case` (the findings drawn) and `labels.truth` (the 14 CheXpert observations its
 report states). `labels.chexpert` comes from our labeller on the report, as for real data.
+
+`--variant` (cases.py, docs/phantoms.md) draws a set on which one model component should matter:
+`lateral` (findings seen on the lateral view only: multi-view fusion), `rare` (rare pneumothorax
+and nodule: Eq. 6's re-weighting), `small` (small or faint lesions: multi-scale fusion),
+`structured` (findings in clinical patterns, combinations stated in one sentence: memory and ACL).
+Study i of a variant depends only on (seed, variant, i), and its anatomy, exposure and noise are
+those of study i of every other variant; `standard` is the set drawn before variants existed, byte
+for byte. dataset.json records the variant as `phantom_variant` (and in `options`).
 """
 
 from __future__ import annotations
@@ -16,7 +24,6 @@ from __future__ import annotations
 import logging
 from collections.abc import Iterator
 from concurrent.futures import ProcessPoolExecutor
-from dataclasses import asdict
 from functools import partial
 from pathlib import Path
 
@@ -26,7 +33,7 @@ from irralctl.data.cleaning import get_cleaner
 from irralctl.data.labels import attach_labels
 from irralctl.data.pipeline import dataset_stage, finish_dataset
 from irralctl.data.sources.phantoms.cases import PHANTOM_VERSION, case_labels, sample_case
-from irralctl.data.sources.phantoms.config import PhantomPrepareConfig
+from irralctl.data.sources.phantoms.config import VARIANTS, PhantomPrepareConfig
 from irralctl.data.sources.phantoms.render import render_study
 from irralctl.data.sources.phantoms.reports import write_report
 from irralctl.data.splits import random_split
@@ -37,39 +44,45 @@ from irralctl.progress import SILENT, Progress
 log = logging.getLogger(__name__)
 
 
-def make_phantom(seed: int, index: int, size: int = 256, *, p_normal: float = 0.3) -> dict:
-    """Study `index` (0-based) of the phantom set `seed`, independent of every other study."""
+def make_phantom(seed: int, index: int, size: int = 256, *, p_normal: float = 0.3,
+                 variant: str = "standard") -> dict:
+    """Study `index` (0-based) of the phantom set `seed` in `variant`, independent of every other study."""
     if seed < 0 or index < 0:
         raise ConfigError(f"phantom seed and index must be non-negative, got {seed} and {index}")
+    if variant not in VARIANTS:
+        raise ConfigError(f"phantom variant {variant!r} is not one of {', '.join(VARIANTS)}")
+    # The same streams in every variant: study i keeps its anatomy and noise across variants
+    # (a paired comparison); only what the variant changes differs.
     case_ss, render_ss, report_ss = np.random.SeedSequence([int(seed), int(index)]).spawn(3)
-    case = sample_case(np.random.default_rng(case_ss), p_normal)
+    case = sample_case(np.random.default_rng(case_ss), p_normal, variant)
     frontal, lateral = render_study(case, np.random.default_rng(render_ss), size)
     sid = f"PH{index + 1:05d}"
     return {
         "id": sid,
         "group": sid,  # every phantom is its own patient
-        "case": asdict(case),
-        "report": write_report(case, np.random.default_rng(report_ss)),
+        "case": case.record(),
+        "report": write_report(case, np.random.default_rng(report_ss), structured=variant == "structured"),
         "labels": case_labels(case),
         "frontal": frontal,
         "lateral": lateral,
     }
 
 
-def make_phantoms(n: int, seed: int, size: int = 256, *, p_normal: float = 0.3) -> Iterator[dict]:
+def make_phantoms(n: int, seed: int, size: int = 256, *, p_normal: float = 0.3,
+                  variant: str = "standard") -> Iterator[dict]:
     """Yield `n` complete phantom studies: id, group, case, report, labels, frontal, lateral.
 
-    Study i depends only on (seed, i): a larger `n` extends a smaller set, and `make_phantom`
-    builds any study on its own (for parallel preparation).
+    Study i depends only on (seed, variant, i): a larger `n` extends a smaller set, and
+    `make_phantom` builds any study on its own (for parallel preparation).
     """
     if n < 0:
         raise ConfigError(f"number of phantoms must be non-negative, got {n}")
     for i in range(n):
-        yield make_phantom(seed, i, size, p_normal=p_normal)
+        yield make_phantom(seed, i, size, p_normal=p_normal, variant=variant)
 
 
-def _study(index: int, seed: int, size: int, p_normal: float) -> dict:
-    return make_phantom(seed, index, size, p_normal=p_normal)
+def _study(index: int, seed: int, size: int, p_normal: float, variant: str) -> dict:
+    return make_phantom(seed, index, size, p_normal=p_normal, variant=variant)
 
 
 # Rendering cost measured on one core of a 2-core machine: about 9 ms per two-view study at 256 px,
@@ -91,6 +104,8 @@ def prepare_phantoms(cfg: PhantomPrepareConfig, progress: Progress = SILENT) -> 
         raise InputError(f"--n must be at least 10 (got {cfg.n}): train, val and test each need studies")
     if cfg.image_size < 32:
         raise InputError(f"--image-size must be at least 32 pixels (got {cfg.image_size})")
+    if cfg.variant not in VARIANTS:
+        raise InputError(f"--variant must be one of {', '.join(VARIANTS)} (got {cfg.variant!r})")
     cleaner_name, cleaner_version, clean = get_cleaner(cfg.cleaner, "iu_xray")
     legacy_name, legacy_version, legacy_clean = get_cleaner("legacy", "iu_xray")
     options = {k: v for k, v in vars(cfg).items() if k not in ("out", "workers", "overwrite")}
@@ -102,7 +117,8 @@ def prepare_phantoms(cfg: PhantomPrepareConfig, progress: Progress = SILENT) -> 
         task = progress.task("rendering phantoms", cfg.n)
 
         def studies() -> Iterator[dict]:
-            make = partial(_study, seed=cfg.seed, size=cfg.image_size, p_normal=cfg.p_normal)
+            make = partial(_study, seed=cfg.seed, size=cfg.image_size, p_normal=cfg.p_normal,
+                           variant=cfg.variant)
             if cfg.workers > 1:
                 with ProcessPoolExecutor(cfg.workers) as pool:
                     yield from pool.map(make, range(cfg.n), chunksize=16)
@@ -141,5 +157,5 @@ def prepare_phantoms(cfg: PhantomPrepareConfig, progress: Progress = SILENT) -> 
             images={"count": len(rows), "size": cfg.image_size, "views_per_study": 2},
             labeler=labeler, counts={"images": len(rows)}, problems=[],
             bpe_vocab_size=cfg.bpe_vocab_size, legacy_threshold=cfg.legacy_threshold,
-            extra={"phantom_version": PHANTOM_VERSION},
+            extra={"phantom_version": PHANTOM_VERSION, "phantom_variant": cfg.variant},
         )

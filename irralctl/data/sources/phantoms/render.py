@@ -3,7 +3,11 @@
 Anatomy (body outline, lungs, heart and mediastinum, diaphragm domes, ribs, clavicles, spine,
 trachea, hila, vessels) varies with nuisance parameters (patient size, shift, rotation,
 inspiration, exposure, noise, rib spacing), so a model must read the findings; each finding is
-drawn large enough to be obvious at 64 px. Plain numpy, deterministic given a generator.
+drawn large enough to be obvious at 64 px, except those of the variants made to be hard
+(cases.py): a small effusion or a retrocardiac consolidation changes only the lateral view, and
+a `subtle` case's nodule (about 2 px across at 64 px), consolidation (a smaller patch of a third
+of the density) and pneumothorax (a rim about 1 px wide at 64 px) need the full resolution.
+Plain numpy, deterministic given a generator.
 
 Geometry convention: coordinates x, y in [-1, 1], x to the image's right, y down. Frontal views
 are displayed as radiologists read them, the patient's right on the image's left; lateral views
@@ -254,6 +258,16 @@ def _thoracic_halfwidth(nz: _Nuisance) -> float:
     return nz.lung_x + nz.lung_a * (1.0 + _LUNG_FLARE * (dome - _LUNG_MID))
 
 
+# Nodule radii in coordinate units (the image is 2 units wide): standard 0.055-0.075 (3.5-4.8 px
+# across at 64 px; written out where drawn, for version 1's exact arithmetic), subtle 0.025-0.035
+# (1.6-2.2 px across at 64 px, 6.4-9 px at 256 px).
+NODULE_R = (0.055, 0.075)
+SUBTLE_NODULE_R = (0.025, 0.035)
+# A subtle consolidation: its blob cluster shrunk (offsets and widths) and its air loss reduced.
+_SUBTLE_SPREAD, _SUBTLE_WIDTH = 0.5, 0.6
+_OPACITY_LOSS, _SUBTLE_OPACITY_LOSS = 0.88, 0.30
+
+
 @dataclass(frozen=True)
 class _FindingParams:
     """Shape parameters of every finding, drawn whether or not the finding is present, so that
@@ -267,6 +281,10 @@ class _FindingParams:
     nodule_pos: tuple[float, float]
     nodule_r: float
     nodule_lat_x: float
+    # Drawn after all of the above, so that adding them left every standard image unchanged.
+    small_effusion_rise: float  # lateral-only effusion: fluid top above the posterior sulcus
+    subtle_nodule_r: float
+    subtle_ptx_collapse: float
 
 
 def _draw_findings(rng: np.random.Generator) -> _FindingParams:
@@ -280,6 +298,7 @@ def _draw_findings(rng: np.random.Generator) -> _FindingParams:
             0.6 + 0.4 * rng.random(k),
         ]
     )
+    v = rng.random(3)
     return _FindingParams(
         effusion_rise=(0.14 + 0.20 * u[0], 0.14 + 0.20 * u[1]),
         effusion_lat=0.22 + 0.12 * u[2],
@@ -287,8 +306,11 @@ def _draw_findings(rng: np.random.Generator) -> _FindingParams:
         opacity_blobs=blobs,
         ptx_collapse=0.40 + 0.15 * u[5],
         nodule_pos=(0.36 + 0.10 * u[6], -0.20 + 0.18 * u[7]),
-        nodule_r=0.055 + 0.02 * u[8],
+        nodule_r=0.055 + 0.02 * u[8],  # NODULE_R
         nodule_lat_x=-0.15 + 0.35 * u[9],
+        small_effusion_rise=0.06 + 0.04 * v[0],
+        subtle_nodule_r=SUBTLE_NODULE_R[0] + (SUBTLE_NODULE_R[1] - SUBTLE_NODULE_R[0]) * v[1],
+        subtle_ptx_collapse=0.05 + 0.03 * v[2],
     )
 
 
@@ -384,20 +406,23 @@ def _frontal(case: PhantomCase, nz: _Nuisance, fp: _FindingParams, tex: dict, si
             fluid = _ramp(by - surface, 0.04)
             aer *= _F(1.0) - _F(0.97) * fluid
             dens[sl] += _F(0.05) * fluid * lung
+        # A retrocardiac consolidation lies behind the heart: nothing of it on this view.
         if case.opacity.startswith(name):
             zone_y = -0.40 if case.opacity.endswith("upper") else 0.10
-            cons = _blobs(bx, by, s * (nz.lung_x + 0.03), zone_y, fp, 1.7)
+            cons = _blobs(bx, by, s * (nz.lung_x + 0.03), zone_y, fp, 1.7, case.subtle)
             cons *= np.clip(_F(0.9) + _F(0.2) * tex["patchy"][sl], 0.0, 1.0)
-            aer *= _F(1.0) - _F(0.88) * cons
+            aer *= _F(1.0) - _F(_SUBTLE_OPACITY_LOSS if case.subtle else _OPACITY_LOSS) * cons
         if case.nodule == name:
             nx, ny = fp.nodule_pos
-            nod = _ellipse(bx, by, s * nx, ny, fp.nodule_r, fp.nodule_r, 0.012)
+            r = fp.subtle_nodule_r if case.subtle else fp.nodule_r
+            nod = _ellipse(bx, by, s * nx, ny, r, r, 0.012)
             aer *= _F(1.0) - _F(0.95) * nod
         if case.pneumothorax == name:
             # The collapsed lung shrinks towards the hilum and base, leaving a lucent
             # apicolateral rim without markings and a thin visceral pleural edge.
-            c = fp.ptx_collapse
-            ccx, ccy = s * (nz.lung_x - 0.06), 0.25 * c
+            c = fp.subtle_ptx_collapse if case.subtle else fp.ptx_collapse
+            # A subtle one also barely moves medially: its lateral rim stays about 1 px wide at 64 px.
+            ccx, ccy = s * (nz.lung_x - (0.015 if case.subtle else 0.06)), 0.25 * c
             kx, ky = 1.0 - 0.55 * c, 1.0 - 0.45 * c
             dxc = (bx - _F(ccx)) / (_F(nz.lung_a * kx) * flare)
             dyc = np.maximum(_F(_LUNG_MID + ccy) - by, 0.0) * _F(1.0 / ((_LUNG_MID - nz.apex) * ky))
@@ -475,13 +500,15 @@ def _frontal(case: PhantomCase, nz: _Nuisance, fp: _FindingParams, tex: dict, si
     return dens
 
 
-def _blobs(x, y, cx, cy, fp: _FindingParams, gain: float) -> np.ndarray:
-    """Patchy consolidation: a cluster of Gaussian blobs, saturated to a 0-1 fraction."""
+def _blobs(x, y, cx, cy, fp: _FindingParams, gain: float, subtle: bool = False) -> np.ndarray:
+    """Patchy consolidation: a cluster of Gaussian blobs, saturated to a 0-1 fraction; a subtle one
+    is the same cluster drawn tighter and with narrower blobs."""
     cx += fp.opacity_jitter[0]
     cy += fp.opacity_jitter[1]
+    spread, width = (_SUBTLE_SPREAD, _SUBTLE_WIDTH) if subtle else (1.0, 1.0)
     acc = np.zeros_like(x)
     for dx, dy, sig, w in fp.opacity_blobs:
-        acc += _F(w) * _gauss(x, y, cx + dx, cy + dy, sig, sig)
+        acc += _F(w) * _gauss(x, y, cx + spread * dx, cy + spread * dy, width * sig, width * sig)
     acc *= _F(gain)
     return np.clip(acc, 0.0, 1.0, out=acc)
 
@@ -577,20 +604,32 @@ def _lateral(case: PhantomCase, nz: _Nuisance, fp: _FindingParams, tex: dict, si
     # Lung flanks the heart on both sides of the beam: the heart is grey, not white.
     lung *= _F(1.0) - _F(0.55) * heart[sl]
     aer = np.ones_like(lung)
-    if case.effusion != "none":
+    if case.effusion == "small":
+        # Less than ~200 mL: fluid fills only the deepest, posterior part of the sulcus (the
+        # meniscus starts behind the mid-lung), which the frontal view does not show.
+        post = np.maximum(bx - _F(0.25), 0.0)
+        surface = dome - _F(fp.small_effusion_rise) - _F(1.2) * post * post
+        fluid = _ramp(by - surface, 0.03) * _ramp(bx - _F(0.25), 0.06)
+        aer *= _F(1.0) - _F(0.92) * fluid
+    elif case.effusion != "none":
         # Fluid in the posterior sulcus, meniscus rising posteriorly; more when bilateral.
         rise = fp.effusion_lat + (0.12 if case.effusion == "bilateral" else 0.0)
         post = np.maximum(bx - _F(0.05), 0.0)
         surface = dome - _F(rise) - _F(0.8) * post * post
         fluid = _ramp(by - surface, 0.04)
         aer *= _F(1.0) - _F(0.92) * fluid
-    if case.opacity != "none":
+    if case.opacity == "retrocardiac":
+        # Left lower lobe behind the heart: posterior, over the thoracic spine on this view (the
+        # "spine sign"), high enough that a large effusion does not hide it.
+        aer *= _F(1.0) - _F(0.75) * _blobs(bx, by, 0.34, 0.0, fp, 1.5)
+    elif case.opacity != "none":
         upper = case.opacity.endswith("upper")
         cx, cy = (-0.08, -0.40) if upper else (0.30, 0.16)
         # One lung of the two in the beam path: fainter than on the frontal view.
-        aer *= _F(1.0) - _F(0.6) * _blobs(bx, by, cx, cy, fp, 1.5)
+        loss = 0.6 * (_SUBTLE_OPACITY_LOSS / _OPACITY_LOSS if case.subtle else 1.0)
+        aer *= _F(1.0) - _F(loss) * _blobs(bx, by, cx, cy, fp, 1.5, case.subtle)
     if case.nodule != "none":
-        r = fp.nodule_r
+        r = fp.subtle_nodule_r if case.subtle else fp.nodule_r
         aer *= _F(1.0) - _F(0.7) * _ellipse(bx, by, fp.nodule_lat_x, fp.nodule_pos[1], r, r, 0.012)
     dens[sl] -= _F(0.36) * lung * aer
 

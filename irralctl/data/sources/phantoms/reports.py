@@ -2,6 +2,20 @@
 
 Every wording of a given finding state mentions the same CheXpert observations with the same
 polarity, so `cases.case_labels` (the 14 observations) is a function of the case alone.
+
+What the variants (cases.py) write:
+* lateral-only findings name the view: "A small pleural effusion blunts the posterior
+  costophrenic sulcus on the lateral view." (no side: a lateral view cannot tell it), "There is
+  retrocardiac airspace opacity with consolidation in the left lower lobe.";
+* a `subtle` case calls its nodule "small", its consolidation "a small focus ... faint airspace
+  opacity" and its pneumothorax "small ... apical" with a "thin" edge or rim;
+* `structured=True` (the `structured` variant) states three combinations in one sentence each,
+  in place of the sentences of their parts, exactly when the combination is present:
+  cardiomegaly + bilateral pleural effusions + edema -> "... consistent with congestive heart
+  failure." (`HEART_FAILURE`); a right internal jugular catheter + a right pneumothorax -> the
+  pneumothorax "after" or "following" the catheter's placement (`LINE_PNEUMOTHORAX`); a
+  lower-lobe consolidation + a pleural effusion on its side only -> the consolidation "with an
+  adjacent" effusion (`ADJACENT_EFFUSION`).
 """
 
 from __future__ import annotations
@@ -105,6 +119,59 @@ _NODULE_POS = (
     "{Side} mid lung nodule.",
     "A rounded nodule projects over the {side} mid lung.",
 )
+# Variant wordings (module docstring). "the heart" is avoided in the lateral-only sentences: it is
+# a Cardiomegaly mention.
+_EFFUSION_SMALL = (
+    "A small pleural effusion blunts the posterior costophrenic sulcus on the lateral view.",
+    "There is a small pleural effusion in the posterior costophrenic sulcus, seen on the lateral view.",
+    "Small pleural effusion with blunting of the posterior costophrenic sulcus on the lateral view.",
+)
+_OPACITY_RETROCARDIAC = (
+    "There is retrocardiac airspace opacity with consolidation in the left lower lobe.",
+    "Retrocardiac consolidation with patchy airspace opacity in the left lower lobe, seen on the lateral view.",
+    ("Left lower lobe consolidation with airspace opacity over the thoracic spine on the lateral view, "
+     "in a retrocardiac location."),
+)
+_NODULE_SMALL = (
+    "There is a small nodule in the {side} mid lung.",
+    "A small well-circumscribed {side} mid lung nodule is present.",
+    "Small {side} mid lung nodule.",
+    "A small rounded nodule projects over the {side} mid lung.",
+)
+_OPACITY_FAINT = (
+    "There is a small focus of consolidation with faint airspace opacity in the {loc}.",
+    "A small focus of faint airspace opacity with consolidation is present in the {loc}.",
+    "Small focal consolidation with faint airspace opacity in the {loc}.",
+)
+_PTX_SMALL = (
+    "There is a small {side} apical pneumothorax.",
+    "A small {side} apical pneumothorax is present with a thin visceral pleural edge.",
+    "Small {side} apical pneumothorax with a thin lucent rim.",
+)
+# `structured` combinations (the marker phrase of each is what tests look for).
+HEART_FAILURE = "congestive heart failure"
+LINE_PNEUMOTHORAX = "placement"
+ADJACENT_EFFUSION = "adjacent"
+_HEART_FAILURE = (
+    "Bilateral pleural effusions and pulmonary edema, consistent with congestive heart failure.",
+    "Pulmonary edema and bilateral pleural effusions, in keeping with congestive heart failure.",
+    "The cardiomegaly, pulmonary edema and bilateral pleural effusions are consistent with congestive heart failure.",
+    "There are bilateral pleural effusions and interstitial pulmonary edema, consistent with congestive heart failure.",
+)
+_LINE_PTX = (
+    ("A right internal jugular central venous catheter terminates in the superior vena cava, with a right apical "
+     "pneumothorax after its placement."),
+    ("There is a right apical pneumothorax following placement of a right internal jugular central venous "
+     "catheter, whose tip is in the superior vena cava."),
+    ("Right pneumothorax after placement of the right internal jugular central venous catheter, which terminates "
+     "in the superior vena cava."),
+)
+_ADJACENT = (
+    "{Loc} consolidation with patchy airspace opacity and an adjacent {side} pleural effusion.",
+    "There is patchy airspace opacity with consolidation in the {loc} and an adjacent {side} pleural effusion.",
+    "Consolidation and patchy airspace opacity in the {loc} with an adjacent {side} pleural effusion.",
+)
+
 _DEVICE_POS = {
     "line": (
         "A right internal jugular central venous catheter terminates in the superior vena cava.",
@@ -157,13 +224,15 @@ def _join_items(items: list[str]) -> str:
     return ", ".join(items[:-1]) + f", or {items[-1]}"
 
 
-def write_report(case: PhantomCase, rng: np.random.Generator) -> str:
+def write_report(case: PhantomCase, rng: np.random.Generator, *, structured: bool = False) -> str:
     """An IU X-Ray style findings paragraph stating exactly `case`'s findings.
 
     Heart size, mediastinum, consolidation, edema, pleural effusion and pneumothorax are always
     stated (positive or negated); nodules and devices only when present. Wording is drawn from
     several templates per finding state and sentence order is partly shuffled; lateralised
-    findings name the side (and the lobe for consolidation).
+    findings name the side (and the lobe for consolidation). `structured` states the
+    combinations of the module docstring in one sentence each; without it (and for cases without
+    lateral-only or subtle findings) the draws and the text are those of phantom version 1.
     """
     head = [
         _pick(rng, _CARDIO_POS if case.cardiomegaly else _CARDIO_NEG),
@@ -172,20 +241,34 @@ def write_report(case: PhantomCase, rng: np.random.Generator) -> str:
     if rng.random() < 0.25:
         head.reverse()
 
+    combos = _combinations(case) if structured else set()
     positives: list[str] = []
-    if case.opacity != "none":
+    if "adjacent" in combos:
         side, zone = case.opacity.split("_")
-        positives.append(_fill(_pick(rng, _OPACITY_POS), loc=f"{side} {zone} lobe"))
-    if case.edema:
+        positives.append(_fill(_pick(rng, _ADJACENT), loc=f"{side} {zone} lobe", side=side))
+    elif case.opacity == "retrocardiac":
+        positives.append(_pick(rng, _OPACITY_RETROCARDIAC))
+    elif case.opacity != "none":
+        side, zone = case.opacity.split("_")
+        templates = _OPACITY_FAINT if case.subtle else _OPACITY_POS
+        positives.append(_fill(_pick(rng, templates), loc=f"{side} {zone} lobe"))
+    if "heart_failure" in combos:
+        positives.append(_pick(rng, _HEART_FAILURE))
+    elif case.edema:
         positives.append(_pick(rng, _EDEMA_POS))
     if case.nodule != "none":
-        positives.append(_fill(_pick(rng, _NODULE_POS), side=case.nodule))
-    if case.effusion == "bilateral":
+        positives.append(_fill(_pick(rng, _NODULE_SMALL if case.subtle else _NODULE_POS), side=case.nodule))
+    # A combined effusion was stated with the edema or the consolidation.
+    if case.effusion == "bilateral" and "heart_failure" not in combos:
         positives.append(_pick(rng, _EFFUSION_BILATERAL))
-    elif case.effusion != "none":
+    elif case.effusion == "small":
+        positives.append(_pick(rng, _EFFUSION_SMALL))
+    elif case.effusion in ("left", "right") and "adjacent" not in combos:
         positives.append(_fill(_pick(rng, _EFFUSION_POS), side=case.effusion))
-    if case.pneumothorax != "none":
-        positives.append(_fill(_pick(rng, _PTX_POS), side=case.pneumothorax))
+    if "line" in combos:
+        positives.append(_pick(rng, _LINE_PTX))
+    elif case.pneumothorax != "none":
+        positives.append(_fill(_pick(rng, _PTX_SMALL if case.subtle else _PTX_POS), side=case.pneumothorax))
     rng.shuffle(positives)
 
     negated = [
@@ -206,7 +289,7 @@ def write_report(case: PhantomCase, rng: np.random.Generator) -> str:
         rng.shuffle(body)
 
     sentences = head + body
-    if case.device != "none":
+    if case.device != "none" and "line" not in combos:
         device = _pick(rng, _DEVICE_POS[case.device])
         where = rng.random()
         if where < 0.3:
@@ -220,6 +303,18 @@ def write_report(case: PhantomCase, rng: np.random.Generator) -> str:
     if case.pathology_free and rng.random() < 0.5:
         sentences.append(_pick(rng, _NORMAL_CLOSING))
     return " ".join(sentences)
+
+
+def _combinations(case: PhantomCase) -> set[str]:
+    """The `structured` combinations present in `case` (module docstring)."""
+    found = set()
+    if case.cardiomegaly and case.edema and case.effusion == "bilateral":
+        found.add("heart_failure")
+    if case.device == "line" and case.pneumothorax == "right":
+        found.add("line")
+    if case.opacity in ("left_lower", "right_lower") and case.effusion == case.opacity.split("_")[0]:
+        found.add("adjacent")
+    return found
 
 
 def _negative_sentences(case: PhantomCase, negated: list[str], rng: np.random.Generator) -> list[str]:
