@@ -23,6 +23,7 @@ from typing import Annotated, Any, Optional
 
 import typer
 
+from irralctl.errors import ConfigError
 from irralctl.utils.config import _unwrap_optional, field_types, flatten, from_dict, to_jsonable, unflatten
 
 # Where a value came from, as click (or Typer's vendored copy of it) names the sources: typed ones
@@ -125,7 +126,13 @@ def _from_cli(leaf: Leaf, value: Any) -> Any:
     tp, _ = _unwrap_optional(leaf.type)
     if typing.get_origin(tp) is tuple:
         items = [value] if isinstance(value, str) else list(value or [])
-        return tuple(v.strip() for item in items for v in str(item).split(",") if v.strip())
+        texts = tuple(v.strip() for item in items for v in str(item).split(",") if v.strip())
+        if (typing.get_args(tp) or (str,))[0] is int:  # a list of integers (`--seed-list 0,7,42`)
+            bad = [t for t in texts if not t.lstrip("-").isdigit()]
+            if bad:
+                raise ConfigError(f"{leaf.flag}: expected integers, comma-separated, not {', '.join(map(repr, bad))}")
+            return tuple(int(t) for t in texts)
+        return texts
     return value
 
 

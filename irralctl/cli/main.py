@@ -15,6 +15,8 @@ from rich.markup import escape
 from typer.core import TyperGroup
 
 import irralctl
+from irralctl.cli import ablate as _ablate
+from irralctl.cli import compare as _compare
 from irralctl.cli import demo as _demo
 from irralctl.cli import generate as _generate
 from irralctl.cli import heatmap as _heatmap
@@ -95,8 +97,10 @@ app = typer.Typer(
 app.add_typer(_prepare.app, name="prepare")
 app.command("label", epilog=_label.EPILOG)(_label.label)
 app.command("train", epilog=_train.EPILOG)(_train.train)
+app.command("ablate", epilog=_ablate.EPILOG)(_ablate.ablate)
 app.command("generate", epilog=_generate.EPILOG)(_generate.generate)
 app.command("score", epilog=_score.EPILOG)(_score.score)
+app.command("compare", epilog=_compare.EPILOG)(_compare.compare)
 app.command("heatmap", epilog=_heatmap.EPILOG)(_heatmap.heatmap)
 app.command("demo")(_demo.demo)
 
