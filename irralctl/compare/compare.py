@@ -183,13 +183,13 @@ def _recompute(runs: Sequence[Run], names: list[str], cfg: CompareConfig, warnin
     """Each run's per-study statistics of `names` (in the first run's study order), checked against
     its test_metrics.json."""
     # The scorer's own per-study statistics, labelling and METEOR runner: the numbers of `irralctl score`.
-    from irralctl.metrics.scoring import _compute, _labels_for, _MeteorRunner
+    from irralctl.metrics.scoring import MeteorRunner, compute_statistics, label_texts
 
     config = _score_config(runs, names, cfg)
     first = runs[0].studies
     ids, refs = first.ids, first.references
-    ref_labels = _labels_for(refs) if config.clinical else None
-    runner = _MeteorRunner(config.meteor)
+    ref_labels = label_texts(refs) if config.clinical else None
+    runner = MeteorRunner(config.meteor)
     if "meteor" in names and not runner.available:
         warnings.append(f"METEOR has no paired test: {runner.reason}")
     out: dict[Path, list] = {}
@@ -198,7 +198,7 @@ def _recompute(runs: Sequence[Run], names: list[str], cfg: CompareConfig, warnin
             for run in runs:
                 order = {k: i for i, k in enumerate(run.studies.ids)}
                 preds = [run.studies.predictions[order[k]] for k in ids]
-                computed = _compute(ids, preds, refs, config, runner, None, ref_labels)
+                computed = compute_statistics(ids, preds, refs, config, runner, None, ref_labels)
                 kept = [s for s in computed.statistics if s.name in names]
                 _check_recomputed(run, kept, warnings)
                 out[run.path] = kept

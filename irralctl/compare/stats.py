@@ -31,7 +31,7 @@ from dataclasses import dataclass
 import numpy as np
 
 # The bootstrap's own resampling: one multiplicity matrix per chunk, metrics as weighted totals.
-from irralctl.metrics.bootstrap import _CHUNK, Statistic, _stack, _weights
+from irralctl.metrics.bootstrap import CHUNK, Statistic, resample_weights, stack_statistics
 
 BETTER, SAME, WORSE = "better", "not distinguishable", "worse"
 P_RANDOMISATION = "paired approximate randomisation over studies (seed pairs swapped together)"
@@ -56,13 +56,13 @@ def resample_groups(groups: Mapping[str, Sequence[RunStats]], resamples: int, se
     names = [s.name for s in runs[0]]
     if any([s.name for s in r] != names for r in runs):
         raise ValueError("every run must have the same statistics in the same order")
-    stacked = [_stack(r) for r in runs]
+    stacked = [stack_statistics(r) for r in runs]
     slices = stacked[0][1]
     n = stacked[0][0].shape[0]
     rng = np.random.default_rng(seed)
     chunks: list[list[list[np.ndarray]]] = [[] for _ in runs]   # run -> chunk -> metric -> (b,)
-    for start in range(0, resamples, _CHUNK):
-        w = _weights(rng, min(_CHUNK, resamples - start), n)
+    for start in range(0, resamples, CHUNK):
+        w = resample_weights(rng, min(CHUNK, resamples - start), n)
         for i, (matrix, _) in enumerate(stacked):
             chunks[i].append(_values(runs[i], w @ matrix, slices, n))
     out, i = {}, 0
@@ -85,15 +85,15 @@ def randomisation_p(group: Sequence[RunStats], reference: Sequence[RunStats], re
     if len(group) != len(reference):
         raise ValueError("paired groups need the same number of runs")
     names = [s.name for s in group[0]]
-    pairs = [(_stack(a)[0], _stack(b)[0]) for a, b in zip(group, reference)]
-    slices = _stack(group[0])[1]
+    pairs = [(stack_statistics(a)[0], stack_statistics(b)[0]) for a, b in zip(group, reference)]
+    slices = stack_statistics(group[0])[1]
     n = pairs[0][0].shape[0]
     observed = {m: np.mean([a[j].value() for a in group]) - np.mean([b[j].value() for b in reference])
                 for j, m in enumerate(names)}
     rng = np.random.default_rng(seed)
     extreme = dict.fromkeys(names, 0)
-    for start in range(0, resamples, _CHUNK):
-        b = min(_CHUNK, resamples - start)
+    for start in range(0, resamples, CHUNK):
+        b = min(CHUNK, resamples - start)
         swap = rng.integers(0, 2, size=(b, n)).astype(np.float64)   # one coin per study, for every pair
         diffs = [np.zeros(b) for _ in names]
         for (ma, mb), stats_a, stats_b in zip(pairs, group, reference):

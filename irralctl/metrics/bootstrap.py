@@ -25,7 +25,7 @@ import numpy as np
 
 from irralctl.errors import IrralError
 
-_CHUNK = 250  # resamples per matrix product: bounds memory at 250 x studies floats
+CHUNK = 250  # resamples per matrix product: bounds memory at 250 x studies floats
 
 
 @dataclass(frozen=True)
@@ -44,13 +44,13 @@ def mean_statistic(name: str, values: np.ndarray) -> Statistic:
     return Statistic(name, np.asarray(values, dtype=np.float64).reshape(-1, 1), lambda t, n: t[:, 0] / n)
 
 
-def _weights(rng: np.random.Generator, b: int, n: int) -> np.ndarray:
+def resample_weights(rng: np.random.Generator, b: int, n: int) -> np.ndarray:
     """(b, n) multiplicities of each study in b bootstrap resamples of size n."""
     idx = rng.integers(0, n, size=(b, n)) + (np.arange(b) * n)[:, None]
     return np.bincount(idx.ravel(), minlength=b * n).reshape(b, n).astype(np.float64)
 
 
-def _stack(stats: Sequence[Statistic]) -> tuple[np.ndarray, list[slice]]:
+def stack_statistics(stats: Sequence[Statistic]) -> tuple[np.ndarray, list[slice]]:
     cols, slices, start = [], [], 0
     for s in stats:
         cols.append(s.per_study)
@@ -63,12 +63,12 @@ def bootstrap_ci(stats: Sequence[Statistic], n_resamples: int, seed: int = 0, co
     """{name: {value, low, high}} with percentile intervals from `n_resamples` resamples."""
     if n_resamples < 1:
         raise IrralError("the number of bootstrap resamples must be at least 1")
-    matrix, slices = _stack(stats)
+    matrix, slices = stack_statistics(stats)
     n = matrix.shape[0]
     rng = np.random.default_rng(seed)
     samples = {s.name: [] for s in stats}
-    for start in range(0, n_resamples, _CHUNK):
-        totals = _weights(rng, min(_CHUNK, n_resamples - start), n) @ matrix
+    for start in range(0, n_resamples, CHUNK):
+        totals = resample_weights(rng, min(CHUNK, n_resamples - start), n) @ matrix
         for s, sl in zip(stats, slices):
             samples[s.name].append(s.from_totals(totals[:, sl], n))
     tail = (1 - confidence) / 2 * 100
@@ -86,8 +86,8 @@ def paired_test(
     """{name: {a, b, difference, low, high, p_value}} for A - B on the same studies."""
     if [s.name for s in stats_a] != [s.name for s in stats_b]:
         raise IrralError("the two systems were scored with different metrics")
-    ma, slices = _stack(stats_a)
-    mb, _ = _stack(stats_b)
+    ma, slices = stack_statistics(stats_a)
+    mb, _ = stack_statistics(stats_b)
     if ma.shape != mb.shape:
         raise IrralError("the two systems have different numbers of studies")
     n = ma.shape[0]
@@ -95,9 +95,9 @@ def paired_test(
     boot = {s.name: [] for s in stats_a}
     perm = {s.name: [] for s in stats_a}
     tot_a, tot_b, delta = ma.sum(0), mb.sum(0), mb - ma
-    for start in range(0, n_resamples, _CHUNK):
-        b = min(_CHUNK, n_resamples - start)
-        w = _weights(rng, b, n)
+    for start in range(0, n_resamples, CHUNK):
+        b = min(CHUNK, n_resamples - start)
+        w = resample_weights(rng, b, n)
         ta, tb = w @ ma, w @ mb
         swap = rng.integers(0, 2, size=(b, n)).astype(np.float64)
         shift = swap @ delta  # what swapping moves from B's totals into A's

@@ -29,7 +29,7 @@ log = logging.getLogger(__name__)
 
 # ----------------------------------------------------------------------------- METEOR
 
-class _MeteorRunner:
+class MeteorRunner:
     """Resolves the METEOR mode once per run; the jar's JVM lives as long as this object."""
 
     def __init__(self, mode: str, jar: meteor.MeteorJar | None = None):
@@ -113,7 +113,7 @@ def _ce_statistics(conf: np.ndarray) -> list[Statistic]:
     return out
 
 
-def _labels_for(texts: Sequence[str]) -> list:
+def label_texts(texts: Sequence[str]) -> list:
     # Generated reports repeat a lot: label each distinct text once.
     unique = list(dict.fromkeys(texts))
     labels = dict(zip(unique, clinical.label_texts(unique)))
@@ -134,7 +134,7 @@ class _Computed:
     timings: dict[str, float]
 
 
-def _compute(ids, preds, refs, config: ScoreConfig, meteor_runner: _MeteorRunner | None,
+def compute_statistics(ids, preds, refs, config: ScoreConfig, meteor_runner: MeteorRunner | None,
              pred_labels=None, ref_labels=None, label_sources=None) -> _Computed:
     timings: dict[str, float] = {}
     gts = {k: [r] for k, r in zip(ids, refs)}
@@ -191,14 +191,14 @@ def _compute(ids, preds, refs, config: ScoreConfig, meteor_runner: _MeteorRunner
                 here += f", No Finding {info['no_finding']}"
             here = f"labelled here ({here})"
             if pred_labels is None and ref_labels is None:
-                both = _labels_for(list(preds) + list(refs))
+                both = label_texts(list(preds) + list(refs))
                 pred_labels, ref_labels = both[: len(preds)], both[len(preds):]
                 sources["predictions"] = sources["references"] = here
             elif pred_labels is None:
-                pred_labels = _labels_for(preds)
+                pred_labels = label_texts(preds)
                 sources["predictions"] = here
             else:
-                ref_labels = _labels_for(refs)
+                ref_labels = label_texts(refs)
                 sources["references"] = here
         timings["labelling"] = time.perf_counter() - t
         t = time.perf_counter()
@@ -260,9 +260,9 @@ def score_reports(predictions: Mapping[str, str], references: Mapping[str, str],
     refs = [references[k] for k in ids]
     pl = [pred_labels[k] for k in ids] if isinstance(pred_labels, Mapping) else pred_labels
     rl = [ref_labels[k] for k in ids] if isinstance(ref_labels, Mapping) else ref_labels
-    runner = _MeteorRunner(config.meteor, meteor_jar)
+    runner = MeteorRunner(config.meteor, meteor_jar)
     try:
-        computed = _compute(ids, preds, refs, config, runner, pl, rl,
+        computed = compute_statistics(ids, preds, refs, config, runner, pl, rl,
                             {"predictions": "given", "references": "given"} if pl is not None and rl is not None else
                             {k: "given" for k, v in (("predictions", pl), ("references", rl)) if v is not None})
     finally:
@@ -313,15 +313,15 @@ def score_files(predictions: str | Path, config: ScoreConfig) -> dict:
         other, _ = _load(Path(config.against), config)
         _check_paired(studies, other, config)
     warnings = _warnings(studies)
-    runner = _MeteorRunner(config.meteor)
+    runner = MeteorRunner(config.meteor)
     try:
-        a = _compute(studies.ids, studies.predictions, studies.references, config, runner,
+        a = compute_statistics(studies.ids, studies.predictions, studies.references, config, runner,
                      studies.pred_labels, studies.ref_labels, _sources_labels(studies))
         b = None
         if other is not None:
             order = {k: i for i, k in enumerate(other.ids)}
             pick = [order[k] for k in studies.ids]
-            b = _compute(studies.ids, [other.predictions[i] for i in pick], studies.references, config, runner,
+            b = compute_statistics(studies.ids, [other.predictions[i] for i in pick], studies.references, config, runner,
                          None if other.pred_labels is None else [other.pred_labels[i] for i in pick],
                          studies.ref_labels, _sources_labels(studies) | ({"predictions": "input file (prediction_labels)"} if other.pred_labels else {}))
     finally:

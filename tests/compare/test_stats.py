@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 
 from irralctl.compare import stats
-from irralctl.metrics.bootstrap import _CHUNK, _weights, mean_statistic
+from irralctl.metrics.bootstrap import CHUNK, mean_statistic, resample_weights
 
 
 def _run(values) -> list:
@@ -20,7 +20,7 @@ def test_a_group_is_the_mean_of_its_seeds_on_the_same_resampled_studies():
     out = stats.resample_groups({"a": a, "b": b}, 300, seed=7)
     # The multiplicities the function drew, a chunk at a time: one set per resample, for every run of both groups.
     rng = np.random.default_rng(7)
-    w = np.concatenate([_weights(rng, _CHUNK, 50), _weights(rng, 300 - _CHUNK, 50)])
+    w = np.concatenate([resample_weights(rng, CHUNK, 50), resample_weights(rng, 300 - CHUNK, 50)])
     for name, group in (("a", a), ("b", b)):
         want = np.mean([(w @ r[0].per_study[:, 0]) / 50 for r in group], axis=0)
         np.testing.assert_allclose(out[name].samples["score"], want, rtol=0, atol=1e-12)
