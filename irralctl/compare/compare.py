@@ -84,8 +84,8 @@ def compare_runs(cfg: CompareConfig, progress: Progress = SILENT) -> dict:
         comparisons.append(_compare(g, members, reference, groups[reference], by_group, samples, tested, cfg))
     pooled = [c["group"] for c in comparisons if c["pairing"] == "pooled"]
     if pooled:
-        warnings.append(f"seeds were pooled for {', '.join(pooled)} (not the same seeds as {reference}): p-values "
-                        "from the bootstrap, not randomisation")
+        warnings.append(f"seeds were pooled for {', '.join(pooled)} (not the same seeds as {reference}): no "
+                        "randomisation test beside the bootstrap")
     for w in warnings:
         log.warning(w)
     first = runs[0]
@@ -111,7 +111,7 @@ def compare_runs(cfg: CompareConfig, progress: Progress = SILENT) -> dict:
                         "multiplicities per resample, shared by every seed of every group; each run's corpus metric "
                         "recomputed from per-study statistics, averaged over the group's seeds, minus the "
                         "reference group's average",
-            "p_value": {"paired": stats.P_RANDOMISATION, "pooled": stats.P_BOOTSTRAP},
+            "p_value": stats.P_BOOTSTRAP + "; with seeds paired, also randomisation_p: " + stats.P_RANDOMISATION,
             "verdict": f"better / worse when the {cfg.confidence:.0%} interval lies above / below 0, else not "
                        "distinguishable; no correction for testing several metrics and groups",
             "scope": "intervals and p-values condition on the trained seeds (test-set sampling only); seed-to-seed "
@@ -256,13 +256,17 @@ def _compare(group: str, members: list[Run], reference: str, ref_members: list[R
     rows = {}
     for name in tested:
         row = stats.difference(samples[group], samples[reference], name, cfg.confidence)
-        row["p_value"] = p_random[name] if paired else row["bootstrap_p"]
+        # The p-value and the interval come from the same resamples, so they never disagree (p < 1 -
+        # confidence exactly when the interval leaves 0 out); the randomisation test is given beside it.
+        row["p_value"] = row["bootstrap_p"]
+        if paired:
+            row["randomisation_p"] = p_random[name]
         higher = METRIC_BY_NAME[name].higher_is_better if name in METRIC_BY_NAME else True
         row["verdict"] = stats.verdict(row["low"], row["high"], higher)
         rows[name] = row
     return {"group": group, "reference": reference, "pairing": "paired by seed" if paired else "pooled",
             "seeds": seeds, "reference_seeds": ref_seeds,
-            "p_method": stats.P_RANDOMISATION if paired else stats.P_BOOTSTRAP, "metrics": rows}
+            "p_method": stats.P_BOOTSTRAP, "metrics": rows}
 
 
 # -- outputs ------------------------------------------------------------------------------------

@@ -75,7 +75,7 @@ def markdown(result: dict) -> str:
     out += ["", "## Method", "",
             f"- Means and stds: {method['summary']}.",
             f"- Intervals: {method['interval']}.",
-            f"- p-values: seeds paired: {method['p_value']['paired']}; seeds pooled: {method['p_value']['pooled']}.",
+            f"- p-values: {method['p_value']}.",
             f"- Verdicts: {method['verdict']}.",
             f"- Scope: {method['scope']}."]
     if result["warnings"]:
