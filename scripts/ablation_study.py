@@ -29,6 +29,7 @@ ROOT = Path(__file__).resolve().parents[1]
 VARIANTS = ("standard", "lateral", "rare", "small", "structured")
 PRESETS = ("baseline", "no-image", "cmn", "irral")
 MFA_MODES = ("literal", "centered", "infonce")
+ACL_OPTIONS = (("mean", 0.0), ("mean", 0.5), ("attention", 0.0), ("attention", 0.5))
 
 # The demo's model size (irralctl/demo), on 64 px phantoms: a CPU-sized IRRAL-Net.
 MODEL = ["--backbone", "tiny", "--tiny-width", "16", "--image-size", "64", "--resize", "72", "--d-model", "64",
@@ -104,8 +105,6 @@ def mfa_table(grids: dict[str, Path]) -> str:
             rows = [json.loads(x) for x in (run_dir / "metrics.jsonl").read_text().splitlines() if x.strip()]
             last = rows[-1]
             test = json.loads((run_dir / "test_metrics.json").read_text())["metrics"]
-            n = len(json.loads((run_dir / "test_metrics.json").read_text()).get("ids", [])) or None
-            del n
             out.append(f"| {mode} | {last['val_mfa']:.3f} | {last['val_mfa_text_cos']:.3f} "
                        f"| {last['val_mfa_image_cos']:.3f} | {last['val_mfa_matched_cos']:.3f} "
                        f"| {last['val_mfa_mismatched_cos']:.3f} | {last['val_mfa_recall_at_1']:.3f} "
@@ -144,6 +143,15 @@ def main(argv: list[str] | None = None) -> int:
         summary += [f"- `{variant}`: " + "; ".join(verdicts(result))]
     sections = sections[:2] + summary + [""] + sections[2:]
 
+    if "standard" in variants:
+        runs = sorted(str(p) for p in (args.out / "grids" / "standard" / "runs").iterdir() if p.is_dir())
+        run([sys.executable, str(ROOT / "scripts" / "diagnose_runs.py"), *runs, "--out", str(args.out / "diagnostics")])
+        sections += ["#### Reading the image, decoding, memory use (`standard`; `scripts/diagnose_runs.py`)", "",
+                     "CE F1 with beam 1 and beam 3; the CE F1 left when each study is decoded from another "
+                     "study's images (what the reports owe to the image is the difference); memory slots "
+                     "the top-k reads use, with the perplexity of their use (`memory_slots.png` has the "
+                     "histogram).", "", (args.out / "diagnostics" / "diagnostics.md").read_text().strip(), ""]
+
     if "standard" in variants and "irral" in presets:
         run_dir = args.out / "grids" / "standard" / "runs" / "irral-seed0"
         sections += ["#### Learning early: `irral` on `standard`, seed 0, per epoch", "", curves(run_dir), ""]
@@ -155,6 +163,18 @@ def main(argv: list[str] | None = None) -> int:
             mfa_grids[mode] = grid
         sections += ["#### MFA: does the alignment collapse? (`mfa` preset, `standard`, seed 0, last epoch)", "",
                      mfa_table(mfa_grids), ""]
+        acl_rows = ["| ACL head pooling | label context share | val head F1 macro (last epoch) | test CE F1 micro-14 "
+                    "| test CE F1 macro-14 |", "|---|---|---|---|---|"]
+        for pooling, share in ACL_OPTIONS:
+            grid = args.out / "grids" / f"acl-{pooling}-{share}"
+            ablate(data, grid, ("acl",), 1, size["epochs"], args.workers,
+                   ["--head-pooling", pooling, "--context-from-labels", str(share)])
+            run_dir = next((grid / "runs").iterdir())
+            last = [json.loads(x) for x in (run_dir / "metrics.jsonl").read_text().splitlines() if x.strip()][-1]
+            test = json.loads((run_dir / "test_metrics.json").read_text())["metrics"]
+            acl_rows.append(f"| {pooling} | {share} | {last['val_head_f1_macro']:.3f} | {test['ce_micro_f1_14']:.3f} "
+                            f"| {test['ce_macro_f1_14']:.3f} |")
+        sections += ["#### ACL head and context (`acl` preset, `standard`, seed 0)", "", "\n".join(acl_rows), ""]
 
     text = "\n".join(sections).rstrip() + "\n"
     text += (f"\n<sub>Written by `python scripts/ablation_study.py --out {args.out}"

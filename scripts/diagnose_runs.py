@@ -96,7 +96,31 @@ def _usage(counts: torch.Tensor) -> dict:
     nz = p[p > 0]
     return {"slots": int(counts.numel()), "used": int((counts > 0).sum()),
             "perplexity": float(torch.exp(-(nz * nz.log()).sum())),
-            "top10_share": float(p.sort(descending=True).values[:10].sum())}
+            "top10_share": float(p.sort(descending=True).values[:10].sum()),
+            "sorted_counts": counts.sort(descending=True).values.long().tolist()}
+
+
+def histogram(rows: list[dict], path: Path) -> None:
+    """Slot usage, most used first, one line per run and query kind (log scale): a PNG."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, axes = plt.subplots(1, 2, figsize=(10, 3.5), sharey=True)
+    for ax, kind in zip(axes, ("visual", "words")):
+        for r in rows:
+            if r["memory"] and r["memory"][kind]:
+                counts = r["memory"][kind]["sorted_counts"]
+                ax.plot(range(1, len(counts) + 1), [max(c, 0.5) for c in counts], label=Path(r["run"]).name)
+        ax.set_yscale("log")
+        ax.set_xlabel("memory slot, by rank of use")
+        ax.set_title(f"top-k reads by {'visual tokens' if kind == 'visual' else 'words'}")
+    axes[0].set_ylabel("times read")
+    axes[1].legend(fontsize=7)
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
 
 
 @torch.no_grad()
@@ -174,6 +198,8 @@ def main(argv: list[str] | None = None) -> int:
     args.out.mkdir(parents=True, exist_ok=True)
     (args.out / "diagnostics.json").write_text(json.dumps(rows, indent=1, allow_nan=False) + "\n")
     (args.out / "diagnostics.md").write_text(markdown(rows))
+    if any(r["memory"] for r in rows):
+        histogram(rows, args.out / "memory_slots.png")
     print(markdown(rows))
     return 0
 

@@ -44,6 +44,8 @@ def _demo(*, values: dict[str, Any], given: set[str]) -> None:
     console.print(f"  prepared dataset     {out / 'data'}")
     for name, run in result.runs.items():
         console.print(f"  run {name:<16} {run}  (config.json, metrics.jsonl, best.pt, test_metrics.json)", soft_wrap=True)
+    for path in result.comparison_files:
+        console.print(f"  comparison           {path}", soft_wrap=True)
     for name, path in result.predictions.items():
         console.print(f"  predictions {name:<8} {path}", soft_wrap=True)
     for name, path in result.score_files.items():

@@ -41,26 +41,27 @@ class DemoResult:
     scores: dict[str, dict] = field(default_factory=dict)        # name -> score_files result
     score_files: dict[str, Path] = field(default_factory=dict)
     heatmaps: list[Path] = field(default_factory=list)           # one folder per study
+    comparison_files: list[Path] = field(default_factory=list)   # ablate's compare.md and compare.png
     commands: list[str] = field(default_factory=list)            # the equivalent hand-typed commands
 
 
-# name -> (preset, extra train options): IRRAL-Net and the image-blind language prior.
-RUNS = {"irral": ("irral", {}), "no_image": ("no-image", {})}
+# preset -> run name: IRRAL-Net and the image-blind language prior, trained by `irralctl ablate`.
+RUNS = {"no-image": "no_image", "irral": "irral"}
 
 
-def _train_config(cfg: DemoConfig, data: Path, run: Path, preset: str, extra: dict):
-    from irralctl.model.config import apply_preset
+def _train_config(cfg: DemoConfig, data: Path):
+    """The training options both runs share (`ablate` sets each run's preset switches and seed)."""
     from irralctl.training.config import TrainConfig
     from irralctl.utils.config import from_flat
 
     d = cfg.d_model
     return from_flat(
-        TrainConfig, dataset=data, out=run, preset=preset, **apply_preset(preset), **extra,
+        TrainConfig, dataset=data,
         backbone="tiny", tiny_width=16, image_size=cfg.image_size, resize=cfg.image_size + 8,
         d_model=d, n_heads=4, d_ff=2 * d, enc_layers=2, dec_layers=2, memory_slots=256, memory_topk=16,
         batch_size=cfg.batch_size, eval_batch_size=64, lr=1e-3, lr_visual=1e-3, warmup_steps=20,
         epochs=cfg.epochs, patience=0, plateau_patience=max(3, cfg.epochs // 3), monitor="ce_macro_f1_14",
-        meteor="off", device="cpu", workers=cfg.workers, prefetch=2, seed=cfg.seed,
+        meteor="off", device="cpu", workers=cfg.workers, prefetch=2,
     )
 
 
@@ -86,7 +87,7 @@ def _run_demo(cfg: DemoConfig, progress: Progress, announce: Callable[[str], Non
     from irralctl.generation import DecodeConfig, GenerateConfig, generate_reports
     from irralctl.heatmaps import HeatmapConfig, make_heatmaps
     from irralctl.metrics import ScoreConfig, score_files
-    from irralctl.training import train
+    from irralctl.ablate import AblateConfig, run_ablation
     from irralctl.utils.io import write_json
 
     out = cfg.out
@@ -99,13 +100,14 @@ def _run_demo(cfg: DemoConfig, progress: Progress, announce: Callable[[str], Non
     prepare_phantoms(phantoms, progress=progress)
     result.commands.append(_command("prepare phantoms", phantoms))
 
-    for k, (name, (preset, extra)) in enumerate(RUNS.items(), start=1):
-        run = out / "runs" / name
-        tc = _train_config(cfg, data, run, preset, extra)
-        announce(f"2/5 training {name} ({k}/{len(RUNS)}): {cfg.epochs} epochs on the CPU")
-        train(tc, progress)
-        result.runs[name] = run
-        result.commands.append(_command("train", tc))
+    announce(f"2/5 training {' and '.join(RUNS.values())} ({cfg.epochs} epochs each on the CPU) and comparing them")
+    grid = AblateConfig(train=_train_config(cfg, data), out=out / "ablation", presets=tuple(RUNS),
+                        seed_list=(cfg.seed,), reference="no-image")
+    ablation = run_ablation(grid, progress)
+    for run in ablation.runs:
+        result.runs[RUNS[run.preset]] = run.path
+    result.comparison_files = [f for f in ablation.files if f.suffix in (".md", ".png")]
+    result.commands.append(_command("ablate", grid))
 
     decoding = DecodeConfig(beam_size=cfg.beam_size)
     for name, run in result.runs.items():
