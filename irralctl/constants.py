@@ -88,7 +88,7 @@ IMAGENET_GREY_MEAN, IMAGENET_GREY_STD = 0.449, 0.226
 
 @dataclass(frozen=True)
 class Metric:
-    """One reported figure. `family`: nlg | standard | clinical; `monitor`: a training --monitor choice."""
+    """One reported figure. `family`: nlg | standard | semantic | clinical; `monitor`: a training --monitor choice."""
 
     name: str
     family: str
@@ -111,6 +111,10 @@ METRICS: tuple[Metric, ...] = (
     Metric("rs_rouge1", "standard"),
     Metric("rs_rouge2", "standard"),
     Metric("rs_rougeL", "standard"),
+    # BERTScore (score --bertscore): mean over studies of greedy-matched token cosines.
+    Metric("bertscore_p", "semantic", aliases=("BERTScore-P",)),
+    Metric("bertscore_r", "semantic", aliases=("BERTScore-R",)),
+    Metric("bertscore_f1", "semantic", aliases=("BERTScore", "BERTScore-F1", "bertscore")),
     # Clinical efficacy: the headline figures; every average x measure x subset is computed.
     Metric("ce_macro_f1_14", "clinical", monitor=True, aliases=("ce_f1", "CE-F1")),
     Metric("ce_micro_f1_14", "clinical", monitor=True),
@@ -120,6 +124,7 @@ METRICS: tuple[Metric, ...] = (
 METRIC_BY_NAME: dict[str, Metric] = {m.name: m for m in METRICS}
 NLG_METRICS: tuple[str, ...] = tuple(m.name for m in METRICS if m.family == "nlg")
 STANDARD_METRICS: tuple[str, ...] = tuple(m.name for m in METRICS if m.family == "standard")
+SEMANTIC_METRICS: tuple[str, ...] = tuple(m.name for m in METRICS if m.family == "semantic")
 CE_AVERAGES = ("micro", "macro", "example")
 CE_MEASURES = ("precision", "recall", "f1")
 # The figures tables of several runs show (demo, compare), in this order.

@@ -24,7 +24,7 @@ from typing import Annotated, Any, Optional
 import typer
 
 from irralctl.errors import ConfigError
-from irralctl.utils.config import _unwrap_optional, field_types, flatten, from_dict, to_jsonable, unflatten
+from irralctl.utils.config import _unwrap_optional, field_types, fixed_length, flatten, from_dict, to_jsonable, unflatten
 
 # Where a value came from, as click (or Typer's vendored copy of it) names the sources: typed ones
 # override a config file or a resumed run; defaults do not.
@@ -97,7 +97,9 @@ def _param(leaf: Leaf) -> inspect.Parameter:
     if meta.get("choices"):
         tp = typing.Literal.__getitem__(tuple(str(c) for c in meta["choices"]))  # typer checks Literal choices
     typing_origin = typing.get_origin(tp)
-    if typing_origin is tuple:
+    if fixed_length(tp):
+        optional = True  # n values after one flag (`--from-r2gen ANNOTATION IMAGES`), or none
+    elif typing_origin is tuple:
         tp = list[str]  # repeatable, and each value may hold a comma-separated list
         if default is not dataclasses.MISSING:
             default = list(map(str, default)) or None
@@ -124,6 +126,8 @@ def _param(leaf: Leaf) -> inspect.Parameter:
 
 def _from_cli(leaf: Leaf, value: Any) -> Any:
     tp, _ = _unwrap_optional(leaf.type)
+    if fixed_length(tp):
+        return None if value is None else tuple(value)
     if typing.get_origin(tp) is tuple:
         items = [value] if isinstance(value, str) else list(value or [])
         texts = tuple(v.strip() for item in items for v in str(item).split(",") if v.strip())
@@ -132,6 +136,11 @@ def _from_cli(leaf: Leaf, value: Any) -> Any:
             if bad:
                 raise ConfigError(f"{leaf.flag}: expected integers, comma-separated, not {', '.join(map(repr, bad))}")
             return tuple(int(t) for t in texts)
+        if (typing.get_args(tp) or (str,))[0] is float:  # a list of numbers (`--bertscore-baseline 0.8,0.8,0.8`)
+            try:
+                return tuple(float(t) for t in texts)
+            except ValueError:
+                raise ConfigError(f"{leaf.flag}: expected numbers, comma-separated, not {', '.join(map(repr, texts))}") from None
         return texts
     return value
 

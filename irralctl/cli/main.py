@@ -18,6 +18,7 @@ import irralctl
 from irralctl.cli import ablate as _ablate
 from irralctl.cli import compare as _compare
 from irralctl.cli import demo as _demo
+from irralctl.cli import export as _export
 from irralctl.cli import generate as _generate
 from irralctl.cli import heatmap as _heatmap
 from irralctl.cli import label as _label
@@ -102,6 +103,7 @@ app.command("generate", epilog=_generate.EPILOG)(_generate.generate)
 app.command("score", epilog=_score.EPILOG)(_score.score)
 app.command("compare", epilog=_compare.EPILOG)(_compare.compare)
 app.command("heatmap", epilog=_heatmap.EPILOG)(_heatmap.heatmap)
+app.command("export", epilog=_export.EPILOG)(_export.export)
 app.command("demo")(_demo.demo)
 
 

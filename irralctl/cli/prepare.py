@@ -1,4 +1,4 @@
-"""`irralctl prepare iu-xray|mimic|phantoms`: build a prepared dataset directory from raw files.
+"""`irralctl prepare iu-xray|mimic|phantoms|hf`: build a prepared dataset directory from raw files.
 
 Every option comes from the source's config (`irralctl.data.sources.*.config`).
 """
@@ -12,6 +12,7 @@ import typer
 
 from irralctl.cli._bind import bind, build
 from irralctl.cli._common import console
+from irralctl.data.sources.hf.config import HFPrepareConfig
 from irralctl.data.sources.iu_xray.config import IUPrepareConfig
 from irralctl.data.sources.mimic.config import MimicPrepareConfig
 from irralctl.data.sources.phantoms.config import PhantomPrepareConfig
@@ -67,7 +68,8 @@ def _iu_xray(*, values: dict[str, Any], given: set[str]) -> None:
     """Prepare IU X-Ray (Open-i) for training, generation, labelling and scoring.
 
     Example: irralctl prepare iu-xray --reports NLMCXR_reports.tgz --images NLMCXR_png.tgz
-    --metadata nlmcxr_dicom_metadata.csv.gz --out data/iu_xray
+    --metadata nlmcxr_dicom_metadata.csv.gz --out data/iu_xray; from R2Gen's layout: irralctl prepare
+    iu-xray --from-r2gen iu_xray/annotation.json iu_xray/images --out data/iu_xray
     """
     from irralctl.cli._progress import progress_bars
     from irralctl.data.sources.iu_xray.prepare import prepare_iu_xray
@@ -84,7 +86,8 @@ def _mimic(*, values: dict[str, Any], given: set[str]) -> None:
     An interrupted run resumes where it stopped when rerun with the same options.
 
     Example: irralctl prepare mimic --root mimic-cxr-jpg/2.1.0 --reports mimic-cxr-reports.zip
-    --views frontal --out data/mimic
+    --views frontal --out data/mimic; from R2Gen's layout: irralctl prepare mimic --from-r2gen
+    mimic_cxr/annotation.json mimic_cxr/images --out data/mimic
     """
     from irralctl.cli._progress import progress_bars
     from irralctl.data.sources.mimic.prepare import prepare_mimic
@@ -110,6 +113,23 @@ def _phantoms(*, values: dict[str, Any], given: set[str]) -> None:
     _summary(cfg.out)
 
 
+def _hf(*, values: dict[str, Any], given: set[str]) -> None:
+    """Prepare a local Hugging Face datasets dataset (a save_to_disk folder or parquet files).
+
+    Nothing is downloaded. Examples: irralctl prepare hf exports/iu_hf --id-column id --view-column views
+    --out data/iu_again; irralctl prepare hf train.parquet --image-column image --report-column findings
+    --split random --out data/other
+    """
+    from irralctl.cli._progress import progress_bars
+    from irralctl.data.sources.hf.prepare import prepare_hf
+
+    cfg = _with_workers(build(HFPrepareConfig, values, given))
+    with progress_bars() as progress:
+        prepare_hf(cfg, progress=progress)
+    _summary(cfg.out)
+
+
 app.command("iu-xray")(bind(IUPrepareConfig, _iu_xray))
 app.command("mimic")(bind(MimicPrepareConfig, _mimic))
 app.command("phantoms")(bind(PhantomPrepareConfig, _phantoms))
+app.command("hf")(bind(HFPrepareConfig, _hf))

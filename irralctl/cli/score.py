@@ -13,7 +13,15 @@ from rich.table import Table
 
 from irralctl.cli._bind import bind, build, extra_option
 from irralctl.cli._common import console
-from irralctl.constants import CE_AVERAGES, CE_MEASURES, NLG_METRICS, OBSERVATION_SUBSETS, STANDARD_METRICS, ce_metric_name
+from irralctl.constants import (
+    CE_AVERAGES,
+    CE_MEASURES,
+    NLG_METRICS,
+    OBSERVATION_SUBSETS,
+    SEMANTIC_METRICS,
+    STANDARD_METRICS,
+    ce_metric_name,
+)
 from irralctl.metrics.config import ScoreConfig
 
 EPILOG = """Examples:
@@ -23,6 +31,8 @@ EPILOG = """Examples:
   irralctl score preds.jsonl --references data/iu_xray:test
 
   irralctl score a.jsonl --against b.jsonl
+
+  irralctl score preds.jsonl --bertscore --bertscore-model models/my-bert
 """
 
 _EXTRA = [
@@ -90,6 +100,9 @@ def _render(result: dict) -> None:
         console.print(_metric_table("Standard metrics", STANDARD_METRICS, result))
         for name, sig in result["standard"]["signatures"].items():
             console.print(f"  {name}: {sig}", highlight=False)
+    if "bertscore" in result:
+        console.print(_metric_table("BERTScore", SEMANTIC_METRICS, result))
+        console.print(f"  {result['protocol']['bertscore']}", highlight=False)
     if "clinical" in result:
         _render_clinical(result)
     if "against" in result:

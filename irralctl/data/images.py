@@ -157,6 +157,15 @@ def load_grey(path: str | Path, shorter: int | None = 256) -> np.ndarray:
         raise InputError(f"unreadable image ({_first_line(e)})", path=path) from None
 
 
+def encode_png(arr: np.ndarray) -> bytes:
+    """A (H, W) uint8 array as PNG bytes (lossless: `load_grey` gives the same array back)."""
+    import io
+
+    buf = io.BytesIO()
+    Image.fromarray(np.ascontiguousarray(arr, dtype=np.uint8), mode="L").save(buf, format="PNG")
+    return buf.getvalue()
+
+
 def _is_jpeg(path: Path) -> bool:
     try:
         with open(path, "rb") as f:

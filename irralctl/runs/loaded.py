@@ -2,10 +2,13 @@
 demo use (training never opens a run this way; it resumes through `load_checkpoint`).
 
 The checkpoint is memory-mapped (it also holds optimiser state, two or three times the weights,
-which inference never reads) and its inference part verified. Besides the model, a `LoadedRun`
-keeps what decoding and matching need: the tokeniser and the record field it was trained on, the
-run's default generation length, the cleaner of its targets, and the training dataset's
-fingerprint.
+which inference never reads) and its inference part verified. A directory written by `irralctl
+export RUN --to safetensors` opens the same way (`read_export`): the sha256 of its weights and
+tokeniser files must be those config.json records, and non-finite weights are refused. For both,
+every tensor's name and shape are checked against the model its config builds, and any problem
+names the file. Besides the model, a `LoadedRun` keeps what decoding and matching need: the
+tokeniser and the record field it was trained on, the run's default generation length, the
+cleaner of its targets, and the training dataset's fingerprint.
 """
 
 from __future__ import annotations
@@ -19,12 +22,13 @@ import torch
 
 from irralctl.data.cleaning import get_cleaner
 from irralctl.data.tokenizers import ReportTokenizer, tokenizer_from_json
-from irralctl.errors import InputError
+from irralctl.errors import ConfigError, InputError
 from irralctl.model import IRRALNet, ModelConfig
 from irralctl.runs.checkpoint import load_checkpoint
 from irralctl.runs.device import resolve_device
-from irralctl.runs.layout import checkpoint_file
+from irralctl.runs.layout import EXPORT_FORMAT, EXPORT_FORMAT_VERSION, ExportLayout, checkpoint_file
 from irralctl.utils.config import from_dict
+from irralctl.utils.io import read_json, sha256_file
 
 log = logging.getLogger(__name__)
 
@@ -37,14 +41,74 @@ def tokenizer_of(ckpt: dict) -> ReportTokenizer:
     return tokenizer_from_json(ckpt["tokenizer"]["json"], source=ckpt.get("path", "<checkpoint>"))
 
 
+def check_weights(model: torch.nn.Module, weights: dict, path: str | Path) -> None:
+    """Refuse weights whose tensor names or shapes differ from `model`'s, naming the first few."""
+    expected = model.state_dict()
+    missing = [k for k in expected if k not in weights]
+    unexpected = [k for k in weights if k not in expected]
+    shapes = [f"{k} is {tuple(weights[k].shape)}, the model's {tuple(v.shape)}" for k, v in expected.items()
+              if k in weights and tuple(weights[k].shape) != tuple(v.shape)]
+    problems = ([f"{len(missing)} missing (e.g. {', '.join(missing[:3])})"] if missing else []) \
+        + ([f"{len(unexpected)} unexpected (e.g. {', '.join(unexpected[:3])})"] if unexpected else []) \
+        + ([f"{len(shapes)} of another shape ({'; '.join(shapes[:2])})"] if shapes else [])
+    if problems:
+        raise InputError("weights do not fit the saved model config: " + "; ".join(problems), path=path,
+                         hint="the weights and the model config come from different runs, or a file was edited")
+
+
 def model_from_checkpoint(ckpt: dict) -> IRRALNet:
     """The model a loaded checkpoint describes, with its weights (on the CPU, train mode)."""
     model = IRRALNet(model_config_of(ckpt))
+    check_weights(model, ckpt["model"], ckpt["path"])
     try:
         model.load_state_dict(ckpt["model"])
     except RuntimeError as e:
         raise InputError(f"weights do not fit the saved model config ({str(e).splitlines()[0]})", path=ckpt["path"]) from None
     return model
+
+
+def _refuse_export(path: Path, why: str) -> InputError:
+    return InputError(why, path=path, hint="export the run again: irralctl export RUN --to safetensors DIR")
+
+
+def read_export(directory: str | Path) -> dict:
+    """An exported run (`irralctl export RUN --to safetensors`) as the dict `load_checkpoint` gives:
+    model_config, model (tensors), tokenizer, inference, cleaner, dataset, epoch, step, path."""
+    from safetensors import SafetensorError
+    from safetensors.torch import load_file
+
+    layout = ExportLayout(Path(directory))
+    for f in (layout.config, layout.weights, layout.tokenizer):
+        if not f.is_file():
+            raise _refuse_export(f, "missing from the exported directory")
+    config = read_json(layout.config)
+    if not isinstance(config, dict) or config.get("format") != EXPORT_FORMAT:
+        raise _refuse_export(layout.config, f"not the config.json of an irralctl export (format {EXPORT_FORMAT!r})")
+    if config.get("format_version") != EXPORT_FORMAT_VERSION:
+        raise _refuse_export(layout.config, f"export format {config.get('format_version')!r} is not supported "
+                                            f"(this irralctl reads {EXPORT_FORMAT_VERSION})")
+    for key in ("model", "tokenizer", "inference", "sha256"):
+        if not isinstance(config.get(key), dict):
+            raise _refuse_export(layout.config, f"missing or not an object: '{key}'")
+    try:
+        from_dict(ModelConfig, config["model"])
+    except ConfigError as e:
+        raise _refuse_export(layout.config, f"its model config is not this irralctl's ({e.message})") from None
+    for f in (layout.weights, layout.tokenizer):
+        if sha256_file(f) != config["sha256"].get(f.name):
+            raise _refuse_export(f, "damaged: its sha256 differs from the one config.json records (a flipped bit, "
+                                    "a torn copy, or another file)")
+    try:
+        weights = load_file(layout.weights, device="cpu")
+    except (SafetensorError, OSError, ValueError, RuntimeError) as e:
+        raise _refuse_export(layout.weights, f"unreadable safetensors file ({type(e).__name__}: {e})") from None
+    for name, t in weights.items():
+        if t.is_floating_point() and not bool(torch.isfinite(t).all()):
+            raise _refuse_export(layout.weights, f"weights {name} hold NaN or infinite values")
+    return {"model_config": config["model"], "model": weights,
+            "tokenizer": {**config["tokenizer"], "json": layout.tokenizer.read_text(encoding="utf-8")},
+            "inference": config["inference"], "cleaner": config.get("cleaner"), "dataset": config.get("dataset"),
+            "epoch": config.get("epoch"), "step": config.get("step"), "path": str(layout.weights)}
 
 
 @dataclass
@@ -97,9 +161,13 @@ class LoadedRun:
 
 
 def load_run(checkpoint: str | Path, device: str | torch.device = "auto") -> LoadedRun:
-    """The run at `checkpoint` (a run directory: its best.pt, else last.pt; or a .pt file) on `device`."""
+    """The run at `checkpoint` (a run directory: its best.pt, else last.pt; a .pt file; or a directory
+    of `irralctl export --to safetensors`, or its model.safetensors) on `device`."""
     path = checkpoint_file(checkpoint)
-    ckpt = load_checkpoint(path, mmap=True, verify="inference")
+    if path.suffix == ".safetensors":
+        ckpt = read_export(path.parent)
+    else:
+        ckpt = load_checkpoint(path, mmap=True, verify="inference")
     model = model_from_checkpoint(ckpt)
     dev = device if isinstance(device, torch.device) else resolve_device(device)
     model = model.to(dev).eval()

@@ -116,8 +116,9 @@ class TrainConfig:
                          choices=tuple(PRESETS),
                          panel=_MODEL)
     seed: int = option(42, "Seed of initial weights, data order and augmentation.", min=0, max=2**32 - 1)
-    visual_weights: Path | None = option(None, "torchvision ResNet state_dict with ImageNet weights (never "
-                                               "downloaded); default: the CNN starts from scratch.", panel=_MODEL,
+    visual_weights: Path | None = option(None, "ImageNet ResNet weights of the --backbone depth: a torchvision or "
+                                               "timm state_dict, .pth or .safetensors (never downloaded); default: "
+                                               "the CNN starts from scratch.", panel=_MODEL,
                                          metavar="FILE")
     data: DataConfig = option(panel=_DATA, factory=DataConfig)
     model: ModelConfig = option(panel=_MODEL, factory=ModelConfig)

@@ -32,7 +32,7 @@ T = TypeVar("T")
 # Packages whose versions change results; recorded beside every output.
 _TRACKED_PACKAGES = (
     "torch", "torchvision", "numpy", "tokenizers", "transformers", "pillow", "pydicom",
-    "sacrebleu", "rouge-score", "nltk", "pycocoevalcap",
+    "sacrebleu", "rouge-score", "nltk", "pycocoevalcap", "datasets", "safetensors",
 )
 
 
@@ -93,6 +93,15 @@ def _unwrap_optional(tp: Any) -> tuple[Any, bool]:
     return tp, False
 
 
+def fixed_length(tp: Any) -> int | None:
+    """n for a fixed-length tuple type (`tuple[Path, Path]`: an option taking n values); None otherwise."""
+    tp, _ = _unwrap_optional(tp)
+    args = typing.get_args(tp)
+    if typing.get_origin(tp) is tuple and args and Ellipsis not in args:
+        return len(args)
+    return None
+
+
 def leaf_paths(cls: type, path: tuple[str, ...] = ()) -> dict[str, tuple[str, ...]]:
     """Leaf field name -> its path through nested dataclasses ({"lr": ("optim", "lr"), ...})."""
     out: dict[str, tuple[str, ...]] = {}
@@ -145,6 +154,7 @@ def _default_of(f: dataclasses.Field) -> Any:
 
 
 def _flags_of(config: Any, args: list[str], flags: list[str]) -> None:
+    hints = field_types(type(config))
     for f in dataclasses.fields(config):
         if not f.metadata.get("cli", True):
             continue
@@ -163,6 +173,8 @@ def _flags_of(config: Any, args: list[str], flags: list[str]) -> None:
             # True over a false default is the switch itself (--overwrite, --no-image); False over
             # a true default is its opposite (--no-augment).
             flags.append(flag if value else "--no-" + flag.removeprefix("--"))
+        elif fixed_length(hints[f.name]):  # an option of n values: `--from-r2gen A B`
+            flags += [flag, *map(str, value)]
         elif isinstance(value, (tuple, list)):
             flags += [flag, ",".join(map(str, value))]
         else:
@@ -203,8 +215,10 @@ def _coerce(tp: Any, value: Any, where: str) -> Any:
         if not isinstance(value, (list, tuple)):
             raise ConfigError(f"config key '{where}' must be a list, not {value!r}")
         args = typing.get_args(tp)
+        if fixed_length(tp) is not None and len(value) != len(args):
+            raise ConfigError(f"config key '{where}' must hold {len(args)} values, not {len(value)}")
         item = args[0] if args else Any
-        return tuple(_coerce(item, v, where) for v in value)
+        return tuple(_coerce(args[k] if fixed_length(tp) else item, v, where) for k, v in enumerate(value))
     if tp is bool:
         if not isinstance(value, bool):
             raise ConfigError(f"config key '{where}' must be true or false, not {value!r}")

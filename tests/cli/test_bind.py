@@ -12,20 +12,23 @@ from typer.testing import CliRunner
 
 from irralctl.cli._bind import leaves
 from irralctl.cli.main import app
+from irralctl.data.sources.hf.config import HFPrepareConfig
 from irralctl.data.sources.iu_xray.config import IUPrepareConfig
 from irralctl.data.sources.mimic.config import MimicPrepareConfig
 from irralctl.data.sources.phantoms.config import PhantomPrepareConfig
 from irralctl.demo.config import DemoConfig
+from irralctl.errors import ConfigError
+from irralctl.export.config import ExportConfig
 from irralctl.generation.config import GenerateConfig
 from irralctl.heatmaps.config import HeatmapConfig
 from irralctl.labeling.files import LabelConfig
 from irralctl.metrics.config import ScoreConfig
 from irralctl.training.config import TrainConfig
-from irralctl.utils.config import from_flat, to_flags
+from irralctl.utils.config import from_dict, from_flat, to_flags
 
 runner = CliRunner()
 CONFIGS = [TrainConfig, GenerateConfig, HeatmapConfig, ScoreConfig, LabelConfig, IUPrepareConfig, MimicPrepareConfig,
-           PhantomPrepareConfig, DemoConfig]
+           PhantomPrepareConfig, HFPrepareConfig, ExportConfig, DemoConfig]
 
 
 @pytest.mark.parametrize("cls", CONFIGS, ids=lambda c: c.__name__)
@@ -87,10 +90,36 @@ def test_printed_flags_parse_back_to_the_same_config(captured, tmp_path):
 
 
 @pytest.mark.parametrize("command", [["train"], ["generate"], ["score"], ["heatmap"], ["label"], ["demo"],
-                                     ["prepare", "iu-xray"], ["prepare", "mimic"], ["prepare", "phantoms"]])
+                                     ["prepare", "iu-xray"], ["prepare", "mimic"], ["prepare", "phantoms"],
+                                     ["prepare", "hf"], ["export"]])
 def test_help_renders_for_every_command(command):
     r = runner.invoke(app, [*command, "--help"])
     assert r.exit_code == 0 and "Usage" in r.output
+
+
+def test_an_option_of_two_values(monkeypatch, tmp_path):
+    """`--from-r2gen ANNOTATION IMAGES_DIR`: a fixed-length tuple field takes n values after one flag,
+    and to_flags prints it back that way."""
+    seen = {}
+
+    def fake(cfg, progress=None):
+        seen["cfg"] = cfg
+        raise SystemExit(0)
+
+    monkeypatch.setattr("irralctl.data.sources.iu_xray.prepare.prepare_iu_xray", fake)
+    r = runner.invoke(app, ["prepare", "iu-xray", "--from-r2gen", "a/annotation.json", "a/images", "--out",
+                            str(tmp_path / "o"), "-j", "1"])
+    assert r.exit_code == 0, r.output
+    cfg = seen["cfg"]
+    assert cfg.from_r2gen == (Path("a/annotation.json"), Path("a/images"))
+    assert to_flags(cfg) == ["--out", str(tmp_path / "o"), "--from-r2gen", "a/annotation.json", "a/images",
+                             "--workers", "1"]
+    runner.invoke(app, ["prepare", "iu-xray", *to_flags(cfg)])
+    assert seen["cfg"] == cfg
+    r = runner.invoke(app, ["prepare", "iu-xray", "--out", str(tmp_path / "o"), "--from-r2gen", "only-one"])
+    assert r.exit_code == 1 and "--from-r2gen" in r.output and "2 arguments" in r.output
+    with pytest.raises(ConfigError, match="must hold 2 values"):
+        from_dict(IUPrepareConfig, {"out": "o", "from_r2gen": ["a"]})
 
 
 def test_a_flag_names_its_field(tmp_path):

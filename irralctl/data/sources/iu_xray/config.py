@@ -20,6 +20,10 @@ _IN, _SPLIT, _TEXT, _OUT = "Inputs", "Split", "Text and tokenisers", "Output"
 @dataclass(frozen=True, kw_only=True)
 class IUPrepareConfig:
     out: Path = out_dir_option(panel=_OUT)
+    from_r2gen: tuple[Path, Path] | None = option(
+        None, "R2Gen's preprocessed layout instead of --reports/--images: its annotation.json (reports and split, "
+              "kept as given) and the folder its image_path entries are relative to.",
+        metavar="ANNOTATION IMAGES_DIR", panel=_IN)
     reports: Path | None = option(None, "NLMCXR_reports.tgz, its extracted ecgen-radiology/ folder, or an R2Gen "
                                         "annotation.json.", panel=_IN)
     images: Path | None = option(None, "NLMCXR_png.tgz, a folder of CXR*.png named <parentImage id>.png, or R2Gen's "

@@ -20,7 +20,7 @@ from irralctl.data.sources.iu_xray import reader as iu_xray
 from irralctl.data.sources.iu_xray.config import SECTION_CHOICES, IUPrepareConfig
 from irralctl.data.splits import r2gen_split, random_split, split_from_annotation
 from irralctl.data.store import build_image_store
-from irralctl.errors import InputError, StrictStop
+from irralctl.errors import ConfigError, InputError, StrictStop
 from irralctl.progress import SILENT, Progress
 
 log = logging.getLogger(__name__)
@@ -39,8 +39,26 @@ def _group_of_annotation_id(study_id: str) -> str:
     return m.group(1) if m else study_id
 
 
+def _check_r2gen_options(cfg: IUPrepareConfig) -> None:
+    """--from-r2gen brings the reports, images and split: refuse options that would choose them."""
+    clash = [flag for flag, given in (("--reports", cfg.reports), ("--images", cfg.images),
+                                      ("--annotation", cfg.annotation), ("--metadata", cfg.metadata)) if given]
+    if cfg.split != "r2gen":
+        clash.append(f"--split {cfg.split}")
+    if cfg.sections != "findings":
+        clash.append(f"--sections {cfg.sections}")
+    if clash:
+        raise ConfigError(f"--from-r2gen takes the reports, images and split from R2Gen's annotation (findings only); "
+                          f"drop {', '.join(clash)}")
+
+
 def prepare_iu_xray(cfg: IUPrepareConfig, progress: Progress = SILENT) -> Path:
     """Build the dataset at `cfg.out`."""
+    if cfg.from_r2gen is not None:
+        from irralctl.data.sources.r2gen.prepare import prepare_from_r2gen
+
+        _check_r2gen_options(cfg)
+        return prepare_from_r2gen(cfg, name="iu_xray", progress=progress)
     if cfg.reports is None and cfg.annotation is None:
         raise InputError("give --reports (NLMCXR_reports.tgz, ecgen-radiology/ or annotation.json) or --annotation")
     if cfg.split not in ("r2gen", "random"):

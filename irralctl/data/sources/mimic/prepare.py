@@ -57,6 +57,9 @@ def _view_key(view: str, dicom_id: str) -> tuple[int, str]:
 
 
 def _check_options(cfg: MimicPrepareConfig) -> None:
+    if cfg.root is None or cfg.reports is None:
+        raise ConfigError("give --root (MIMIC-CXR-JPG) and --reports (the MIMIC-CXR reports)",
+                          hint="or --from-r2gen ANNOTATION IMAGES_DIR for R2Gen's preprocessed layout")
     if cfg.sections not in SECTION_CHOICES:
         raise ConfigError(f"unknown --sections {cfg.sections!r}; choose {', '.join(SECTION_CHOICES)}")
     parse_views(cfg.views)
@@ -78,8 +81,24 @@ def _options_dict(cfg: MimicPrepareConfig) -> dict:
 # The preparation
 
 
+def _check_r2gen_options(cfg: MimicPrepareConfig) -> None:
+    """--from-r2gen brings the reports, images, split and layout: refuse options that would choose them."""
+    defaults = MimicPrepareConfig(from_r2gen=cfg.from_r2gen, out=cfg.out)
+    clash = [f"--{name.replace('_', '-')}" for name in ("root", "reports", "split_csv", "metadata", "sections", "views",
+                                                        "per_image", "max_studies")
+             if getattr(cfg, name) != getattr(defaults, name)]
+    if clash:
+        raise ConfigError(f"--from-r2gen takes the reports, images, split and layout from R2Gen's annotation; "
+                          f"drop {', '.join(clash)}")
+
+
 def prepare_mimic(cfg: MimicPrepareConfig, progress: Progress = SILENT) -> Path:
     """Build the dataset at `cfg.out`."""
+    if cfg.from_r2gen is not None:
+        from irralctl.data.sources.r2gen.prepare import prepare_from_r2gen
+
+        _check_r2gen_options(cfg)
+        return prepare_from_r2gen(cfg, name=NAME, images=cfg.images, official_labels=cfg.chexpert, progress=progress)
     _check_options(cfg)
     cleaner_name, cleaner_version, clean = get_cleaner(cfg.cleaner, NAME)
     legacy_name, legacy_version, legacy_clean = get_cleaner("legacy", NAME)
