@@ -8,16 +8,17 @@ T is the memory read-out of the layer's tokens projected into the text space (`T
 space MFA (Eq. 4) aligns with the report's BERT embedding. Training and inference run the same
 graph: E_txt only supervises T through the MFA loss, it never enters F.
 
-The head reads the masked mean of the visual tokens before the encoder. C enters the gate
-detached: the head learns only from the labels, so C stays a calibrated set of probabilities
+The head reads the visual tokens before the encoder (a learned query per observation, or their
+mean: `--head-pooling`). C enters the gate and the context detached: the head learns only from the labels, so C stays a calibrated set of probabilities
 rather than whatever code the report loss would find convenient.
 
 The paper leaves open how C reaches the words beyond the gate, which scales every token alike and
-so tells the decoder little about which finding is present. Here C also enters as 14 context
-tokens beside the visual ones (`ClinicalContext`): token c = p_c e_c+ + (1 - p_c) e_c-, learned
-"present" and "absent" embeddings of observation c mixed by its predicted probability. The decoder
-reads them with the same cross-attention as the image, so the head's findings, learnt quickly from
-the labels, shape the report from the first epochs (docs/model.md shows the curves). The head and
+so tells the decoder little about which finding is present. Here C is also added to every encoder
+output token as one vector, sum over c of p_c e_c+ + (1 - p_c) e_c- (learned "present" and
+"absent" embeddings of observation c mixed by its predicted probability), so the decoder reads the
+head's findings wherever it attends. Appending them as 14 extra tokens instead was tried and
+rejected: the decoder then attended to the context tokens and learned to read the visual tokens,
+and with them where a finding is (left or right), far later (docs/model.md). The head and
 everything C drives belong to ACL: a model without ACL has neither the head nor its loss.
 """
 
@@ -66,7 +67,7 @@ class ClinicalHead(nn.Module):
 
 
 class ClinicalContext(nn.Module):
-    """C -> one token per observation, for the decoder to read beside the visual tokens."""
+    """C -> one vector added to every encoder output token: sum_c p_c e_c+ + (1 - p_c) e_c-."""
 
     def __init__(self, n_observations: int, d_model: int):
         super().__init__()
@@ -74,9 +75,9 @@ class ClinicalContext(nn.Module):
         self.absent = nn.Parameter(torch.zeros(n_observations, d_model))
 
     def forward(self, probs: torch.Tensor) -> torch.Tensor:
-        """probs: (B, n_obs) -> tokens (B, n_obs, d)."""
-        p = probs.unsqueeze(-1).to(self.present.dtype)                   # (B, n_obs, 1)
-        return p * self.present + (1.0 - p) * self.absent               # (B, n_obs, d)
+        """probs: (B, n_obs) -> (B, d)."""
+        p = probs.to(self.present.dtype)                                  # (B, n_obs)
+        return p @ self.present + (1.0 - p) @ self.absent                # (B, d)
 
 
 class ACLGate(nn.Module):

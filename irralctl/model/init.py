@@ -59,7 +59,9 @@ def _init(name: str, m: nn.Module, g: torch.Generator) -> None:
     elif isinstance(m, VisualEncoder):
         nn.init.zeros_(m.view_embed)
     elif isinstance(m, ClinicalContext):
-        nn.init.normal_(m.present, generator=g)
-        nn.init.normal_(m.absent, generator=g)
+        # The sum over observations then starts at a fraction of the tokens' unit scale.
+        std = 1.0 / m.present.shape[0]
+        nn.init.normal_(m.present, std=std, generator=g)
+        nn.init.normal_(m.absent, std=std, generator=g)
     else:
         raise TypeError(f"no initialisation scheme for {name} ({type(m).__name__})")

@@ -4,7 +4,7 @@
     C = sigmoid(ClinicalHead(V0))                             (ACL: 14 probabilities)
     x = V0 + Memory(V0)                                       (CMN, --memory)
     x = ACL(EncoderLayer_l(x), C) for l = 1..3                (Eq. 5, --acl)
-    x = [x ; ClinicalContext(C)]                              (ACL: 14 context tokens)
+    x = x + ClinicalContext(C)                                (ACL: C added to every token)
     tokens --embed--> e;  e = e + Memory(e)                   (CMN, --memory)
     logits = Decoder(e, x)
     Z_img = mean TextSpace(V0);  Z_txt = TextHead(T)          (MFA, Eq. 3-4)
@@ -44,8 +44,8 @@ from irralctl.model.visual import TokenGrid, VisualEncoder, grid_size
 class Encoded:
     """The encoder's output for a batch of studies: what every decoder needs."""
 
-    memory: torch.Tensor           # (B, N + c, d) encoder output: N visual tokens, then c context tokens (ACL)
-    memory_mask: torch.Tensor      # (B, N + c) bool, True for tokens of real views (and context tokens)
+    memory: torch.Tensor           # (B, N, d) encoder output: one token per cell of each view's grid
+    memory_mask: torch.Tensor      # (B, N) bool, True for tokens of real views
     clinical_logits: torch.Tensor | None  # (B, n_observations) CheXpert logits from the image (ACL only)
     grid: TokenGrid                # visual token n < N <-> (view, row, column) of the views' grids
     z_img: torch.Tensor | None = None     # (B, d) the image in MFA's text space (MFA only)
@@ -170,9 +170,7 @@ class IRRALNet(nn.Module):
                 x = ACLGate.fuse(x, self.text_space(x, self.memory, memory_kv), alpha)
         x = self.encoder_norm(x)
         if probs is not None:                                             # C as tokens the decoder reads
-            context = self.context(probs)                                 # (B, n_obs, d)
-            x = torch.cat([x, context.to(x.dtype)], dim=1)                # (B, N + n_obs, d)
-            mask = torch.cat([mask, mask.new_ones(mask.shape[0], context.shape[1])], dim=1)
+            x = x + self.context(probs)[:, None, :].to(x.dtype)         # C on every token: (B, N, d)
         z_img = None
         if self.cfg.mfa:
             z_img = masked_mean(self.text_space(v0, self.memory, memory_kv), mask[:, : v0.shape[1]])  # (B, d)

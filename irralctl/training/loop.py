@@ -96,7 +96,7 @@ def _text_inputs(run: Run, index: torch.Tensor) -> dict:
     return {"text_inputs": {k: v.to(run.device, non_blocking=True) for k, v in enc.items()}}
 
 
-def known_context(run: Run, labels: torch.Tensor) -> torch.Tensor | None:
+def known_context(run: Run, labels: torch.Tensor, index: torch.Tensor) -> torch.Tensor | None:
     """(B, n_obs) clinical context from the labels for a random `--context-from-labels` share of the
     batch's studies, NaN elsewhere (and where a label is left out of the head's loss).
 
@@ -107,8 +107,25 @@ def known_context(run: Run, labels: torch.Tensor) -> torch.Tensor | None:
     if not run.cfg.model.acl or share <= 0:
         return None
     targets, mask = losses.clinical_targets(labels, run.cfg.loss.uncertain)      # (B, n_obs) each
-    chosen = torch.rand(labels.shape[0], 1, device=labels.device) < share         # (B, 1)
+    chosen = study_uniform(index, run.step, run.cfg.seed).to(labels.device)[:, None] < share  # (B, 1)
     return torch.where(chosen & mask, targets, torch.full_like(targets, float("nan")))
+
+
+def study_uniform(index: torch.Tensor, step: int, seed: int) -> torch.Tensor:
+    """(B,) uniform numbers in [0, 1) drawn from (seed, step, study index) alone (a splitmix64 hash).
+
+    A draw that depends on the study and not on the process it landed on keeps one-process and
+    multi-process runs identical (a generator per process would split the batch's draws
+    differently); computed on the CPU, where `index` lives, so it costs no device sync.
+    """
+    mask = (1 << 64) - 1
+    out = []
+    for i in index.tolist():
+        z = (seed * 0x9E3779B97F4A7C15 + step * 0xBF58476D1CE4E5B9 + i * 0x94D049BB133111EB) & mask
+        z = ((z ^ (z >> 30)) * 0xBF58476D1CE4E5B9) & mask
+        z = ((z ^ (z >> 27)) * 0x94D049BB133111EB) & mask
+        out.append(((z ^ (z >> 31)) >> 11) / float(1 << 53))
+    return torch.tensor(out, dtype=torch.float32)
 
 
 def forward_losses(run: Run, batch: dict) -> tuple[torch.Tensor, torch.Tensor]:
@@ -117,7 +134,7 @@ def forward_losses(run: Run, batch: dict) -> tuple[torch.Tensor, torch.Tensor]:
     with run.autocast():
         logits, clinical_logits, mfa = run.module(
             batch["images"], batch["view_mask"], batch["tokens"], **_text_inputs(run, batch["index"]),
-            known_context=known_context(run, batch["labels"]))
+            known_context=known_context(run, batch["labels"], batch["index"]))
     nll_sum, nll_n = losses.token_nll(logits, batch["tokens"], batch["lengths"])
     zero = torch.zeros((), device=logits.device)
     cls_sum = cls_n = mfa_sum = mfa_n = zero
