@@ -17,9 +17,11 @@ _INPUT, _METRICS, _STATS, _OUTPUT = "References", "Metrics", "Statistics", "Outp
 class ScoreConfig:
     """Options of `irralctl score` (and of `score_reports` for library callers)."""
 
-    references: str | None = option(None, "Prepared dataset DIR[:split] (split default: test); references matched "
-                                          "by id (default: the `reference` field of each prediction).",
-                                    metavar="DATASET[:SPLIT]", panel=_INPUT)
+    references: str | None = option(None, "References, matched by id: a prepared dataset DIR[:split] (split default: "
+                                          "test), coco-caption annotations JSON, CSV/TSV (id, reference) or JSONL; or a "
+                                          "text file, matched by line with a text file of predictions (default: the "
+                                          "predictions file's references).",
+                                    metavar="DATASET[:SPLIT]|FILE", panel=_INPUT)
     against: str | None = option(None, "Second predictions file: paired bootstrap interval and randomisation "
                                        "p-value of the difference.", metavar="FILE", panel=_STATS)
     meteor: str = option("auto", "METEOR implementation: auto (jar, else nltk, else none; logged), jar (METEOR 1.5: "

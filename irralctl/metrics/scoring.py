@@ -303,11 +303,12 @@ def score_reports(predictions: Mapping[str, str], references: Mapping[str, str],
 def _load(path: Path, config: ScoreConfig):
     from irralctl.metrics import inputs
 
-    studies = inputs.read_predictions(path, need_reference=config.references is None)
+    studies = inputs.read_predictions(path, need_reference=config.references is None,
+                                      line_aligned=inputs.is_text_file(config.references))
     dataset = None
     if config.references is not None:
-        dataset = inputs.read_dataset(config.references)
-        inputs.attach_dataset(studies, dataset, legacy=config.legacy_eval, allow_subset=config.allow_subset)
+        dataset = inputs.attach_references(studies, config.references, legacy=config.legacy_eval,
+                                           allow_subset=config.allow_subset)
     legacy = None
     if config.legacy_eval:
         legacy = inputs.legacy_references(studies, vocab_path=config.vocab, dataset=dataset,
