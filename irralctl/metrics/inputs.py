@@ -64,7 +64,7 @@ _HINT_REFERENCES = "give references with --references (a prepared dataset, coco 
 
 def is_text_file(spec: str | Path | None) -> bool:
     """A `.txt` file given as --references: predictions from a `.txt` are then aligned by line."""
-    return spec is not None and Path(spec).suffix.lower() == ".txt" and Path(spec).is_file()
+    return spec is not None and Path(spec).suffix.lower() == ".txt"
 
 
 def read_predictions(path: str | Path, *, need_reference: bool, line_aligned: bool = False) -> Studies:
@@ -371,6 +371,8 @@ def attach_references(studies: Studies, spec: str, *, legacy: bool, allow_subset
     """Replace the references with those of `--references`: a prepared dataset (returned, for
     --legacy-eval) or a file of references (module docstring), matched by id, or by line for text."""
     path = Path(spec)
+    if not path.is_file() and not path.is_dir() and path.suffix.lower() in (".txt", ".json", ".jsonl", *TABLE_SUFFIXES):
+        raise InputError("file of references not found", path=path)
     if not path.is_file():
         dataset = read_dataset(spec)
         attach_dataset(studies, dataset, legacy=legacy, allow_subset=allow_subset)

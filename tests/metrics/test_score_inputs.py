@@ -141,13 +141,15 @@ def test_against_reads_any_format(tmp_path, rows):
     ("p.csv", "a,x\n", None, "line 1, field 'reference': no reference"),
     ("p.txt", "just a report\n", None, "expected id<TAB>prediction"),
     ("p.jsonl", '{"id": "a", "prediction": "x"}\n', ("r.txt", "y\n"), "matched line by line"),
+    ("p.txt", "x\n", ("absent/r.txt", None), "r.txt: file of references not found"),
 ])
 def test_format_errors_name_the_file_and_record(tmp_path, name, content, refs, match):
     path = tmp_path / name
     path.write_text(content if isinstance(content, str) else json.dumps(content), encoding="utf-8")
     kw = {}
     if refs is not None:
-        (tmp_path / refs[0]).write_text(refs[1] if isinstance(refs[1], str) else json.dumps(refs[1]), encoding="utf-8")
+        if refs[1] is not None:
+            (tmp_path / refs[0]).write_text(refs[1] if isinstance(refs[1], str) else json.dumps(refs[1]), encoding="utf-8")
         kw["references"] = str(tmp_path / refs[0])
     with pytest.raises(InputError, match=match) as e:
         _metrics(path, **kw)
