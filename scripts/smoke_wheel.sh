@@ -24,7 +24,7 @@ WHEEL=$(ls "$WORK"/dist/irralctl-*.whl)
 
 step "installing $(basename "$WHEEL") into a fresh environment"
 # Without its own pip and setuptools: the venv's bundled setuptools would shadow the newer one
-# torch requires, and pip runs from the outer Python, installing into the venv (--python).
+# torch requires, and pip runs from the outer Python, installing into the venv (--python: pip 22.3+).
 "$PY" -m venv --system-site-packages --without-pip "$WORK/venv"
 VPY="$WORK/venv/bin/python"
 IRRALCTL="$WORK/venv/bin/irralctl"
