@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Installs everything irralctl and its tests need on a fresh Debian machine with Python 3.10+:
 # Debian packages (Java for METEOR 1.5, WordNet 3.0 for nltk's METEOR), then the package itself
-# (editable, with test extras) into the current Python environment.
+# (editable, with its test extras, which include the coco and dicom extras) into the current
+# Python environment, with the exact versions of constraints.txt.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -20,6 +21,7 @@ fi
 
 PY=${PYTHON:-python3}
 echo "setup: installing irralctl with test extras into $($PY -c 'import sys; print(sys.prefix)')"
-# torch/torchvision are pinned in pyproject.toml; on these machines pip takes them from local disk.
-$PY -m pip install -q --disable-pip-version-check -e ".[test]"
+# pyproject.toml declares ranges; constraints.txt pins the torch/torchvision CI tests (on these
+# machines pip takes them from local disk).
+$PY -m pip install -q --disable-pip-version-check -c constraints.txt -e ".[test]"
 echo "setup: done ($(irralctl --version))"

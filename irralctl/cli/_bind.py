@@ -94,7 +94,10 @@ def _param(leaf: Leaf) -> inspect.Parameter:
         kw["min"] = meta["min"]
     if meta.get("max") is not None:
         kw["max"] = meta["max"]
-    if meta.get("choices"):
+    if meta.get("choices") and meta.get("canonical"):
+        # Other spellings are accepted and mapped to a choice by `_from_cli`; help lists the choices.
+        kw.setdefault("metavar", "[" + "|".join(str(c) for c in meta["choices"]) + "]")
+    elif meta.get("choices"):
         tp = typing.Literal.__getitem__(tuple(str(c) for c in meta["choices"]))  # typer checks Literal choices
     typing_origin = typing.get_origin(tp)
     if fixed_length(tp):
@@ -125,6 +128,13 @@ def _param(leaf: Leaf) -> inspect.Parameter:
 
 
 def _from_cli(leaf: Leaf, value: Any) -> Any:
+    canonical = leaf.meta.get("canonical")
+    if canonical is not None and isinstance(value, str):
+        name = canonical(value)
+        if name is None:
+            raise ConfigError(f"{leaf.flag}: {value!r} is not one of {', '.join(map(str, leaf.meta['choices']))} "
+                              "(or a usual spelling of one, such as Bleu_4 or CIDEr)")
+        return name
     tp, _ = _unwrap_optional(leaf.type)
     if fixed_length(tp):
         return None if value is None else tuple(value)

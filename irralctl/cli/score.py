@@ -33,11 +33,18 @@ EPILOG = """Examples:
   irralctl score a.jsonl --against b.jsonl
 
   irralctl score preds.jsonl --bertscore --bertscore-model models/my-bert
+
+  irralctl score results.json --references captions_test.json      (coco-caption files)
+
+  irralctl score predictions.txt --references refs.txt              (one report per line)
 """
 
 _EXTRA = [
-    extra_option("predictions", Path, typer.Argument(help="Predictions JSONL: one {id, prediction, reference} object "
-                                                          "per study.", show_default=False), default=...),
+    extra_option("predictions", Path, typer.Argument(help="Predictions: JSONL (one {id, prediction, reference} object "
+                                                          "per study), coco-caption results JSON ([{image_id, caption}]), "
+                                                          "CSV/TSV (id, prediction[, reference]) or text (one per line, "
+                                                          "with --references refs.txt; or id<TAB>prediction).",
+                                                     show_default=False), default=...),
     extra_option("json_out", Optional[Path], typer.Option("--json", metavar="FILE", rich_help_panel="Output",
                                                            help="Write every figure, the protocol, versions and input "
                                                                 "sha256 to this JSON file.")),

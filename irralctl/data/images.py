@@ -9,9 +9,11 @@ the model whichever path brought it in.
   (Pillow, like libjpeg's default, fills a truncated scan with grey and says nothing). Exotic
   JPEGs simplejpeg cannot read (12-bit, lossless) go through Pillow.
 * PNG: 8-bit or 16-bit greyscale/RGB; 16-bit values are scaled by their actual range.
-* DICOM: pixel data through pydicom (JPEG 2000 etc. via pylibjpeg), the modality LUT (rescale),
-  the VOI LUT or window centre/width, MONOCHROME1 inverted so that bone is bright, then scaled to
-  0-255.
+* DICOM: pixel data through pydicom, the modality LUT (rescale), the VOI LUT or window
+  centre/width, MONOCHROME1 inverted so that bone is bright, then scaled to 0-255. pydicom decodes
+  uncompressed and RLE data itself and baseline JPEG through Pillow; JPEG Lossless, JPEG-LS and
+  JPEG 2000 need the decoders of the `dicom` extra (pylibjpeg with its libjpeg and openjpeg
+  plugins), which a file that needs them names: pip install 'irralctl[dicom]'.
 """
 
 from __future__ import annotations
@@ -106,16 +108,19 @@ def _load_dicom(path: Path, shorter: int | None) -> np.ndarray:
     import pydicom
     from pydicom.pixels import apply_modality_lut, apply_voi_lut
 
+    decoder = None
     try:
         ds = pydicom.dcmread(path)
         _check_pixels(path, int(ds.get("Rows", 0) or 0), int(ds.get("Columns", 0) or 0))
+        decoder = _decoder(path, ds)
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
             arr = ds.pixel_array
     except InputError:
         raise
     except Exception as e:  # pydicom raises many types for broken or unsupported files
-        raise InputError(f"unreadable DICOM ({type(e).__name__}: {_first_line(e)}){_codec_hint(e)}", path=path) from None
+        raise InputError(f"unreadable DICOM ({type(e).__name__}: {_first_line(e)})", path=path,
+                         hint=_codec_hint(decoder)) from None
     if arr.ndim == 3 and arr.shape[-1] in (3, 4):  # colour secondary capture
         arr = arr[..., :3].mean(axis=-1)
     elif arr.ndim != 2:
@@ -179,13 +184,34 @@ def _first_line(e: BaseException) -> str:
     return text.splitlines()[0] if text else type(e).__name__
 
 
-def _codec_hint(e: BaseException) -> str:
-    """Name the install that decodes a compressed DICOM when the codec is missing."""
-    text = str(e).lower()
-    if "no pixel data handler" in text or "unable to decode" in text or "missing required dependencies" in text \
-            or "plugin" in text:
-        return "; install the DICOM codecs: pip install 'irralctl[dicom]'"
-    return ""
+# What `pip install 'irralctl[dicom]'` adds to pydicom: its pylibjpeg decoder plugin (libjpeg:
+# JPEG Lossless and JPEG-LS; openjpeg: JPEG 2000).
+DICOM_EXTRA = "pip install 'irralctl[dicom]'"
+
+
+def _decoder(path: Path, ds):
+    """pydicom's decoder of a compressed file's transfer syntax (None when uncompressed); a file
+    that no installed plugin can decode is refused here, naming the extra that decodes it."""
+    from pydicom.pixels import get_decoder
+
+    syntax = getattr(getattr(ds, "file_meta", None), "TransferSyntaxUID", None)
+    if syntax is None or not syntax.is_compressed:
+        return None
+    try:
+        decoder = get_decoder(syntax)
+    except NotImplementedError:
+        raise InputError(f"DICOM transfer syntax {syntax.name} ({syntax}) is not supported", path=path) from None
+    if not decoder.is_available:
+        raise InputError(f"compressed DICOM ({syntax.name}) and no decoder for it is installed: {DICOM_EXTRA}",
+                         path=path, hint="; ".join(decoder.missing_dependencies))
+    return decoder
+
+
+def _codec_hint(decoder) -> str | None:
+    """When a compressed file failed with some of its decoders missing, the extra adds them."""
+    if decoder is not None and any(m.startswith("pylibjpeg") for m in decoder.missing_dependencies):
+        return f"more decoders for this transfer syntax: {DICOM_EXTRA}"
+    return None
 
 
 def is_dicom(path: Path) -> bool:

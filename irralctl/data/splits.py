@@ -7,27 +7,29 @@ import csv
 import random
 from collections.abc import Sequence
 from importlib import resources
-from pathlib import Path
+from typing import TYPE_CHECKING
 
 from irralctl.errors import InputError
+
+if TYPE_CHECKING:
+    from importlib.resources.abc import Traversable
 
 R2GEN_MANIFEST = "iu_xray_r2gen_split.csv"
 
 
-def _manifest_path(name: str) -> Path:
-    # Installed wheels carry the manifests as package data; a source checkout has them at the root.
-    packaged = resources.files("irralctl") / "manifests" / name
-    if packaged.is_file():
-        return Path(str(packaged))
-    return Path(__file__).resolve().parents[2] / "data_manifests" / name
+def _manifest(name: str) -> Traversable:
+    # Package data (irralctl/data/manifests/), so a source checkout and an installed wheel (or a
+    # zipped install) read the same file.
+    return resources.files(__package__) / "manifests" / name
 
 
 def r2gen_split() -> dict[str, str]:
     """Study id -> split for the 2,955 studies of R2Gen's IU X-Ray annotation (2,069/296/590)."""
-    path = _manifest_path(R2GEN_MANIFEST)
-    if not path.is_file():
-        raise InputError("R2Gen split manifest missing from this installation", path=path)
-    with open(path, encoding="utf-8", newline="") as f:
+    manifest = _manifest(R2GEN_MANIFEST)
+    if not manifest.is_file():
+        raise InputError("R2Gen split manifest missing from this installation", path=str(manifest),
+                         hint="reinstall irralctl (the manifest ships inside the package)")
+    with manifest.open("r", encoding="utf-8", newline="") as f:
         return {row["id"]: row["split"] for row in csv.DictReader(f)}
 
 

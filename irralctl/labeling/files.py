@@ -8,6 +8,12 @@ Inputs, told apart by what the path is:
 * `*.jsonl`: one JSON object per line, the report in field `field`, keyed by line (and `id`);
 * anything else: plain text, one report per line.
 
+With `format="chexpert"` (`--format chexpert`) the command is a drop-in for the Stanford CheXpert
+labeler (`python label.py --reports_path R.csv --output_path L.csv`): a `*.csv` input is read as
+its input (no header, one report per row, quoted where it holds commas or line breaks), and the
+output is its `labeled_reports.csv` layout: a `Reports` column with each report as read, then the
+14 observations in its column order with 1.0, 0.0, -1.0 or blank, written as pandas writes it.
+
 The output (`*.csv` or `*.jsonl`) is written under a temporary name and renamed into place only
 when every input record was read and labelled, so a bad record never leaves a partial file.
 """
@@ -32,6 +38,10 @@ from irralctl.utils.outputs import check_output, check_replaceable, output_files
 DATASET_SPLITS = SPLITS
 _SNIFF_BYTES = 8192
 _VALUE_TEXT = {1: "1", 0: "0", -1: "-1", None: ""}
+# The Stanford labeler's output: a float column per observation, NaN for blank (pandas' to_csv).
+CHEXPERT_REPORTS_COLUMN = "Reports"
+_CHEXPERT_VALUE_TEXT = {1: "1.0", 0: "0.0", -1: "-1.0", None: ""}
+LABEL_FORMATS = ("auto", "chexpert")
 
 
 @dataclass(frozen=True)
@@ -42,6 +52,10 @@ class LabelConfig:
                               "directory.", argument=True)
     out: Path = option(help="Output file, .csv or .jsonl (by extension); its options go to <name>.config.json "
                             "beside it.", short="-o")
+    format: str = option("auto", "auto (input and output by extension), or chexpert: the Stanford CheXpert "
+                                 "labeler's files (a .csv input without header, one report per row; a .csv output "
+                                 "with Reports and the 14 observations as 1.0, 0.0, -1.0 or blank).",
+                         choices=LABEL_FORMATS)
     column: str = option("report", "CSV input: the column holding the report text.")
     field: str = option("report", "JSONL input or dataset records: the field holding the report text.")
     no_finding: str = option(
@@ -81,14 +95,22 @@ def label_reports(config: LabelConfig, progress: Progress = SILENT) -> LabelSumm
     """Label every report of `config.input` into `config.out`."""
     out = Path(config.out)
     fmt = out.suffix.lower()
+    chexpert = config.format == "chexpert"
+    if config.format not in LABEL_FORMATS:
+        raise ConfigError(f"--format must be one of {', '.join(LABEL_FORMATS)}")
+    if chexpert and fmt != ".csv":
+        raise ConfigError(f"--format chexpert writes the CheXpert labeler's CSV: --out must end in .csv, got '{out.name}'")
     if fmt not in (".csv", ".jsonl"):
         raise ConfigError(f"--out must end in .csv or .jsonl, got '{out.name}'")
     source = Path(config.input)
+    if chexpert and source.suffix.lower() == ".csv" and config.column != "report":
+        raise ConfigError("--column names a column of a CSV with a header; the CheXpert labeler's input has none "
+                          "(its one column is the report)", hint="drop --column, or drop --format chexpert")
     check_output(out, [source])
     config_file = config_path_for(out)
     for target in (out, config_file):
         check_replaceable(target, overwrite=config.overwrite, directory=False)
-    kind, key_names, records = _open_input(source, column=config.column, field=config.field)
+    kind, key_names, records = _open_input(source, column=config.column, field=config.field, chexpert=chexpert)
 
     labeler = Labeler(no_finding=config.no_finding)
     counts = {name: {"positive": 0, "negative": 0, "uncertain": 0, "blank": 0} for name in OBSERVATIONS}
@@ -98,7 +120,7 @@ def label_reports(config: LabelConfig, progress: Progress = SILENT) -> LabelSumm
 
     task = progress.task("labelling")
 
-    def rows() -> Iterator[tuple[dict, list[int | None], list[dict] | None]]:
+    def rows() -> Iterator[tuple[_Record, list[int | None], list[dict] | None]]:
         nonlocal n
         for record in records:
             if config.explain:
@@ -111,12 +133,14 @@ def label_reports(config: LabelConfig, progress: Progress = SILENT) -> LabelSumm
             n += 1
             if n % 256 == 0:
                 task.advance(256)
-            yield record.keys, values, explained
+            yield record, values, explained
 
     # The labels and their options are written together, or not at all.
     with task, output_files([out, config_file], overwrite=config.overwrite, inputs=[source]) as (staged, staged_config):
         with open(staged, "w", encoding="utf-8", newline="") as f:
-            if fmt == ".csv":
+            if chexpert:
+                _write_chexpert(f, rows(), config.explain)
+            elif fmt == ".csv":
                 _write_csv(f, key_names, rows(), config.explain)
             else:
                 _write_jsonl(f, rows())
@@ -128,8 +152,9 @@ def label_reports(config: LabelConfig, progress: Progress = SILENT) -> LabelSumm
 
 
 # --- reading -------------------------------------------------------------------------------------
-def _open_input(path: Path, *, column: str, field: str) -> tuple[str, list[str], Iterator[_Record]]:
-    """(input kind, key column names, records). Checks what can be checked before any output."""
+def _open_input(path: Path, *, column: str, field: str, chexpert: bool = False) -> tuple[str, list[str], Iterator[_Record]]:
+    """(input kind, key column names, records). Checks what can be checked before any output.
+    `chexpert`: a .csv is the Stanford labeler's input (no header, the report its only column)."""
     if path.is_dir():
         files = [(split, path / f"{split}.jsonl") for split in DATASET_SPLITS if (path / f"{split}.jsonl").is_file()]
         if not files:
@@ -142,6 +167,8 @@ def _open_input(path: Path, *, column: str, field: str) -> tuple[str, list[str],
         raise InputError("file not found", path=path)
     _reject_binary(path)
     suffix = path.suffix.lower()
+    if suffix == ".csv" and chexpert:
+        return "chexpert csv", ["row"], _chexpert_records(path)
     if suffix == ".csv":
         header, records = _csv_records(path, column)
         keys = ["row"] + (["id"] if "id" in header and column != "id" else [])
@@ -187,7 +214,9 @@ def _text_records(path: Path) -> Iterator[_Record]:
         yield _Record({"line": lineno}, text)
 
 
-def _csv_records(path: Path, column: str) -> tuple[list[str], Iterator[_Record]]:
+def _csv_rows(path: Path, strict: bool = False) -> tuple[Iterator[list[str]], list[int]]:
+    """A csv reader over the strictly decoded file, and the list whose last item is the line the
+    reader has reached (a quoted cell may span lines). `strict`: an unclosed quote is an error."""
     lines = _decoded_lines(path)
     line_numbers: list[int] = []
 
@@ -196,7 +225,37 @@ def _csv_records(path: Path, column: str) -> tuple[list[str], Iterator[_Record]]
             line_numbers.append(lineno)
             yield line
 
-    reader = csv.reader(source())
+    return csv.reader(source(), strict=strict), line_numbers
+
+
+def _chexpert_records(path: Path) -> Iterator[_Record]:
+    """The Stanford labeler's input: no header, one report per row (pandas' read_csv with
+    header=None, which skips blank lines). A row of several cells is an unquoted comma, which
+    pandas would silently turn into an index: refused, naming the line."""
+    # Strict: pandas stops at a quote left open; a lenient reader would take the rest of the file as one report.
+    reader, line_numbers = _csv_rows(path, strict=True)
+    row_number = 0
+    while True:
+        try:
+            row = next(reader)
+        except StopIteration:
+            return
+        except csv.Error as e:
+            raise InputError(f"not valid CSV ({e})", path=path, record=line_numbers[-1] if line_numbers else 1) from None
+        lineno = line_numbers[-1]
+        if not row or (len(row) == 1 and not row[0]):
+            continue
+        if len(row) > 1:
+            raise InputError(f"{len(row)} cells; the CheXpert labeler's input has one report per row", path=path,
+                             record=lineno, hint='quote reports that hold commas: "Heart normal, lungs clear."')
+        if not row[0].strip():
+            raise InputError("empty report", path=path, record=lineno)
+        row_number += 1
+        yield _Record({"row": row_number}, row[0])
+
+
+def _csv_records(path: Path, column: str) -> tuple[list[str], Iterator[_Record]]:
+    reader, line_numbers = _csv_rows(path)
     try:
         header = next(reader)
     except StopIteration:
@@ -265,23 +324,35 @@ def _text_field(obj: dict, field: str, path: Path, lineno: int) -> str:
 
 
 # --- writing -------------------------------------------------------------------------------------
+def _explain_header() -> list[str]:
+    return [f"{name} {part}" for name in OBSERVATIONS for part in ("phrase", "sentence", "rule")]
+
+
+def _explain_cells(explained: list[dict]) -> list[str]:
+    return [cell for e in explained for cell in (e["phrase"] or "", e["sentence"] or "", e["rule"])]
+
+
 def _write_csv(f, key_names: list[str], rows: Iterable, explain: bool) -> None:
     writer = csv.writer(f, lineterminator="\n")
-    header = list(key_names) + list(OBSERVATIONS)
-    if explain:
-        header += [f"{name} {part}" for name in OBSERVATIONS for part in ("phrase", "sentence", "rule")]
-    writer.writerow(header)
-    for keys, values, explained in rows:
-        row = [_cell(keys.get(k)) for k in key_names] + [_VALUE_TEXT[v] for v in values]
-        if explain:
-            for e in explained:
-                row += [e["phrase"] or "", e["sentence"] or "", e["rule"]]
-        writer.writerow(row)
+    writer.writerow(list(key_names) + list(OBSERVATIONS) + (_explain_header() if explain else []))
+    for record, values, explained in rows:
+        row = [_cell(record.keys.get(k)) for k in key_names] + [_VALUE_TEXT[v] for v in values]
+        writer.writerow(row + (_explain_cells(explained) if explain else []))
+
+
+def _write_chexpert(f, rows: Iterable, explain: bool) -> None:
+    # pandas' to_csv(index=False) is Python's csv writer, minimal quoting, "\n" line ends: the
+    # same bytes as the Stanford labeler writes.
+    writer = csv.writer(f, lineterminator="\n")
+    writer.writerow([CHEXPERT_REPORTS_COLUMN, *OBSERVATIONS] + (_explain_header() if explain else []))
+    for record, values, explained in rows:
+        row = [record.text] + [_CHEXPERT_VALUE_TEXT[v] for v in values]
+        writer.writerow(row + (_explain_cells(explained) if explain else []))
 
 
 def _write_jsonl(f, rows: Iterable) -> None:
-    for keys, values, explained in rows:
-        obj = {k: v for k, v in keys.items()}
+    for record, values, explained in rows:
+        obj = dict(record.keys)
         obj.update(zip(OBSERVATIONS, values))
         if explained is not None:
             obj["explain"] = explained

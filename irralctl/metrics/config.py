@@ -19,13 +19,16 @@ _BERTSCORE = "BERTScore"
 class ScoreConfig:
     """Options of `irralctl score` (and of `score_reports` for library callers)."""
 
-    references: str | None = option(None, "Prepared dataset DIR[:split] (split default: test); references matched "
-                                          "by id (default: the `reference` field of each prediction).",
-                                    metavar="DATASET[:SPLIT]", panel=_INPUT)
+    references: str | None = option(None, "References, matched by id: a prepared dataset DIR[:split] (split default: "
+                                          "test), coco-caption annotations JSON, CSV/TSV (id, reference) or JSONL; or a "
+                                          "text file, matched by line with a text file of predictions (default: the "
+                                          "predictions file's references).",
+                                    metavar="DATASET[:SPLIT]|FILE", panel=_INPUT)
     against: str | None = option(None, "Second predictions file: paired bootstrap interval and randomisation "
                                        "p-value of the difference.", metavar="FILE", panel=_STATS)
-    meteor: str = option("auto", "METEOR implementation: auto (jar, else nltk), jar (METEOR 1.5, Java), nltk, off.",
-                         choices=METEOR_MODES, panel=_METRICS)
+    meteor: str = option("auto", "METEOR implementation: auto (jar, else nltk, else none; logged), jar (METEOR 1.5: "
+                                 "Java and irralctl[coco]), nltk (WordNet 3.0), off. A requested jar or nltk that "
+                                 "cannot run stops with the install line.", choices=METEOR_MODES, panel=_METRICS)
     standard: bool = option(False, "Also sacreBLEU BLEU/chrF and rouge-score ROUGE-1/2/L (about 4 s per 4,000 "
                                    "studies).", panel=_METRICS)
     clinical: bool = option(True, "Clinical efficacy from CheXpert labels.", panel=_METRICS)

@@ -16,6 +16,10 @@ corpus score without calling Java again; tests check it against the jar.
 `nltk` mode calls `nltk.translate.meteor_score` (METEOR 1.0-style, sentence level, nltk's own
 parameters) with WordNet 3.0. Its corpus score is the mean of item scores and is *not* comparable
 with the jar's; the output names the implementation for that reason.
+
+What each needs, and the line that installs it, is in the `MeteorUnavailable` message when it is
+missing: the jar needs pycocoevalcap (`pip install 'irralctl[coco]'`) and Java; nltk needs
+WordNet 3.0 (Debian's packages, or nltk's downloader).
 """
 
 from __future__ import annotations
@@ -44,8 +48,14 @@ _ALPHA, _BETA, _GAMMA, _DELTA = 0.85, 0.20, 0.60, 0.75
 _MODULE_WEIGHTS = np.array([1.0, 0.6, 0.8, 0.6])
 
 
+# The install lines named when something is missing.
+INSTALL_COCO = "pip install 'irralctl[coco]'"
+INSTALL_JAVA = "apt-get install default-jre-headless"
+INSTALL_WORDNET = "apt-get install wordnet-base wordnet-sense-index (or: python -m nltk.downloader wordnet)"
+
+
 class MeteorUnavailable(IrralError):
-    """METEOR cannot run here (no Java, no jar, no WordNet); the message says why."""
+    """METEOR cannot run here (no Java, no jar, no WordNet); the message says why and what to install."""
 
 
 # ----------------------------------------------------------------------------- jar
@@ -55,10 +65,24 @@ def find_jar() -> Path:
     try:
         import pycocoevalcap.meteor.meteor as coco_meteor
     except ImportError:
-        raise MeteorUnavailable("pycocoevalcap is not installed (it ships meteor-1.5.jar)") from None
+        raise MeteorUnavailable(f"pycocoevalcap, which ships meteor-1.5.jar, is not installed: {INSTALL_COCO}") from None
     jar = Path(coco_meteor.__file__).with_name("meteor-1.5.jar")
     if not jar.is_file():
-        raise MeteorUnavailable(f"{jar} is missing")
+        raise MeteorUnavailable(f"{jar} is missing: reinstall pycocoevalcap ({INSTALL_COCO})")
+    return jar
+
+
+def check_jar(java: str = "java") -> Path:
+    """The jar, once pycocoevalcap and Java are both there; else one error naming every missing piece."""
+    missing, jar = [], None
+    try:
+        jar = find_jar()
+    except MeteorUnavailable as e:
+        missing.append(str(e))
+    if shutil.which(java) is None:
+        missing.append(f"'{java}' is not on PATH (METEOR 1.5 needs Java 8+): {INSTALL_JAVA}")
+    if missing:
+        raise MeteorUnavailable("; ".join(missing))
     return jar
 
 
@@ -72,15 +96,16 @@ class MeteorJar(contextlib.AbstractContextManager):
     """One METEOR 1.5 JVM for a whole run: `with MeteorJar() as m: m.compute_score(gts, res)`."""
 
     def __init__(self, java: str = "java", memory: str = "2G"):
-        jar = find_jar()
-        if shutil.which(java) is None:
-            raise MeteorUnavailable(f"'{java}' not found on PATH (METEOR 1.5 needs Java 8+)")
+        jar = check_jar(java)
         self.jar = jar
         self._lock = threading.Lock()
-        self._proc = subprocess.Popen(
-            [java, "-jar", f"-Xmx{memory}", jar.name, "-", "-", "-stdio", "-l", "en", "-norm"],
-            cwd=jar.parent, stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-        )
+        try:
+            self._proc = subprocess.Popen(
+                [java, "-jar", f"-Xmx{memory}", jar.name, "-", "-", "-stdio", "-l", "en", "-norm"],
+                cwd=jar.parent, stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+            )
+        except OSError as e:
+            raise MeteorUnavailable(f"'{java}' could not be started ({e.strerror or e}): {INSTALL_JAVA}") from None
 
     def __exit__(self, *exc) -> None:
         self.close()
@@ -224,7 +249,7 @@ def _cache_root() -> Path:
     return Path(base) / "irralctl" / "nltk_data"
 
 
-def build_wordnet_corpus(source: Path = DEBIAN_WORDNET, root: Path | None = None) -> Path:
+def build_wordnet_corpus(source: Path | None = None, root: Path | None = None) -> Path:
     """Lay out an nltk data root holding `corpora/wordnet` built from Debian's WordNet 3.0.
 
     nltk refuses corpus files that resolve outside its data roots (symlinks) or that have several
@@ -233,13 +258,15 @@ def build_wordnet_corpus(source: Path = DEBIAN_WORDNET, root: Path | None = None
     """
     from irralctl.utils.io import atomic_dir
 
+    source = DEBIAN_WORDNET if source is None else source
     root = _cache_root() if root is None else root
     target = root / "corpora" / "wordnet"
     if (target / "lexnames").is_file() and all((target / f).is_file() for f in _WORDNET_FILES):
         return root
     missing = [f for f in _WORDNET_FILES if not (source / f).is_file()]
     if missing:
-        raise MeteorUnavailable(f"WordNet 3.0 not found in {source} (missing {', '.join(missing[:3])}); install Debian's wordnet-base and wordnet-sense-index")
+        raise MeteorUnavailable(f"WordNet 3.0 not found (nltk's data path, or {source}: missing "
+                                f"{', '.join(missing[:3])}): {INSTALL_WORDNET}")
     with atomic_dir(target, overwrite=True) as tmp:
         for name in _WORDNET_FILES:
             shutil.copyfile(source / name, tmp / name)
@@ -254,7 +281,7 @@ def load_wordnet():
         import nltk
         from nltk.corpus.reader.wordnet import WordNetCorpusReader
     except ImportError:
-        raise MeteorUnavailable("nltk is not installed") from None
+        raise MeteorUnavailable("nltk is not installed: pip install nltk") from None
     try:
         pointer = nltk.data.find("corpora/wordnet")
     except LookupError:
@@ -278,6 +305,15 @@ def nltk_meteor_items(gts: Mapping, res: Mapping, wordnet=None) -> tuple[float, 
     wn = load_wordnet() if wordnet is None else wordnet
     scores = np.array([meteor_score([r.split() for r in gts[k]], res[k][0].split(), wordnet=wn) for k in ids])
     return float(scores.mean()), scores
+
+
+def check(mode: str) -> None:
+    """Raise `MeteorUnavailable` now when METEOR `mode` ("jar" or "nltk") could not run, without
+    starting Java (training checks before its first epoch what its final test will need)."""
+    if mode == "jar":
+        check_jar()
+    elif mode == "nltk":
+        load_wordnet()
 
 
 def nltk_version() -> str:

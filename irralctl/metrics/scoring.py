@@ -26,11 +26,24 @@ from irralctl.utils.config import package_versions, to_jsonable
 log = logging.getLogger(__name__)
 
 
-
 # ----------------------------------------------------------------------------- METEOR
 
+# The hint of a requested METEOR that cannot run: the other choices.
+_OTHER_METEOR = {
+    "jar": "--meteor auto falls back to nltk's METEOR when the jar cannot run; --meteor off skips METEOR",
+    "nltk": "--meteor auto takes the METEOR 1.5 jar when Java and pycocoevalcap are there; --meteor off skips METEOR",
+}
+
+
 class MeteorRunner:
-    """Resolves the METEOR mode once per run; the jar's JVM lives as long as this object."""
+    """Resolves the METEOR mode once per run; the jar's JVM lives as long as this object.
+
+    `jar` and `nltk` are what the user asked for: when that implementation cannot run here, the
+    run stops with `MeteorUnavailable` naming what to install. `auto` takes the jar, else nltk,
+    else none, and logs why (the result's `meteor.reason` says it too).
+    """
+
+    _JAR = "METEOR 1.5 jar (pycocoevalcap {}, -l en -norm)"
 
     def __init__(self, mode: str, jar: meteor.MeteorJar | None = None):
         self.mode, self.jar, self.wordnet = mode, None, None
@@ -38,7 +51,7 @@ class MeteorRunner:
         self._owns_jar = jar is None
         if jar is not None:  # a caller's long-lived JVM (e.g. one per training run)
             self.jar = jar
-            self.implementation = f"METEOR 1.5 jar (pycocoevalcap {package_versions().get('pycocoevalcap', '?')}, -l en -norm)"
+            self.implementation = self._JAR.format(package_versions().get("pycocoevalcap", "?"))
             return
         if mode == "off":
             self.reason = "disabled (--meteor off)"
@@ -46,18 +59,22 @@ class MeteorRunner:
         if mode in ("auto", "jar"):
             try:
                 self.jar = meteor.MeteorJar()
-                self.implementation = f"METEOR 1.5 jar (pycocoevalcap {package_versions().get('pycocoevalcap', '?')}, -l en -norm)"
+                self.implementation = self._JAR.format(package_versions().get("pycocoevalcap", "?"))
                 return
-            except (meteor.MeteorUnavailable, OSError) as e:
-                self.reason = f"jar: {e}"
+            except meteor.MeteorUnavailable as e:
                 if mode == "jar":
-                    return
+                    raise meteor.MeteorUnavailable(f"--meteor jar: {e}", hint=_OTHER_METEOR["jar"]) from None
+                self.reason = f"jar: {e}"
+                log.info("METEOR 1.5 jar unavailable (%s); trying nltk's METEOR", e)
         try:
             self.wordnet = meteor.load_wordnet()
             self.implementation = f"nltk {meteor.nltk_version()} meteor_score (WordNet {self.wordnet.get_version()}), mean of studies"
             self.reason = None
-        except (meteor.MeteorUnavailable, OSError, LookupError, ValueError, PermissionError) as e:
+        except (meteor.MeteorUnavailable, OSError, LookupError, ValueError) as e:
+            if mode == "nltk":
+                raise meteor.MeteorUnavailable(f"--meteor nltk: {e}", hint=_OTHER_METEOR["nltk"]) from None
             self.reason = "; ".join(filter(None, [self.reason, f"nltk: {e}"]))
+            log.warning("METEOR not computed: %s", self.reason)
 
     @property
     def available(self) -> bool:
@@ -78,6 +95,16 @@ class MeteorRunner:
     def close(self) -> None:
         if self.jar is not None and self._owns_jar:
             self.jar.close()
+
+
+def check_meteor(mode: str) -> None:
+    """Stop now, as `MeteorRunner(mode)` would later, when a requested METEOR ("jar" or "nltk")
+    cannot run here; `auto` and `off` always can."""
+    if mode in ("jar", "nltk"):
+        try:
+            meteor.check(mode)
+        except meteor.MeteorUnavailable as e:
+            raise meteor.MeteorUnavailable(f"--meteor {mode}: {e}", hint=_OTHER_METEOR[mode]) from None
 
 
 class _Fixed(Statistic):
@@ -308,11 +335,12 @@ def score_reports(predictions: Mapping[str, str], references: Mapping[str, str],
 def _load(path: Path, config: ScoreConfig):
     from irralctl.metrics import inputs
 
-    studies = inputs.read_predictions(path, need_reference=config.references is None)
+    studies = inputs.read_predictions(path, need_reference=config.references is None,
+                                      line_aligned=inputs.is_text_file(config.references))
     dataset = None
     if config.references is not None:
-        dataset = inputs.read_dataset(config.references)
-        inputs.attach_dataset(studies, dataset, legacy=config.legacy_eval, allow_subset=config.allow_subset)
+        dataset = inputs.attach_references(studies, config.references, legacy=config.legacy_eval,
+                                           allow_subset=config.allow_subset)
     legacy = None
     if config.legacy_eval:
         legacy = inputs.legacy_references(studies, vocab_path=config.vocab, dataset=dataset,

@@ -16,7 +16,7 @@ import dataclasses
 from dataclasses import dataclass
 from pathlib import Path
 
-from irralctl.constants import HEAD_UNCERTAIN, METRICS, PRECISIONS
+from irralctl.constants import HEAD_UNCERTAIN, METRICS, PRECISIONS, canonical_metric
 from irralctl.errors import ConfigError
 from irralctl.metrics.config import METEOR_MODES
 from irralctl.model.config import MFA_MODES, PRESETS, ModelConfig
@@ -25,6 +25,16 @@ from irralctl.utils.config import device_option, option
 # Validation monitors: name -> True when larger is better.
 MONITORS: dict[str, bool] = {**{m.name: m.higher_is_better for m in METRICS if m.monitor}, "val_loss": False}
 SCHEDULES = ("constant", "cosine")
+
+
+def canonical_monitor(name: str) -> str | None:
+    """The --monitor choice `name` spells (`Bleu_4`, `BLEU-4`, `bleu4`, `CIDEr`, `ROUGE_L`, ...), or None."""
+    if name.strip().lower() == "val_loss":
+        return "val_loss"
+    metric = canonical_metric(name)
+    return metric if metric in MONITORS else None
+
+
 TOKENIZERS = {"bpe": "target", "legacy": "legacy_target"}   # tokeniser -> the record field it reads
 # Options that may change when a run is resumed: they do not alter what the next step computes.
 RESUMABLE = ("dataset", "optim.epochs", "optim.patience", "runtime.device", "runtime.workers", "runtime.prefetch")
@@ -83,14 +93,21 @@ class OptimConfig:
 @dataclass(frozen=True)
 class EvalConfig:
     eval_batch_size: int = option(64, "Studies per batch when validating.", min=1)
-    monitor: str = option("bleu_4", "Validation figure that selects the best checkpoint (ce_* need the labeller).",
-                          choices=tuple(MONITORS))
+    monitor: str = option("bleu_4", "Validation figure that selects the best checkpoint (ce_* need the labeller); "
+                                    "usual spellings are accepted (Bleu_4, BLEU-4, ROUGE_L, CIDEr).",
+                          choices=tuple(MONITORS), canonical=canonical_monitor)
     val_beam_size: int = option(1, "Beam width of validation decoding (1: greedy, fast). The final test always "
                                    "decodes as `irralctl generate` does by default (beam 3).", min=1)
     max_tokens: int | None = option(None, "Report tokens generated at validation and test, EOS excluded "
                                           "(default: --max-report-tokens).", min=1)
     meteor: str = option("auto", "METEOR of the final test scoring: auto (jar, else nltk), jar, nltk or off.",
                          choices=METEOR_MODES)
+
+    def __post_init__(self) -> None:
+        # A config file may spell the monitor as papers do (Bleu_4, CIDEr): stored by its registry name.
+        name = canonical_monitor(self.monitor) if isinstance(self.monitor, str) else None
+        if name is not None and name != self.monitor:
+            object.__setattr__(self, "monitor", name)
 
 
 @dataclass(frozen=True)

@@ -342,6 +342,10 @@ def _check_resumable(ckpt: dict, ds: PreparedDataset, cfg: TrainConfig) -> None:
 
 def _train(cfg: TrainConfig, progress: Progress, resume: bool, dist: DistState, device: torch.device) -> TrainResult:
     ds = open_dataset(cfg)
+    if dist.is_main:  # the final test scores with --meteor: a missing METEOR must stop the run now, not after it
+        from irralctl.metrics.scoring import check_meteor
+
+        check_meteor(cfg.eval.meteor)
     stage = stage_of(cfg.out)
     if dist.is_main:
         stage = _prepare_stage(cfg, resume)

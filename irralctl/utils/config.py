@@ -38,7 +38,7 @@ _TRACKED_PACKAGES = (
 
 def option(default: Any = dataclasses.MISSING, help: str = "", *, flag: str | None = None,
            short: str | None = None, argument: bool = False, cli: bool = True, choices: tuple | None = None,
-           min: float | None = None, max: float | None = None, panel: str | None = None,
+           canonical: Any = None, min: float | None = None, max: float | None = None, panel: str | None = None,
            metavar: str | None = None, default_text: str | None = None, factory: Any = None) -> Any:
     """A config field with its CLI metadata.
 
@@ -46,11 +46,13 @@ def option(default: Any = dataclasses.MISSING, help: str = "", *, flag: str | No
     `flag` overrides the flag name (default: the field name with '-' for '_'); `short` adds a
     one-letter alias; `argument` makes it positional; `cli=False` keeps it out of the CLI (a value
     derived at run time, such as the vocabulary size); `choices`, `min`, `max` are checked by the
-    CLI before the config's own checks; `panel` groups it in `--help`; `default_text` replaces the
-    shown default (e.g. "from --preset").
+    CLI before the config's own checks; `canonical` (text -> one of `choices`, or None) lets the CLI
+    accept other spellings of a choice, such as metric aliases (`Bleu_4` for `bleu_4`); `panel`
+    groups it in `--help`; `default_text` replaces the shown default (e.g. "from --preset").
     """
     meta = {"help": help, "flag": flag, "short": short, "argument": argument, "cli": cli, "choices": choices,
-            "min": min, "max": max, "panel": panel, "metavar": metavar, "default_text": default_text}
+            "canonical": canonical, "min": min, "max": max, "panel": panel, "metavar": metavar,
+            "default_text": default_text}
     if factory is not None:
         return dataclasses.field(default_factory=factory, metadata=meta)
     return dataclasses.field(default=default, metadata=meta)

@@ -136,3 +136,24 @@ def test_importing_the_cli_does_not_import_torch():
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True,
                          cwd=Path(__file__).resolve().parents[2]).stdout.strip()
     assert out == "[]", f"`import irralctl.cli.main` imported {out}"
+
+
+@pytest.mark.parametrize("typed, name", [("bleu_4", "bleu_4"), ("Bleu_4", "bleu_4"), ("BLEU-4", "bleu_4"),
+                                         ("bleu4", "bleu_4"), ("ROUGE_L", "rouge_l"), ("CIDEr", "cider"),
+                                         ("CE-F1", "ce_macro_f1_14"), ("VAL_LOSS", "val_loss")])
+def test_monitor_accepts_the_usual_spellings_of_a_metric(captured, tmp_path, typed, name):
+    r = runner.invoke(app, ["train", str(tmp_path), "--out", str(tmp_path / "r"), "--monitor", typed])
+    assert r.exit_code == 0, r.output
+    assert captured["cfg"].eval.monitor == name
+
+
+def test_monitor_aliases_in_a_config_file_and_unknown_names(captured, tmp_path):
+    (tmp_path / "c.toml").write_text('[eval]\nmonitor = "Bleu_4"\n')
+    r = runner.invoke(app, ["train", str(tmp_path), "--config", str(tmp_path / "c.toml"), "--out", str(tmp_path / "r")])
+    assert r.exit_code == 0, r.output
+    assert captured["cfg"].eval.monitor == "bleu_4"
+    assert from_flat(TrainConfig, dataset=tmp_path, monitor="CIDEr-D").eval.monitor == "cider"
+    for wrong in ("bleu_5", "meteor"):  # unknown, and a metric validation does not compute
+        r = runner.invoke(app, ["train", str(tmp_path), "--out", str(tmp_path / "r"), "--monitor", wrong])
+        assert r.exit_code == 1 and "--monitor" in r.output and "bleu_4" in r.output, r.output
+    assert "[bleu_1|bleu_2|" in runner.invoke(app, ["train", "--help"]).output.replace("\n", "").replace("│", "").replace(" ", "")

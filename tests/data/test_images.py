@@ -42,7 +42,8 @@ def test_jpeg_reduced_decode_matches_full_decode(tmp_path: Path):
     assert np.abs(small.astype(float) - reference).mean() < 3.0
 
 
-def _write_dicom(path: Path, pixels: np.ndarray, photometric: str, window=None, slope=1.0, intercept=0.0):
+def _write_dicom(path: Path, pixels: np.ndarray, photometric: str, window=None, slope=1.0, intercept=0.0,
+                 compress=None):
     from pydicom.dataset import FileDataset, FileMetaDataset
     from pydicom.uid import ExplicitVRLittleEndian, SecondaryCaptureImageStorage, generate_uid
 
@@ -61,6 +62,8 @@ def _write_dicom(path: Path, pixels: np.ndarray, photometric: str, window=None, 
     if window:
         ds.WindowCenter, ds.WindowWidth = window
     ds.PixelData = pixels.astype(np.uint16).tobytes()
+    if compress is not None:  # a transfer syntax UID pydicom can encode (RLE natively, J2K with openjpeg)
+        ds.compress(compress)
     ds.save_as(path, enforce_file_format=True)
     return path
 
@@ -78,6 +81,56 @@ def test_dicom_monochrome1_inverted_and_window_applied(tmp_path: Path):
     # No extension needed: DICOM is recognised by its preamble.
     (tmp_path / "m1.dcm").rename(tmp_path / "noext")
     assert (load_grey(tmp_path / "noext", None) == m1).all()
+
+
+@pytest.mark.parametrize("syntax, encoder", [("RLELossless", None), ("JPEG2000Lossless", "openjpeg")])
+def test_compressed_dicom_decodes_as_the_uncompressed_one(tmp_path: Path, syntax, encoder):
+    import pydicom
+    import pydicom.uid
+
+    if encoder:
+        pytest.importorskip(encoder, reason=f"encoding {syntax} needs pylibjpeg-openjpeg (irralctl[dicom])")
+    uid = getattr(pydicom.uid, syntax)
+    pixels = gradient(64, 48, 4095)
+    plain = _write_dicom(tmp_path / "plain.dcm", pixels, "MONOCHROME1")
+    packed = _write_dicom(tmp_path / "packed.dcm", pixels, "MONOCHROME1", compress=uid)
+    assert pydicom.dcmread(packed).file_meta.TransferSyntaxUID == uid
+    assert packed.stat().st_size < plain.stat().st_size
+    for size in (None, 32):
+        np.testing.assert_array_equal(load_grey(packed, size), load_grey(plain, size))
+
+
+def _jpeg_ls_decoder():
+    from pydicom.pixels import get_decoder
+    from pydicom.uid import JPEGLSLossless
+
+    return get_decoder(JPEGLSLossless)
+
+
+def test_jpeg_ls_dicom_decodes_with_the_dicom_extra():
+    from pydicom.data import get_testdata_file  # files bundled with pydicom
+
+    if not _jpeg_ls_decoder().is_available:
+        pytest.skip("JPEG-LS decoding needs pylibjpeg-libjpeg: pip install 'irralctl[dicom]'")
+    plain = load_grey(get_testdata_file("MR_small.dcm"), None)
+    jls = load_grey(get_testdata_file("MR_small_jpeg_ls_lossless.dcm"), None)
+    assert jls.shape == (64, 64) and jls.std() > 10
+    np.testing.assert_array_equal(jls, plain)
+
+
+def test_compressed_dicom_without_its_decoder_names_the_dicom_extra(monkeypatch):
+    from pydicom.data import get_testdata_file
+
+    decoder = _jpeg_ls_decoder()
+    # As on a machine without the extra, whatever this one has installed.
+    monkeypatch.setattr(decoder, "_available", {})
+    monkeypatch.setitem(decoder._unavailable, "pylibjpeg", ("pylibjpeg>=2.0", "pylibjpeg-libjpeg>=2.1"))
+    path = get_testdata_file("MR_small_jpeg_ls_lossless.dcm")
+    with pytest.raises(InputError, match=r"JPEG-LS Lossless.*no decoder for it is installed: "
+                                         r"pip install 'irralctl\[dicom\]'") as e:
+        load_grey(path, 256)
+    assert str(path) in str(e.value) and "\n" not in str(e.value)
+    assert "pylibjpeg-libjpeg" in e.value.hint
 
 
 def test_real_dicoms_uncompressed_and_jpeg2000_agree(shared_data):

@@ -74,3 +74,14 @@ def test_no_finding_option(tmp_path):
     result = runner.invoke(app, ["label", str(source), "--out", str(tmp_path / "x.csv"), "--no-finding", "strict"])
     assert result.exit_code != 0 and not (tmp_path / "x.csv").exists()
     assert "--no-finding" in runner.invoke(app, ["label", "--help"]).output
+
+
+def test_label_as_the_stanford_labeler(tmp_path):
+    from tests.labeling.test_files import STANFORD_INPUT, STANFORD_OUTPUT
+
+    source, out = tmp_path / "sample_reports.csv", tmp_path / "labeled_reports.csv"
+    source.write_bytes(STANFORD_INPUT)
+    result = runner.invoke(app, ["label", str(source), "--out", str(out), "--format", "chexpert"])
+    assert result.exit_code == 0, result.output
+    assert out.read_bytes() == STANFORD_OUTPUT
+    assert "3 reports (chexpert csv)" in result.output

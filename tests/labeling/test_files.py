@@ -225,3 +225,81 @@ def test_no_finding_policy_is_applied_and_recorded(tmp_path):
     with pytest.raises(ConfigError, match="no_finding"):
         _run(tmp_path, source, "bad.csv", no_finding="strict")
     assert not (tmp_path / "bad.csv").exists()
+
+
+# --- the Stanford CheXpert labeler's files (--format chexpert) --------------------------------------
+# Its input: no header, one report per row, quoted where a report holds a comma or a line break.
+STANFORD_INPUT = (
+    b'The heart is normal in size. No pneumothorax or pleural effusion.\n'
+    b'"Mild cardiomegaly, possible right lower lobe pneumonia."\n'
+    b'"1. Stable position of the endotracheal tube.\n\n2. Cannot exclude a small left effusion."\n'
+)
+# Its output, byte for byte: Reports as read, then the 14 observations as pandas writes floats.
+STANFORD_OUTPUT = (
+    b'Reports,No Finding,Enlarged Cardiomediastinum,Cardiomegaly,Lung Lesion,Lung Opacity,Edema,Consolidation,'
+    b'Pneumonia,Atelectasis,Pneumothorax,Pleural Effusion,Pleural Other,Fracture,Support Devices\n'
+    b'The heart is normal in size. No pneumothorax or pleural effusion.,1.0,,0.0,,,,,,,0.0,0.0,,,\n'
+    b'"Mild cardiomegaly, possible right lower lobe pneumonia.",,,1.0,,,,,-1.0,,,,,,\n'
+    b'"1. Stable position of the endotracheal tube.\n\n2. Cannot exclude a small left effusion.",,,,,,,,,,,-1.0,,,1.0\n'
+)
+
+
+def test_chexpert_format_reads_and_writes_the_stanford_labelers_files(tmp_path):
+    source = tmp_path / "reports.csv"
+    source.write_bytes(STANFORD_INPUT)
+    summary = _run(tmp_path, source, "labeled_reports.csv", format="chexpert")
+    assert (tmp_path / "labeled_reports.csv").read_bytes() == STANFORD_OUTPUT
+    assert summary.reports == 3 and summary.input_kind == "chexpert csv"
+    assert json.loads(config_path_for(tmp_path / "labeled_reports.csv").read_text())["config"]["format"] == "chexpert"
+
+
+def test_chexpert_output_round_trips(tmp_path):
+    source = tmp_path / "reports.csv"
+    source.write_bytes(STANFORD_INPUT)
+    _run(tmp_path, source, "chexpert.csv", format="chexpert")
+    rows = _read_csv(tmp_path / "chexpert.csv")
+    # The Reports column gives back the input reports exactly (commas and line breaks included).
+    with open(source, encoding="utf-8", newline="") as f:
+        assert [r["Reports"] for r in rows] == [cells[0] for cells in csv.reader(f)]
+    # Read back as an ordinary CSV with a header, the same reports get the same labels.
+    _run(tmp_path, tmp_path / "chexpert.csv", "again.csv", column="Reports")
+    again = _read_csv(tmp_path / "again.csv")
+    as_int = {"1.0": "1", "0.0": "0", "-1.0": "-1", "": ""}
+    assert [[as_int[r[o]] for o in OBSERVATIONS] for r in rows] == [[r[o] for o in OBSERVATIONS] for r in again]
+    # And the same reports as a text file (one per line) agree where they fit on one line.
+    (tmp_path / "r.txt").write_text("\n".join(r["Reports"] for r in rows[:2]) + "\n", encoding="utf-8")
+    _run(tmp_path, tmp_path / "r.txt", "text.csv")
+    assert [[r[o] for o in OBSERVATIONS] for r in _read_csv(tmp_path / "text.csv")] == \
+        [[r[o] for o in OBSERVATIONS] for r in again[:2]]
+
+
+def test_chexpert_format_from_a_text_file_and_blank_rows(tmp_path):
+    # Blank rows are skipped as pandas does; any input kind can be written in the Stanford layout.
+    (tmp_path / "in.csv").write_bytes(b"Mild cardiomegaly.\n\nNo pneumothorax.\n")
+    _run(tmp_path, tmp_path / "in.csv", "a.csv", format="chexpert")
+    (tmp_path / "in.txt").write_bytes(b"Mild cardiomegaly.\nNo pneumothorax.\n")
+    _run(tmp_path, tmp_path / "in.txt", "b.csv", format="chexpert")
+    assert (tmp_path / "a.csv").read_bytes() == (tmp_path / "b.csv").read_bytes()
+    assert [r["Reports"] for r in _read_csv(tmp_path / "a.csv")] == ["Mild cardiomegaly.", "No pneumothorax."]
+
+
+@pytest.mark.parametrize("content, match", [
+    (b"Heart normal, lungs clear.\n", "line 1: 2 cells; the CheXpert labeler's input has one report per row"),
+    (b"No effusion.\n\"  \"\n", "line 2: empty report"),
+    (b"No effusion.\n\"unclosed\n", "not valid CSV|line 2"),
+])
+def test_chexpert_input_errors_name_the_line(tmp_path, content, match):
+    source = tmp_path / "reports.csv"
+    source.write_bytes(content)
+    with pytest.raises(InputError, match=match):
+        _run(tmp_path, source, format="chexpert")
+    assert not (tmp_path / "out.csv").exists()
+
+
+def test_chexpert_format_option_conflicts(tmp_path):
+    source = tmp_path / "reports.csv"
+    source.write_bytes(STANFORD_INPUT)
+    with pytest.raises(ConfigError, match="must end in .csv"):
+        _run(tmp_path, source, "out.jsonl", format="chexpert")
+    with pytest.raises(ConfigError, match="no header|has none"):
+        _run(tmp_path, source, column="text", format="chexpert")

@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import json
+import logging
 import random
 import shutil
+import sys
 
 import numpy as np
 import pytest
@@ -123,12 +125,84 @@ def test_unavailable_meteor_is_reported_and_the_rest_still_runs():
     assert result["metrics"]["bleu_1"] > 0
 
 
-def test_missing_java_is_a_reason_not_a_crash(monkeypatch):
+def _no_java(monkeypatch):
     monkeypatch.setattr(meteor.shutil, "which", lambda name: None)
-    with pytest.raises(meteor.MeteorUnavailable, match="not found on PATH"):
+
+
+def _no_pycocoevalcap(monkeypatch):
+    monkeypatch.setitem(sys.modules, "pycocoevalcap.meteor.meteor", None)  # the import fails
+
+
+def _no_wordnet(monkeypatch, tmp_path):
+    nltk = pytest.importorskip("nltk")
+    monkeypatch.setattr(nltk.data, "path", [str(tmp_path / "empty")])
+    monkeypatch.setattr(meteor, "DEBIAN_WORDNET", tmp_path / "no-wordnet")
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "cache"))
+
+
+def test_requested_jar_without_java_stops_naming_the_install_line(monkeypatch):
+    _no_java(monkeypatch)
+    with pytest.raises(meteor.MeteorUnavailable, match="not on PATH.*apt-get install default-jre-headless"):
         meteor.MeteorJar()
-    result = score_reports({"a": "x"}, {"a": "x"}, ScoreConfig(meteor="jar", clinical=False))
-    assert result["meteor"]["available"] is False and "Java" in result["meteor"]["reason"]
+    with pytest.raises(meteor.MeteorUnavailable, match="^--meteor jar: .*default-jre-headless") as e:
+        score_reports({"a": "x"}, {"a": "x"}, ScoreConfig(meteor="jar", clinical=False))
+    assert "--meteor auto" in e.value.hint
+
+
+def test_requested_jar_without_pycocoevalcap_names_the_coco_extra(monkeypatch):
+    _no_pycocoevalcap(monkeypatch)
+    with pytest.raises(meteor.MeteorUnavailable, match=r"pycocoevalcap.*pip install 'irralctl\[coco\]'"):
+        score_reports({"a": "x"}, {"a": "x"}, ScoreConfig(meteor="jar", clinical=False))
+    _no_java(monkeypatch)  # both missing: both named, in one line
+    with pytest.raises(meteor.MeteorUnavailable) as e:
+        meteor.check_jar()
+    assert "irralctl[coco]" in str(e.value) and "default-jre-headless" in str(e.value) and "\n" not in str(e.value)
+
+
+def test_requested_nltk_without_wordnet_names_the_packages(monkeypatch, tmp_path):
+    _no_wordnet(monkeypatch, tmp_path)
+    with pytest.raises(meteor.MeteorUnavailable, match="^--meteor nltk: WordNet 3.0 not found.*wordnet-base wordnet-sense-index"):
+        score_reports({"a": "x"}, {"a": "x"}, ScoreConfig(meteor="nltk", clinical=False))
+
+
+def test_auto_falls_back_and_logs_why(monkeypatch, tmp_path, caplog):
+    _no_pycocoevalcap(monkeypatch)
+    with caplog.at_level(logging.INFO, logger="irralctl.metrics.scoring"):
+        result = score_reports({"a": "x"}, {"a": "x"}, ScoreConfig(meteor="auto", clinical=False))
+    if result["meteor"]["available"]:  # WordNet here: nltk's METEOR stood in for the jar
+        assert result["meteor"]["implementation"].startswith("nltk") and "meteor" in result["metrics"]
+    assert "jar unavailable" in caplog.text and "irralctl[coco]" in caplog.text
+    _no_wordnet(monkeypatch, tmp_path)  # nothing left: scored without METEOR, the reason recorded and logged
+    caplog.clear()
+    with caplog.at_level(logging.INFO, logger="irralctl.metrics.scoring"):
+        result = score_reports({"a": "x"}, {"a": "x"}, ScoreConfig(meteor="auto", clinical=False))
+    assert result["meteor"]["available"] is False and "meteor" not in result["metrics"]
+    assert "jar:" in result["meteor"]["reason"] and "nltk:" in result["meteor"]["reason"]
+    assert "METEOR not computed" in caplog.text and result["metrics"]["bleu_1"] == pytest.approx(1.0)
+
+
+def test_score_cli_stops_on_a_missing_requested_meteor(monkeypatch, tmp_path):
+    from typer.testing import CliRunner
+
+    from irralctl.cli.main import app
+
+    preds = tmp_path / "p.jsonl"
+    preds.write_text(json.dumps({"id": "a", "prediction": "x y", "reference": "x y"}) + "\n")
+    _no_java(monkeypatch)
+    result = CliRunner().invoke(app, ["score", str(preds), "--meteor", "jar", "--json", str(tmp_path / "s.json")])
+    assert result.exit_code == 1 and not (tmp_path / "s.json").exists()
+    error = [line for line in result.output.splitlines() if line.startswith("error:")]
+    assert len(error) == 1 and "apt-get install default-jre-headless" in error[0]
+
+
+def test_training_checks_the_requested_meteor_before_the_first_epoch(monkeypatch):
+    from irralctl.metrics.scoring import check_meteor
+
+    check_meteor("auto")
+    check_meteor("off")
+    _no_java(monkeypatch)
+    with pytest.raises(meteor.MeteorUnavailable, match="^--meteor jar: .*default-jre-headless"):
+        check_meteor("jar")
 
 
 @needs_java
