@@ -34,8 +34,10 @@ def test_every_artefact_is_there(demo):
     ds = PreparedDataset(out / "data")
     test_ids = [r["id"] for r in ds.records("test")]
     assert ds.name == "phantoms" and ds.info["images"]["count"] == 240 and test_ids
+    assert set(summary["runs"]) == {"irral", "no_image"}
     for name in ("irral", "no_image"):
-        run = out / "runs" / name
+        run = out / summary["runs"][name].split(str(out) + "/")[-1]
+        assert run.parent == out / "ablation" / "runs"
         for f in ("config.json", "tokenizer.json", "metrics.jsonl", "best.pt", "last.pt", "test_metrics.json"):
             assert (run / f).is_file(), (name, f)
         assert [r["id"] for _, r in iter_jsonl(out / "preds" / f"{name}.jsonl")] == test_ids
@@ -44,8 +46,12 @@ def test_every_artefact_is_there(demo):
         for metric in ("bleu_4", "rouge_l", "cider", "ce_macro_f1_14"):
             assert 0.0 <= scores["metrics"][metric] <= 10.0
         assert summary["scores"][name] == str(out / "scores" / f"{name}.json")
-    config = json.loads((out / "runs" / "no_image" / "config.json").read_text())["config"]
-    assert config["model"]["no_image"] is True and config["preset"] == "baseline"
+    config = json.loads((out / "ablation" / "runs" / "no-image-seed0" / "config.json").read_text())["config"]
+    assert config["model"]["no_image"] is True and config["preset"] == "no-image"
+    # Both runs were trained and compared by `irralctl ablate`: same options but the preset's switches.
+    compare = json.loads((out / "ablation" / "compare.json").read_text())
+    assert compare["reference"] == "no-image" and [c["group"] for c in compare["comparisons"]] == ["irral"]
+    assert (out / "ablation" / "compare.md").is_file() and (out / "ablation" / "compare.png").stat().st_size > 0
     assert len(summary["heatmaps"]) == 2
     for folder in summary["heatmaps"]:
         sidecar = json.loads((out / "heatmaps" / folder.split("/")[-1] / "heatmaps.json").read_text())
@@ -58,8 +64,8 @@ def test_every_artefact_is_there(demo):
 def test_printed_commands_reproduce_the_demo(demo, tmp_path):
     out, _ = demo
     commands = json.loads((out / "demo.json").read_text())["commands"]
-    assert [c.split()[1] for c in commands][:3] == ["prepare", "train", "train"]
-    generate = next(c for c in commands if c.startswith("irralctl generate") and "runs/irral " in c + " ")
+    assert [c.split()[1] for c in commands][:2] == ["prepare", "ablate"]
+    generate = next(c for c in commands if c.startswith("irralctl generate") and "runs/irral-seed0 " in c + " ")
     args = shlex.split(generate)[1:]
     args[args.index("--out") + 1] = str(tmp_path / "again.jsonl")
     assert runner.invoke(app, args).exit_code == 0
