@@ -21,6 +21,7 @@ from irralctl.cli import demo as _demo
 from irralctl.cli import generate as _generate
 from irralctl.cli import heatmap as _heatmap
 from irralctl.cli import label as _label
+from irralctl.cli import plot as _plot
 from irralctl.cli import prepare as _prepare
 from irralctl.cli import score as _score
 from irralctl.cli import train as _train
@@ -101,6 +102,7 @@ app.command("ablate", epilog=_ablate.EPILOG)(_ablate.ablate)
 app.command("generate", epilog=_generate.EPILOG)(_generate.generate)
 app.command("score", epilog=_score.EPILOG)(_score.score)
 app.command("compare", epilog=_compare.EPILOG)(_compare.compare)
+app.command("plot", epilog=_plot.EPILOG)(_plot.plot)
 app.command("heatmap", epilog=_heatmap.EPILOG)(_heatmap.heatmap)
 app.command("demo")(_demo.demo)
 

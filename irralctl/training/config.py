@@ -15,6 +15,7 @@ from __future__ import annotations
 import dataclasses
 from dataclasses import dataclass
 from pathlib import Path
+from typing import ClassVar
 
 from irralctl.constants import HEAD_UNCERTAIN, METRICS, PRECISIONS
 from irralctl.errors import ConfigError
@@ -25,6 +26,7 @@ from irralctl.utils.config import device_option, option
 # Validation monitors: name -> True when larger is better.
 MONITORS: dict[str, bool] = {**{m.name: m.higher_is_better for m in METRICS if m.monitor}, "val_loss": False}
 SCHEDULES = ("constant", "cosine")
+WARMUP_CAP = 4000  # steps: the longest warm-up a --warmup fraction resolves to (Vaswani et al. 2017 warm up 4,000)
 TOKENIZERS = {"bpe": "target", "legacy": "legacy_target"}   # tokeniser -> the record field it reads
 # Options that may change when a run is resumed: they do not alter what the next step computes.
 RESUMABLE = ("dataset", "optim.epochs", "optim.patience", "runtime.device", "runtime.workers", "runtime.prefetch")
@@ -67,12 +69,16 @@ class LossConfig:
 
 @dataclass(frozen=True)
 class OptimConfig:
+    # Until 0.2: `warmup_steps` (always steps; `warmup` reads a whole number the same way).
+    RENAMED: ClassVar[dict[str, str]] = {"warmup_steps": "warmup"}
+
     epochs: int = option(30, "Training epochs.", min=1)
     batch_size: int = option(16, "Studies per optimiser step, over all processes (the paper: 16).", min=1)
     lr: float = option(1e-4, "Learning rate of everything but the CNN.")
     lr_visual: float = option(5e-5, "Learning rate of the CNN.", min=0.0)
     weight_decay: float = option(0.01, "AdamW weight decay of weight matrices (not the CNN, biases, norms).", min=0.0)
-    warmup_steps: int = option(200, "Linear learning-rate warm-up, optimiser steps.", min=0)
+    warmup: float = option(0.05, "Linear learning-rate warm-up: below 1, a fraction of all optimiser steps (at "
+                                 f"most {WARMUP_CAP:,} steps); 1 or more, a number of steps; 0, none.", min=0.0)
     schedule: str = option("constant", "Learning rate after warm-up.", choices=SCHEDULES)
     plateau_factor: float = option(0.5, "Learning-rate multiplier when the monitor stalls (Eq. 6, internal feedback).")
     plateau_patience: int = option(2, "Stalled epochs before a learning-rate cut.", min=0)
@@ -132,6 +138,8 @@ class TrainConfig:
              f"resize {self.data.resize} is smaller than image_size {self.model.image_size}"),
             (self.optim.lr > 0, "the learning rate must be positive"),
             (0 < self.optim.plateau_factor <= 1, "plateau_factor must be in (0, 1]"),
+            (self.optim.warmup < 1 or float(self.optim.warmup).is_integer(),
+             f"--warmup {self.optim.warmup}: from 1 up it counts optimiser steps, so it must be a whole number"),
             (self.preset in PRESETS, f"preset must be one of {', '.join(PRESETS)}"),
             (self.eval.monitor in MONITORS, f"monitor must be one of {', '.join(MONITORS)}"),
         ]

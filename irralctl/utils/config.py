@@ -228,10 +228,15 @@ def from_dict(cls: type[T], data: dict, *, prefix: str = "", strict: bool = True
     """Rebuild a (nested) frozen dataclass from `to_jsonable` output.
 
     Missing keys take their defaults; with `strict`, an unknown key is a `ConfigError` naming its
-    dotted path (a misspelt option in a config file must not be silently ignored).
+    dotted path (a misspelt option in a config file must not be silently ignored). A key the class
+    lists in its `RENAMED` table ({old: new}) is read under its new name.
     """
     if not isinstance(data, dict):
         raise ConfigError(f"config{' ' + prefix.rstrip('.') if prefix else ''} must be a table of options")
+    # Keys renamed since a config was saved (`RENAMED = {"old": "new"}` on the class) still load.
+    for old, new in getattr(cls, "RENAMED", {}).items():
+        if old in data and new not in data:
+            data = {(new if k == old else k): v for k, v in data.items()}
     names = {f.name for f in dataclasses.fields(cls)}
     unknown = sorted(set(data) - names)
     if unknown and strict:
