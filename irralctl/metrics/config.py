@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import ClassVar
 
 from irralctl.constants import SCORE_UNCERTAIN
 from irralctl.errors import ConfigError
@@ -17,11 +18,15 @@ _INPUT, _METRICS, _STATS, _OUTPUT = "References", "Metrics", "Statistics", "Outp
 class ScoreConfig:
     """Options of `irralctl score` (and of `score_reports` for library callers)."""
 
+    # Until 0.2 the paired test was approximate randomisation, with its own `permutations`.
+    RENAMED: ClassVar[dict[str, str]] = {"permutations": "paired_resamples"}
+
     references: str | None = option(None, "Prepared dataset DIR[:split] (split default: test); references matched "
                                           "by id (default: the `reference` field of each prediction).",
                                     metavar="DATASET[:SPLIT]", panel=_INPUT)
-    against: str | None = option(None, "Second predictions file: paired bootstrap interval and randomisation "
-                                       "p-value of the difference.", metavar="FILE", panel=_STATS)
+    against: str | None = option(None, "Second predictions file B: the difference A - B per metric, its interval "
+                                       "and p-value from one paired bootstrap over the studies.", metavar="FILE",
+                                 panel=_STATS)
     meteor: str = option("auto", "METEOR implementation: auto (jar, else nltk), jar (METEOR 1.5, Java), nltk, off.",
                          choices=METEOR_MODES, panel=_METRICS)
     standard: bool = option(False, "Also sacreBLEU BLEU/chrF and rouge-score ROUGE-1/2/L (about 4 s per 4,000 "
@@ -42,7 +47,8 @@ class ScoreConfig:
     allow_subset: bool = option(False, "With --references: score only the predicted studies instead of failing on "
                                        "missing ones.", panel=_INPUT)
     bootstrap: int = option(0, "Bootstrap resamples for confidence intervals (0 = none).", min=0, panel=_STATS)
-    permutations: int = option(1000, "Resamples of the paired test when --bootstrap is 0.", min=1, panel=_STATS)
+    paired_resamples: int = option(1000, "Resamples of the paired bootstrap (--against) when --bootstrap is 0.",
+                                   min=1, panel=_STATS)
     confidence: float = option(0.95, "Confidence level of the intervals (a fraction).", panel=_STATS)
     seed: int = option(0, "Seed of the resampling.", min=0, max=2**32 - 1, panel=_STATS)
     per_study: bool = option(False, "Include per-study scores in the JSON.", panel=_OUTPUT)
@@ -56,8 +62,8 @@ class ScoreConfig:
             raise ConfigError("--uncertain must be negative or positive")
         if self.protocol == "r2gen" and self.uncertain != "negative":
             raise ConfigError("--protocol r2gen counts uncertain findings as negative; drop --uncertain positive")
-        if self.bootstrap < 0 or self.permutations < 1:
-            raise ConfigError("--bootstrap must be >= 0 and --permutations >= 1")
+        if self.bootstrap < 0 or self.paired_resamples < 1:
+            raise ConfigError("--bootstrap must be >= 0 and --paired-resamples >= 1")
         if not 0 < self.confidence < 1:
             raise ConfigError("--confidence must be between 0 and 1")
         if self.max_seq_length is not None and self.max_seq_length < 2:
