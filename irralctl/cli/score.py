@@ -28,7 +28,7 @@ EPILOG = """Examples:
 """
 
 _EXTRA = [
-    extra_option("predictions", Path, typer.Argument(help="Predictions JSONL: one {id, prediction, reference} object "
+    extra_option("predictions", Path, typer.Argument(metavar="PREDICTIONS", help="Predictions JSONL: one {id, prediction, reference} object "
                                                           "per study.", show_default=False), default=...),
     extra_option("json_out", Optional[Path], typer.Option("--json", metavar="FILE", rich_help_panel="Output",
                                                            help="Write every figure, the protocol, versions and input "

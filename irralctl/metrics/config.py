@@ -40,8 +40,8 @@ class ScoreConfig:
                                       "full ones.", panel=_INPUT)
     max_seq_length: int | None = option(None, "--legacy-eval: R2Gen's max_seq_length in tokens, its BOS included "
                                               "(default: 60 IU, 100 MIMIC).", min=2, panel=_INPUT)
-    vocab: str | None = option(None, "--legacy-eval: legacy vocabulary (JSON with token2idx; default "
-                                     "DATASET/tokenizers/legacy.json).", metavar="FILE", panel=_INPUT)
+    vocab: str | None = option(None, "--legacy-eval: legacy vocabulary (JSON with token2idx; default: the "
+                                     "dataset's tokenizers/legacy.json).", metavar="FILE", panel=_INPUT)
     legacy_kind: str | None = option(None, "--legacy-eval without a dataset: iu_xray or mimic_cxr (cleaner and "
                                            "length; default iu_xray).", choices=("iu_xray", "mimic_cxr"), panel=_INPUT)
     allow_subset: bool = option(False, "With --references: score only the predicted studies instead of failing on "

@@ -92,7 +92,7 @@ class EvalConfig:
     monitor: str = option("bleu_4", "Validation figure that selects the best checkpoint (ce_* need the labeller).",
                           choices=tuple(MONITORS))
     val_beam_size: int = option(1, "Beam width of validation decoding (1: greedy, fast). The final test always "
-                                   "decodes as `irralctl generate` does by default (beam 3).", min=1)
+                                   "decodes as a plain `irralctl generate` does (beam 3).", min=1)
     max_tokens: int | None = option(None, "Report tokens generated at validation and test, EOS excluded "
                                           "(default: --max-report-tokens).", min=1)
     meteor: str = option("auto", "METEOR of the final test scoring: auto (jar, else nltk), jar, nltk or off.",
@@ -121,7 +121,8 @@ class TrainConfig:
                                   "--memory, --mfa, --acl, --multiscale, --no-image override its switches.",
                          choices=tuple(PRESETS),
                          panel=_MODEL)
-    seed: int = option(42, "Seed of initial weights, data order and augmentation.", min=0, max=2**32 - 1)
+    seed: int = option(42, "Seed of initial weights, data order and augmentation.", min=0, max=2**32 - 1,
+                       panel=_OPTIM)
     visual_weights: Path | None = option(None, "torchvision ResNet state_dict with ImageNet weights (never "
                                                "downloaded); default: the CNN starts from scratch.", panel=_MODEL,
                                          metavar="FILE")

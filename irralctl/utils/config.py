@@ -78,6 +78,12 @@ def seed_option(default: int, help: str, panel: str | None = None) -> Any:
     return option(default, help, min=0, max=2**32 - 1, panel=panel)
 
 
+def opposite_flag(flag: str) -> str:
+    """The flag that turns a boolean option the other way: --augment -> --no-augment, --no-image -> --image."""
+    name = flag.removeprefix("--")
+    return "--" + name.removeprefix("no-") if name.startswith("no-") else "--no-" + name
+
+
 def field_types(cls: type) -> dict[str, Any]:
     """Resolved annotations of a dataclass (they are strings under `from __future__ import annotations`)."""
     return typing.get_type_hints(cls)
@@ -161,8 +167,8 @@ def _flags_of(config: Any, args: list[str], flags: list[str]) -> None:
         flag = f.metadata.get("flag") or "--" + f.name.replace("_", "-")
         if isinstance(value, bool):
             # True over a false default is the switch itself (--overwrite, --no-image); False over
-            # a true default is its opposite (--no-augment).
-            flags.append(flag if value else "--no-" + flag.removeprefix("--"))
+            # a true default is its opposite (--no-augment, --image).
+            flags.append(flag if value else opposite_flag(flag))
         elif isinstance(value, (tuple, list)):
             flags += [flag, ",".join(map(str, value))]
         else:

@@ -19,8 +19,8 @@ _IN, _SEL, _TEXT, _OUT = "Inputs", "Selection", "Text and tokenisers", "Output"
 
 @dataclass(frozen=True, kw_only=True)
 class MimicPrepareConfig:
-    root: Path = option(help="MIMIC-CXR-JPG root: holds files/pXX/pSUBJECT/sSTUDY/*.jpg and "
-                             "mimic-cxr-2.0.0-{split,metadata,chexpert}.csv.gz.", panel=_IN)
+    root: Path = option(help="MIMIC-CXR-JPG root: holds files/pXX/pSUBJECT/sSTUDY/*.jpg and the split, metadata "
+                             "and CheXpert csv files (mimic-cxr-2.0.0-split.csv.gz, ...).", panel=_IN)
     reports: Path = option(help="MIMIC-CXR reports: mimic-cxr-reports.zip, or its extracted files/ folder (or the "
                                 "folder holding it).", panel=_IN)
     out: Path = out_dir_option(panel=_OUT)
