@@ -144,8 +144,8 @@ def training_figure(runs: Sequence[RunLogs], smooth: int = 0):
     for name, ax in axes.items():
         ax.set_title(titles[name], fontsize=10)
         ax.set_xlabel("optimiser step")
-        if name in ("grad_norm", "lr"):
-            ax.set_yscale("log")
+        if name == "lr":
+            ax.set_yscale("log")  # warm-up and plateau cuts span decades
         style.tidy(ax, legend=True)
     return fig
 
