@@ -237,7 +237,7 @@ def draw(runs: Sequence[RunLogs], out: Path, smooth: int = 0) -> tuple[list[str]
     put(TRAINING, training_figure(runs, smooth), "no steps.csv or training losses")
     put(VALIDATION, validation_figure(runs), "no validation figures in metrics.jsonl")
     tested = [(run.name, run.test_metrics["clinical"]["per_observation"]) for run in runs
-              if (run.test_metrics or {}).get("clinical", {}).get("per_observation")]
+              if ((run.test_metrics or {}).get("clinical") or {}).get("per_observation")]
     n = {run.test_metrics.get("n_studies") for run in runs if run.test_metrics}
     title = "test CE F1 per observation" + (f", {n.pop()} studies" if len(n) == 1 else "")
     put(reports.OBSERVATION_F1, reports.observation_f1(tested, title) if tested else None,
