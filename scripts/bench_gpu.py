@@ -159,7 +159,7 @@ def train_throughput(dataset: Path, studies: int, args, device: torch.device) ->
     cfg = from_flat(TrainConfig, dataset=dataset, out=Path(args.tmp) / "unused", backbone=args.backbone,
                     image_size=args.image_size, resize=args.resize, d_model=args.d_model, d_ff=args.d_model,
                     memory_slots=args.memory_slots, batch_size=studies, workers=args.workers, device=str(device),
-                    compile=args.compile, warmup_steps=10, epochs=1000, monitor="val_loss", mfa=not args.no_mfa,
+                    compile=args.compile, warmup=10, epochs=1000, monitor="val_loss", mfa=not args.no_mfa,
                     tiny_width=16, text_encoder=None if args.no_mfa else args.text_encoder)
     dist = DistState()
     ds = open_dataset(cfg)

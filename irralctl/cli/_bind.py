@@ -4,7 +4,9 @@ A config field declared with `irralctl.utils.config.option(default, help, ...)` 
 its name is the field's (`d_model` -> `--d-model`; nested configs are flattened, so every leaf
 name is unique across a command), its default and help are the field's, its panel in `--help` is
 the field's or its group's. Booleans that default to false are a single switch (`--no-image`,
-`--overwrite`); those that default to true get an opposite (`--augment/--no-augment`).
+`--overwrite`); those that default to true get an opposite (`--augment/--no-augment`,
+`--no-image/--image`). Flags show no metavar; a long list of choices shows a NAME (the help text
+names the choices), so that every command's help fits an 80-column terminal (a test renders them).
 
 `bind(Config, handler, extra=...)` returns a function Typer can register. When the command runs,
 the handler receives the flat values (`{"optim.lr": 1e-4, ...}`), the set of those the user
@@ -16,15 +18,30 @@ from __future__ import annotations
 
 import dataclasses
 import inspect
+import re
 import typing
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Annotated, Any, Optional
 
 import typer
 
 from irralctl.errors import ConfigError
-from irralctl.utils.config import _unwrap_optional, field_types, fixed_length, flatten, from_dict, to_jsonable, unflatten
+from irralctl.utils.config import (
+    _unwrap_optional,
+    field_types,
+    fixed_length,
+    flatten,
+    from_dict,
+    opposite_flag,
+    to_jsonable,
+    unflatten,
+)
+
+# The longest list of choices shown as an option's metavar (`<bpe|legacy>`) in an 80-column help;
+# a longer one shows a NAME, and the help text names every choice.
+CHOICES_SHOWN = 17
 
 # Where a value came from, as click (or Typer's vendored copy of it) names the sources: typed ones
 # override a config file or a resumed run; defaults do not.
@@ -80,6 +97,16 @@ def leaves(cls: type, path: tuple[str, ...] = (), panel: str | None = None) -> I
             yield Leaf((*path, f.name), f, tp, f.metadata.get("panel") or panel)
 
 
+# Short type names beside the flags (Typer's `<int range>`, `<path>` take a third of an 80-column help).
+_METAVARS = {int: "INT", float: "FLOAT", str: "TEXT", Path: "PATH"}
+
+
+def _metavar(tp: Any) -> str | None:
+    if typing.get_origin(tp) is tuple:
+        return "A,B,..."
+    return _METAVARS.get(tp)
+
+
 def _param(leaf: Leaf) -> inspect.Parameter:
     meta, default = leaf.meta, leaf.default
     tp, optional = _unwrap_optional(leaf.type)
@@ -88,17 +115,24 @@ def _param(leaf: Leaf) -> inspect.Parameter:
     if default is dataclasses.MISSING or default is None:
         show = meta.get("default_text") or False
     kw: dict[str, Any] = {"help": meta.get("help") or "", "show_default": show, "rich_help_panel": leaf.panel}
-    if meta.get("metavar"):
-        kw["metavar"] = meta["metavar"]
+    kw["metavar"] = meta.get("metavar") or (leaf.name.upper() if meta.get("argument") else _metavar(tp))
     if meta.get("min") is not None:
         kw["min"] = meta["min"]
     if meta.get("max") is not None:
         kw["max"] = meta["max"]
-    if meta.get("choices") and meta.get("canonical"):
-        # Other spellings are accepted and mapped to a choice by `_from_cli`; help lists the choices.
-        kw.setdefault("metavar", "[" + "|".join(str(c) for c in meta["choices"]) + "]")
-    elif meta.get("choices"):
-        tp = typing.Literal.__getitem__(tuple(str(c) for c in meta["choices"]))  # typer checks Literal choices
+    if meta.get("choices"):
+        choices = tuple(str(c) for c in meta["choices"])
+        if not meta.get("canonical"):
+            tp = typing.Literal.__getitem__(choices)  # typer checks Literal choices
+        # (with `canonical`, other spellings are accepted and mapped to a choice by `_from_cli`)
+        if meta.get("metavar"):
+            pass
+        elif len("|".join(choices)) <= CHOICES_SHOWN:
+            kw["metavar"] = "<" + "|".join(choices) + ">" if meta.get("canonical") else None  # Typer shows Literals
+        else:
+            kw["metavar"] = leaf.name.split("_")[-1].upper()
+            if not all(re.search(rf"(?<![\w-]){re.escape(c)}(?![\w-])", kw["help"]) for c in choices):
+                kw["help"] = f"{kw['help']} One of: {', '.join(choices)}."
     typing_origin = typing.get_origin(tp)
     if fixed_length(tp):
         optional = True  # n values after one flag (`--from-r2gen ANNOTATION IMAGES`), or none
@@ -110,11 +144,8 @@ def _param(leaf: Leaf) -> inspect.Parameter:
     if meta.get("argument"):
         info = typer.Argument(**{**{k: v for k, v in kw.items() if k not in ("min", "max")}, "show_default": False})
     elif tp is bool:
-        if default is True or unset:
-            decls = (f"{leaf.flag}/--no-{leaf.flag.removeprefix('--')}",)
-        else:
-            decls = (leaf.flag,)
-        info = typer.Option(*decls, **kw)
+        decls = (f"{leaf.flag}/{opposite_flag(leaf.flag)}",) if default is True or unset else (leaf.flag,)
+        info = typer.Option(*decls, **{**kw, "metavar": ""})  # a flag takes no value: no `<bool>` beside it
     else:
         decls = (leaf.flag, *([meta["short"]] if meta.get("short") else []))
         info = typer.Option(*decls, **kw)

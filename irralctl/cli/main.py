@@ -12,7 +12,6 @@ from typing import Annotated, Optional
 import typer
 from rich.logging import RichHandler
 from rich.markup import escape
-from typer.core import TyperGroup
 
 import irralctl
 from irralctl.cli import ablate as _ablate
@@ -22,9 +21,11 @@ from irralctl.cli import export as _export
 from irralctl.cli import generate as _generate
 from irralctl.cli import heatmap as _heatmap
 from irralctl.cli import label as _label
+from irralctl.cli import plot as _plot
 from irralctl.cli import prepare as _prepare
 from irralctl.cli import score as _score
 from irralctl.cli import train as _train
+from irralctl.cli._commands import Command, Group
 from irralctl.cli._common import err_console
 from irralctl.errors import IrralError
 
@@ -45,7 +46,7 @@ def _is_usage_error(e: BaseException) -> bool:
     return any(c.__name__ == "UsageError" for c in type(e).__mro__) and hasattr(e, "format_message")
 
 
-class _Root(TyperGroup):
+class _Root(Group):
     """The root group and the one error handler of the CLI: every subcommand is parsed and run
     inside `invoke`.
 
@@ -96,15 +97,16 @@ app = typer.Typer(
 )
 # In pipeline order, as `irralctl --help` lists them.
 app.add_typer(_prepare.app, name="prepare")
-app.command("label", epilog=_label.EPILOG)(_label.label)
-app.command("train", epilog=_train.EPILOG)(_train.train)
-app.command("ablate", epilog=_ablate.EPILOG)(_ablate.ablate)
-app.command("generate", epilog=_generate.EPILOG)(_generate.generate)
-app.command("score", epilog=_score.EPILOG)(_score.score)
-app.command("compare", epilog=_compare.EPILOG)(_compare.compare)
-app.command("heatmap", epilog=_heatmap.EPILOG)(_heatmap.heatmap)
-app.command("export", epilog=_export.EPILOG)(_export.export)
-app.command("demo")(_demo.demo)
+app.command("label", epilog=_label.EPILOG, cls=Command)(_label.label)
+app.command("train", epilog=_train.EPILOG, cls=Command)(_train.train)
+app.command("ablate", epilog=_ablate.EPILOG, cls=Command)(_ablate.ablate)
+app.command("generate", epilog=_generate.EPILOG, cls=Command)(_generate.generate)
+app.command("score", epilog=_score.EPILOG, cls=Command)(_score.score)
+app.command("compare", epilog=_compare.EPILOG, cls=Command)(_compare.compare)
+app.command("plot", epilog=_plot.EPILOG, cls=Command)(_plot.plot)
+app.command("heatmap", epilog=_heatmap.EPILOG, cls=Command)(_heatmap.heatmap)
+app.command("export", epilog=_export.EPILOG, cls=Command)(_export.export)
+app.command("demo", cls=Command)(_demo.demo)
 
 
 def _version(value: bool) -> None:
@@ -116,9 +118,10 @@ def _version(value: bool) -> None:
 @app.callback()
 def _root(
     version: Annotated[
-        Optional[bool], typer.Option("--version", callback=_version, is_eager=True, help="Print the version and exit.")
+        Optional[bool], typer.Option("--version", callback=_version, is_eager=True, metavar="",
+                                     help="Print the version and exit.")
     ] = None,
-    verbose: Annotated[bool, typer.Option("--verbose", "-v", help="Log debug messages.")] = False,
+    verbose: Annotated[bool, typer.Option("--verbose", "-v", metavar="", help="Log debug messages.")] = False,
 ) -> None:
     logging.basicConfig(
         level=logging.DEBUG if verbose else logging.INFO,

@@ -11,6 +11,7 @@ from typing import Any
 import typer
 
 from irralctl.cli._bind import bind, build
+from irralctl.cli._commands import Command, Group
 from irralctl.cli._common import console
 from irralctl.data.sources.hf.config import HFPrepareConfig
 from irralctl.data.sources.iu_xray.config import IUPrepareConfig
@@ -18,6 +19,7 @@ from irralctl.data.sources.mimic.config import MimicPrepareConfig
 from irralctl.data.sources.phantoms.config import PhantomPrepareConfig
 
 app = typer.Typer(
+    cls=Group,
     help="Build a prepared dataset (manifests, tokenisers, image store, labels) from raw files.",
     no_args_is_help=True,
 )
@@ -129,7 +131,7 @@ def _hf(*, values: dict[str, Any], given: set[str]) -> None:
     _summary(cfg.out)
 
 
-app.command("iu-xray")(bind(IUPrepareConfig, _iu_xray))
-app.command("mimic")(bind(MimicPrepareConfig, _mimic))
-app.command("phantoms")(bind(PhantomPrepareConfig, _phantoms))
-app.command("hf")(bind(HFPrepareConfig, _hf))
+app.command("iu-xray", cls=Command)(bind(IUPrepareConfig, _iu_xray))
+app.command("mimic", cls=Command)(bind(MimicPrepareConfig, _mimic))
+app.command("phantoms", cls=Command)(bind(PhantomPrepareConfig, _phantoms))
+app.command("hf", cls=Command)(bind(HFPrepareConfig, _hf))

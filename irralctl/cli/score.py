@@ -37,41 +37,62 @@ EPILOG = """Examples:
   irralctl score results.json --references captions_test.json      (coco-caption files)
 
   irralctl score predictions.txt --references refs.txt              (one report per line)
+
+  irralctl score preds.jsonl --plot figures/preds
 """
 
 _EXTRA = [
-    extra_option("predictions", Path, typer.Argument(help="Predictions: JSONL (one {id, prediction, reference} object "
-                                                          "per study), coco-caption results JSON ([{image_id, caption}]), "
-                                                          "CSV/TSV (id, prediction[, reference]) or text (one per line, "
-                                                          "with --references refs.txt; or id<TAB>prediction).",
+    extra_option("predictions", Path, typer.Argument(metavar="PREDICTIONS", help="Predictions: JSONL (one {id, "
+                                                          "prediction, reference} object per study), coco-caption "
+                                                          "results JSON ([{image_id, caption}]), CSV/TSV (id, "
+                                                          "prediction[, reference]) or text (one per line, with "
+                                                          "--references refs.txt; or id<TAB>prediction).",
                                                      show_default=False), default=...),
     extra_option("json_out", Optional[Path], typer.Option("--json", metavar="FILE", rich_help_panel="Output",
                                                            help="Write every figure, the protocol, versions and input "
                                                                 "sha256 to this JSON file.")),
-    extra_option("overwrite", bool, typer.Option("--overwrite", rich_help_panel="Output",
-                                                 help="Replace an existing --json file, once the new one is complete."),
+    extra_option("plot_dir", Optional[Path], typer.Option("--plot", metavar="DIR", rich_help_panel="Output",
+                                                           help="Write observation_f1.png (CE F1 per observation) and "
+                                                                "lengths.png (generated and reference report lengths) "
+                                                                "to this folder.")),
+    extra_option("overwrite", bool, typer.Option("--overwrite", rich_help_panel="Output", metavar="",
+                                                 help="Replace an existing --json file or --plot folder, once the new "
+                                                      "one is complete."),
                  default=False),
 ]
 
 
 def _score(*, values: dict[str, Any], given: set[str], predictions: Path, json_out: Path | None,
-           overwrite: bool) -> None:
+           plot_dir: Path | None, overwrite: bool) -> None:
     """Score generated reports as coco-caption does (BLEU, METEOR, ROUGE-L, CIDEr-D) plus clinical efficacy."""
     from irralctl.metrics import score_files
     from irralctl.utils.io import write_json
-    from irralctl.utils.outputs import check_output, check_replaceable
+    from irralctl.utils.outputs import check_output, check_replaceable, output_dir
 
     config = build(ScoreConfig, values, given)
-    if json_out is not None:  # checked before the work: a wrong --json must not cost a scoring run
-        check_output(json_out, [predictions, config.against, config.vocab,
-                                config.references.split(":")[0] if config.references else None], flag="--json")
+    inputs = [predictions, config.against, config.vocab, config.references.split(":")[0] if config.references else None]
+    # Checked before the work: a wrong --json or --plot must not cost a scoring run.
+    if json_out is not None:
+        check_output(json_out, inputs, flag="--json")
         check_replaceable(json_out, overwrite=overwrite, flag="--json", directory=False)
+    if plot_dir is not None:
+        check_output(plot_dir, inputs, flag="--plot")
+        check_replaceable(plot_dir, overwrite=overwrite, flag="--plot")
     result = score_files(predictions, config)
     if json_out is not None:
         write_json(json_out, result)
+    if plot_dir is not None:
+        from irralctl.metrics.scoring import scored_studies
+        from irralctl.plots import plot_scores
+
+        studies = scored_studies(predictions, config)
+        with output_dir(plot_dir, overwrite=overwrite, inputs=inputs, flag="--plot") as stage:
+            written = plot_scores(result, studies.predictions, studies.references, stage, label=predictions.name)
     _render(result)
     if json_out is not None:
         console.print(f"wrote {json_out}", highlight=False)
+    if plot_dir is not None:
+        console.print(f"wrote {', '.join(p.name for p in written)} to {plot_dir}", highlight=False)
 
 
 def _fmt(v) -> str:
@@ -146,7 +167,9 @@ def _render_clinical(result: dict) -> None:
 
 def _render_paired(against: dict) -> None:
     paired = against["paired"]
-    console.print(f"A = this file, B = {against['file']}; {paired['resamples']} resamples", highlight=False)
+    console.print(f"A = this file, B = {against['file']}; paired bootstrap over {paired['n_studies']} studies, "
+                  f"{paired['resamples']} resamples: the interval is the percentiles of A - B, p twice the smaller "
+                  "share of it on either side of 0", highlight=False)
     table = Table(title="Paired comparison", title_justify="left")
     for col in ("metric", "A", "B", "A - B", f"{paired['confidence']:.0%} CI", "p"):
         table.add_column(col, justify="left" if col == "metric" else "right")

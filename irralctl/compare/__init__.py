@@ -2,7 +2,8 @@
 
 Modules: `config` (CompareConfig), `runs` (reading and checking run directories, grouping),
 `stats` (paired bootstrap intervals, randomisation p-values, verdicts over groups of seeds),
-`compare` (`compare_runs`, `write_outputs`), `tables` (Markdown, CSV, LaTeX), `plot` (the PNG).
+`compare` (`compare_runs`, `write_outputs`), `tables` (Markdown, CSV, LaTeX); its PNG is drawn by
+`irralctl.plots.compare`.
 """
 
 from __future__ import annotations

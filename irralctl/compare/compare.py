@@ -277,11 +277,12 @@ OUTPUT_FILES = {"md": "compare.md", "csv": "compare.csv", "tex": "compare.tex", 
 
 def write_outputs(result: dict, paths: Mapping[str, Path]) -> None:
     """Write the files of `OUTPUT_FILES` (kind -> path) from a `compare_runs` result."""
-    from irralctl.compare import plot, tables
+    from irralctl.compare import tables
+    from irralctl.plots.compare import bar_chart
     from irralctl.utils.io import atomic_write, write_json
 
     for kind, render in (("md", tables.markdown), ("csv", tables.csv_text), ("tex", tables.latex)):
         with atomic_write(paths[kind], newline="" if kind == "csv" else None) as f:
             f.write(render(result))
     write_json(paths["json"], result)
-    plot.bar_chart(result, paths["png"])
+    bar_chart(result, paths["png"], tables.PAPER_COLUMNS)

@@ -31,7 +31,7 @@ from dataclasses import dataclass
 import numpy as np
 
 # The bootstrap's own resampling: one multiplicity matrix per chunk, metrics as weighted totals.
-from irralctl.metrics.bootstrap import CHUNK, Statistic, resample_weights, stack_statistics
+from irralctl.metrics.bootstrap import CHUNK, Statistic, bootstrap_p, resample_weights, stack_statistics
 
 BETTER, SAME, WORSE = "better", "not distinguishable", "worse"
 P_RANDOMISATION = "paired approximate randomisation over studies (seed pairs swapped together)"
@@ -107,13 +107,6 @@ def randomisation_p(group: Sequence[RunStats], reference: Sequence[RunStats], re
             # a tolerance so that float noise in an exactly equal permuted difference still counts
             extreme[m] += int(np.sum(np.abs(diffs[j]) >= d - 1e-12 * max(1.0, d)))
     return {m: (1 + extreme[m]) / (1 + resamples) for m in names}
-
-
-def bootstrap_p(differences: np.ndarray) -> float:
-    """Two-sided p from resampled differences: twice the smaller share on either side of 0."""
-    b = len(differences)
-    below, above = int(np.sum(differences <= 0)), int(np.sum(differences >= 0))
-    return min(1.0, 2 * (1 + min(below, above)) / (1 + b))
 
 
 def verdict(low: float, high: float, higher_is_better: bool = True) -> str:

@@ -59,7 +59,7 @@ def _train_config(cfg: DemoConfig, data: Path):
         TrainConfig, dataset=data,
         backbone="tiny", tiny_width=16, image_size=cfg.image_size, resize=cfg.image_size + 8,
         d_model=d, n_heads=4, d_ff=2 * d, enc_layers=2, dec_layers=2, memory_slots=256, memory_topk=16,
-        batch_size=cfg.batch_size, eval_batch_size=64, lr=1e-3, lr_visual=1e-3, warmup_steps=20,
+        batch_size=cfg.batch_size, eval_batch_size=64, lr=1e-3, lr_visual=1e-3, warmup=20,
         epochs=cfg.epochs, patience=0, plateau_patience=max(3, cfg.epochs // 3), monitor="ce_macro_f1_14",
         meteor="off", device="cpu", workers=cfg.workers, prefetch=2,
     )

@@ -11,7 +11,7 @@ from irralctl.generation.config import DecodeConfig
 from irralctl.utils.config import device_option, option, overwrite_option
 
 NORMALIZATIONS = ("view", "study")
-_STUDY, _MAPS, _OUTPUT = "Study", "Maps", "Output"
+_RUNS, _STUDY, _MAPS, _OUTPUT = "Checkpoints", "Study", "Maps", "Output"
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -19,11 +19,12 @@ class HeatmapConfig:
     words: tuple[str, ...] = option(help="Words or phrases, comma-separated: \"cardiac silhouette,pleural effusion\".",
                                     panel=_MAPS)
     out: Path = option(help="Output directory (PNGs and heatmaps.json).", short="-o", panel=_OUTPUT)
-    checkpoint: Path | None = option(None, "Run directory of `irralctl train` (or a .pt file).", metavar="RUN")
+    checkpoint: Path | None = option(None, "Run directory of `irralctl train` (or a .pt file).", metavar="RUN",
+                                     panel=_RUNS)
     compare: tuple[Path, ...] = option((), "More checkpoints for the Fig. 3 comparison, one column each "
-                                           "(repeat the option, or comma-separate).", metavar="RUN")
+                                           "(repeat the option, or comma-separate).", metavar="RUN", panel=_RUNS)
     labels: tuple[str, ...] = option((), "Column labels, comma-separated, one per checkpoint (default: the run "
-                                         "directories' names).")
+                                         "directories' names).", panel=_RUNS)
     study: Path | None = option(None, "One study: a folder of its views (PNG, JPEG, DICOM) or one image.",
                                 panel=_STUDY)
     dataset: Path | None = option(None, "A prepared dataset holding the study (with --id); its reference report "

@@ -7,10 +7,13 @@ example-based CE) from the per-study values. A resample is then a vector of stud
 and a thousand resamples are one matrix product: no metric is recomputed from text.
 
 * `bootstrap_ci`: percentile bootstrap (Efron & Tibshirani 1993) over studies, seeded.
-* `paired_test`: the same resamples applied to two systems on the same studies give the interval
-  of the difference (Koehn 2004); the p-value is a paired approximate randomisation test
-  (Riezler & Maxwell 2005): each study's two outputs are swapped with probability 1/2, and
-  p = (1 + #{|diff*| >= |diff|}) / (1 + permutations), two-sided.
+* `paired_test`: one paired bootstrap (Koehn 2004) gives both figures of A - B on the same
+  studies: each resample draws studies with replacement and recomputes both systems on them; the
+  interval is the percentile interval of the resampled differences and the p-value, two-sided,
+  twice the smaller share of them on either side of 0 (`bootstrap_p`). Interval and p come from
+  the same resamples, so they agree: p < 1 - confidence exactly when the interval leaves 0 out, up
+  to one resample's worth (the +1 that keeps p above 0). With few studies (`FEW_STUDIES`) neither
+  can be trusted: the resamples then take few distinct values.
 
 CIDEr-D's document frequencies are those of the full scored set and are held fixed across
 resamples (the per-study scores are resampled), which is how its per-study scores are defined.
@@ -26,6 +29,10 @@ import numpy as np
 from irralctl.errors import IrralError
 
 CHUNK = 250  # resamples per matrix product: bounds memory at 250 x studies floats
+FEW_STUDIES = 30  # fewer studies: a bootstrap's interval and p-value cannot be trusted
+PAIRED_METHOD = ("paired bootstrap over studies: the percentile interval of the resampled differences A - B, "
+                 "and p = twice the smaller share of them on either side of 0 (each count + 1, over resamples + 1), "
+                 "from the same resamples")
 
 
 @dataclass(frozen=True)
@@ -80,12 +87,26 @@ def bootstrap_ci(stats: Sequence[Statistic], n_resamples: int, seed: int = 0, co
     return out
 
 
+def bootstrap_p(differences: np.ndarray) -> float:
+    """Two-sided p from resampled differences: twice the smaller share on either side of 0.
+
+    Each count is + 1 over resamples + 1, so p is never 0; capped at 1. A difference of exactly 0
+    counts on both sides (identical systems give p = 1).
+    """
+    b = len(differences)
+    below, above = int(np.sum(differences <= 0)), int(np.sum(differences >= 0))
+    return min(1.0, 2 * (1 + min(below, above)) / (1 + b))
+
+
 def paired_test(
     stats_a: Sequence[Statistic], stats_b: Sequence[Statistic], n_resamples: int, seed: int = 0, confidence: float = 0.95
 ) -> dict[str, dict]:
-    """{name: {a, b, difference, low, high, p_value}} for A - B on the same studies."""
+    """{name: {a, b, difference, low, high, p_value}} for A - B on the same studies, interval and p
+    from the same paired bootstrap resamples (`PAIRED_METHOD`)."""
     if [s.name for s in stats_a] != [s.name for s in stats_b]:
         raise IrralError("the two systems were scored with different metrics")
+    if n_resamples < 1:
+        raise IrralError("the number of bootstrap resamples must be at least 1")
     ma, slices = stack_statistics(stats_a)
     mb, _ = stack_statistics(stats_b)
     if ma.shape != mb.shape:
@@ -93,27 +114,17 @@ def paired_test(
     n = ma.shape[0]
     rng = np.random.default_rng(seed)
     boot = {s.name: [] for s in stats_a}
-    perm = {s.name: [] for s in stats_a}
-    tot_a, tot_b, delta = ma.sum(0), mb.sum(0), mb - ma
     for start in range(0, n_resamples, CHUNK):
-        b = min(CHUNK, n_resamples - start)
-        w = resample_weights(rng, b, n)
+        w = resample_weights(rng, min(CHUNK, n_resamples - start), n)   # one draw of studies for both systems
         ta, tb = w @ ma, w @ mb
-        swap = rng.integers(0, 2, size=(b, n)).astype(np.float64)
-        shift = swap @ delta  # what swapping moves from B's totals into A's
-        pa, pb = tot_a + shift, tot_b - shift
         for sa, sb, sl in zip(stats_a, stats_b, slices):
             boot[sa.name].append(sa.from_totals(ta[:, sl], n) - sb.from_totals(tb[:, sl], n))
-            perm[sa.name].append(sa.from_totals(pa[:, sl], n) - sb.from_totals(pb[:, sl], n))
     tail = (1 - confidence) / 2 * 100
     out = {}
     for sa, sb in zip(stats_a, stats_b):
         a, b_ = sa.value(), sb.value()
-        diff = a - b_
-        lo, hi = np.percentile(np.concatenate(boot[sa.name]), [tail, 100 - tail])
-        null = np.abs(np.concatenate(perm[sa.name]))
-        # a tolerance so that float noise in an exactly equal permuted difference still counts
-        extreme = int(np.sum(null >= abs(diff) - 1e-12 * max(1.0, abs(diff))))
-        out[sa.name] = {"a": a, "b": b_, "difference": diff, "low": float(lo), "high": float(hi),
-                        "p_value": (1 + extreme) / (1 + n_resamples)}
+        samples = np.concatenate(boot[sa.name])
+        lo, hi = np.percentile(samples, [tail, 100 - tail])
+        out[sa.name] = {"a": a, "b": b_, "difference": a - b_, "low": float(lo), "high": float(hi),
+                        "p_value": bootstrap_p(samples)}
     return out

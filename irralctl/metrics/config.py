@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from pathlib import Path
+from typing import ClassVar
 
 from irralctl.constants import SCORE_UNCERTAIN
 from irralctl.errors import ConfigError
@@ -19,13 +20,17 @@ _BERTSCORE = "BERTScore"
 class ScoreConfig:
     """Options of `irralctl score` (and of `score_reports` for library callers)."""
 
+    # Until 0.2 the paired test was approximate randomisation, with its own `permutations`.
+    RENAMED: ClassVar[dict[str, str]] = {"permutations": "paired_resamples"}
+
     references: str | None = option(None, "References, matched by id: a prepared dataset DIR[:split] (split default: "
                                           "test), coco-caption annotations JSON, CSV/TSV (id, reference) or JSONL; or a "
                                           "text file, matched by line with a text file of predictions (default: the "
                                           "predictions file's references).",
                                     metavar="DATASET[:SPLIT]|FILE", panel=_INPUT)
-    against: str | None = option(None, "Second predictions file: paired bootstrap interval and randomisation "
-                                       "p-value of the difference.", metavar="FILE", panel=_STATS)
+    against: str | None = option(None, "Second predictions file B: the difference A - B per metric, its interval "
+                                       "and p-value from one paired bootstrap over the studies.", metavar="FILE",
+                                 panel=_STATS)
     meteor: str = option("auto", "METEOR implementation: auto (jar, else nltk, else none; logged), jar (METEOR 1.5: "
                                  "Java and irralctl[coco]), nltk (WordNet 3.0), off. A requested jar or nltk that "
                                  "cannot run stops with the install line.", choices=METEOR_MODES, panel=_METRICS)
@@ -53,14 +58,15 @@ class ScoreConfig:
                                       "full ones.", panel=_INPUT)
     max_seq_length: int | None = option(None, "--legacy-eval: R2Gen's max_seq_length in tokens, its BOS included "
                                               "(default: 60 IU, 100 MIMIC).", min=2, panel=_INPUT)
-    vocab: str | None = option(None, "--legacy-eval: legacy vocabulary (JSON with token2idx; default "
-                                     "DATASET/tokenizers/legacy.json).", metavar="FILE", panel=_INPUT)
+    vocab: str | None = option(None, "--legacy-eval: legacy vocabulary (JSON with token2idx; default: the "
+                                     "dataset's tokenizers/legacy.json).", metavar="FILE", panel=_INPUT)
     legacy_kind: str | None = option(None, "--legacy-eval without a dataset: iu_xray or mimic_cxr (cleaner and "
                                            "length; default iu_xray).", choices=("iu_xray", "mimic_cxr"), panel=_INPUT)
     allow_subset: bool = option(False, "With --references: score only the predicted studies instead of failing on "
                                        "missing ones.", panel=_INPUT)
     bootstrap: int = option(0, "Bootstrap resamples for confidence intervals (0 = none).", min=0, panel=_STATS)
-    permutations: int = option(1000, "Resamples of the paired test when --bootstrap is 0.", min=1, panel=_STATS)
+    paired_resamples: int = option(1000, "Resamples of the paired bootstrap (--against) when --bootstrap is 0.",
+                                   min=1, panel=_STATS)
     confidence: float = option(0.95, "Confidence level of the intervals (a fraction).", panel=_STATS)
     seed: int = option(0, "Seed of the resampling.", min=0, max=2**32 - 1, panel=_STATS)
     per_study: bool = option(False, "Include per-study scores in the JSON.", panel=_OUTPUT)
@@ -74,8 +80,8 @@ class ScoreConfig:
             raise ConfigError("--uncertain must be negative or positive")
         if self.protocol == "r2gen" and self.uncertain != "negative":
             raise ConfigError("--protocol r2gen counts uncertain findings as negative; drop --uncertain positive")
-        if self.bootstrap < 0 or self.permutations < 1:
-            raise ConfigError("--bootstrap must be >= 0 and --permutations >= 1")
+        if self.bootstrap < 0 or self.paired_resamples < 1:
+            raise ConfigError("--bootstrap must be >= 0 and --paired-resamples >= 1")
         if not 0 < self.confidence < 1:
             raise ConfigError("--confidence must be between 0 and 1")
         if self.max_seq_length is not None and self.max_seq_length < 2:

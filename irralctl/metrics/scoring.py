@@ -19,7 +19,7 @@ import numpy as np
 from irralctl.errors import InputError
 from irralctl.metrics import bleu, cider, clinical, meteor, rouge
 from irralctl.metrics._ngrams import cook
-from irralctl.metrics.bootstrap import Statistic, bootstrap_ci, mean_statistic, paired_test
+from irralctl.metrics.bootstrap import FEW_STUDIES, PAIRED_METHOD, Statistic, bootstrap_ci, mean_statistic, paired_test
 from irralctl.metrics.config import ScoreConfig
 from irralctl.utils.config import package_versions, to_jsonable
 
@@ -348,6 +348,12 @@ def _load(path: Path, config: ScoreConfig):
     return studies, legacy
 
 
+def scored_studies(predictions: str | Path, config: ScoreConfig):
+    """The studies `score_files` scores: ids, predictions and references as scored (R2Gen's with --legacy-eval)."""
+    config.check()
+    return _load(Path(predictions), config)[0]
+
+
 def _warnings(studies) -> list[str]:
     out = []
     for what, texts in (("predictions", studies.predictions), ("references", studies.references)):
@@ -394,14 +400,19 @@ def score_files(predictions: str | Path, config: ScoreConfig) -> dict:
     result["warnings"] = warnings
     if b is not None:
         result_b = _result(b, replace(config, bootstrap=0), studies.ids, protocol, None)
-        n = config.bootstrap or config.permutations
+        n = config.bootstrap or config.paired_resamples
         result["against"] = {
             "file": str(config.against), "sha256": other.sources["predictions"]["sha256"],
             "metrics": result_b["metrics"],
-            "paired": {"resamples": n, "seed": config.seed, "confidence": config.confidence,
-                       "method": "paired bootstrap interval of A - B; p from paired approximate randomisation (two-sided)",
+            "paired": {"method": PAIRED_METHOD, "n_studies": len(studies.ids), "resamples": n, "seed": config.seed,
+                       "confidence": config.confidence,
                        "metrics": paired_test(a.statistics, b.statistics, n, config.seed, config.confidence)},
         }
+        if len(studies.ids) < FEW_STUDIES:
+            few = (f"only {len(studies.ids)} studies: the paired bootstrap's interval and p-value cannot be trusted "
+                   f"with fewer than {FEW_STUDIES} (the resamples take few distinct values)")
+            log.warning(few)
+            warnings.append(few)
     result["inputs"] = studies.sources
     result["config"] = to_jsonable(config)
     result["versions"] = package_versions()

@@ -5,6 +5,7 @@
       tokenizer.json          the tokeniser the model speaks (copied from the dataset, byte for byte)
       metrics.jsonl           one line per epoch: losses, validation scores, lr, Eq. 6 weights, images/s
       steps.csv               one line per optimiser step: losses, lr, gradient norm, images/s
+      tensorboard/            TensorBoard event files of the same figures (when tensorboard is installed)
       last.pt, best.pt        checkpoints; best by the validation monitor
       test_predictions.jsonl  the test split decoded once with best.pt, exactly as `irralctl generate` does
       test_metrics.json       its scores, exactly as `irralctl score --json` writes them
@@ -52,6 +53,10 @@ class RunLayout:
         return self.dir / "steps.csv"
 
     @property
+    def tensorboard(self) -> Path:
+        return self.dir / "tensorboard"
+
+    @property
     def best(self) -> Path:
         return self.dir / BEST
 
@@ -87,6 +92,12 @@ class ExportLayout:
     @property
     def card(self) -> Path:
         return self.dir / "README.md"
+
+
+def stage_of(out: str | Path) -> Path:
+    """Where a run is trained before it becomes `out`: `.NAME.partial` beside it (what --resume continues)."""
+    out = Path(out)
+    return out.parent / f".{out.name}.partial"
 
 
 def checkpoint_file(path: str | Path) -> Path:

@@ -15,6 +15,7 @@ from __future__ import annotations
 import dataclasses
 from dataclasses import dataclass
 from pathlib import Path
+from typing import ClassVar
 
 from irralctl.constants import HEAD_UNCERTAIN, METRICS, PRECISIONS, canonical_metric
 from irralctl.errors import ConfigError
@@ -25,6 +26,7 @@ from irralctl.utils.config import device_option, option
 # Validation monitors: name -> True when larger is better.
 MONITORS: dict[str, bool] = {**{m.name: m.higher_is_better for m in METRICS if m.monitor}, "val_loss": False}
 SCHEDULES = ("constant", "cosine")
+WARMUP_CAP = 4000  # steps: the longest warm-up a --warmup fraction resolves to (Vaswani et al. 2017 warm up 4,000)
 
 
 def canonical_monitor(name: str) -> str | None:
@@ -77,12 +79,16 @@ class LossConfig:
 
 @dataclass(frozen=True)
 class OptimConfig:
+    # Until 0.2: `warmup_steps` (always steps; `warmup` reads a whole number the same way).
+    RENAMED: ClassVar[dict[str, str]] = {"warmup_steps": "warmup"}
+
     epochs: int = option(30, "Training epochs.", min=1)
     batch_size: int = option(16, "Studies per optimiser step, over all processes (the paper: 16).", min=1)
     lr: float = option(1e-4, "Learning rate of everything but the CNN.")
     lr_visual: float = option(5e-5, "Learning rate of the CNN.", min=0.0)
     weight_decay: float = option(0.01, "AdamW weight decay of weight matrices (not the CNN, biases, norms).", min=0.0)
-    warmup_steps: int = option(200, "Linear learning-rate warm-up, optimiser steps.", min=0)
+    warmup: float = option(0.05, "Linear learning-rate warm-up: below 1, a fraction of all optimiser steps (at "
+                                 f"most {WARMUP_CAP:,} steps); 1 or more, a number of steps; 0, none.", min=0.0)
     schedule: str = option("constant", "Learning rate after warm-up.", choices=SCHEDULES)
     plateau_factor: float = option(0.5, "Learning-rate multiplier when the monitor stalls (Eq. 6, internal feedback).")
     plateau_patience: int = option(2, "Stalled epochs before a learning-rate cut.", min=0)
@@ -97,7 +103,7 @@ class EvalConfig:
                                     "usual spellings are accepted (Bleu_4, BLEU-4, ROUGE_L, CIDEr).",
                           choices=tuple(MONITORS), canonical=canonical_monitor)
     val_beam_size: int = option(1, "Beam width of validation decoding (1: greedy, fast). The final test always "
-                                   "decodes as `irralctl generate` does by default (beam 3).", min=1)
+                                   "decodes as a plain `irralctl generate` does (beam 3).", min=1)
     max_tokens: int | None = option(None, "Report tokens generated at validation and test, EOS excluded "
                                           "(default: --max-report-tokens).", min=1)
     meteor: str = option("auto", "METEOR of the final test scoring: auto (jar, else nltk), jar, nltk or off.",
@@ -132,7 +138,8 @@ class TrainConfig:
                                   "--memory, --mfa, --acl, --multiscale, --no-image override its switches.",
                          choices=tuple(PRESETS),
                          panel=_MODEL)
-    seed: int = option(42, "Seed of initial weights, data order and augmentation.", min=0, max=2**32 - 1)
+    seed: int = option(42, "Seed of initial weights, data order and augmentation.", min=0, max=2**32 - 1,
+                       panel=_OPTIM)
     visual_weights: Path | None = option(None, "ImageNet ResNet weights of the --backbone depth: a torchvision or "
                                                "timm state_dict, .pth or .safetensors (never downloaded); default: "
                                                "the CNN starts from scratch.", panel=_MODEL,
@@ -150,6 +157,8 @@ class TrainConfig:
              f"resize {self.data.resize} is smaller than image_size {self.model.image_size}"),
             (self.optim.lr > 0, "the learning rate must be positive"),
             (0 < self.optim.plateau_factor <= 1, "plateau_factor must be in (0, 1]"),
+            (self.optim.warmup < 1 or float(self.optim.warmup).is_integer(),
+             f"--warmup {self.optim.warmup}: from 1 up it counts optimiser steps, so it must be a whole number"),
             (self.preset in PRESETS, f"preset must be one of {', '.join(PRESETS)}"),
             (self.eval.monitor in MONITORS, f"monitor must be one of {', '.join(MONITORS)}"),
         ]

@@ -110,3 +110,16 @@ def head_f1(result: SplitResult, uncertain: str = "mask") -> list[float | None] 
         fn = int((~pred[:, c] & ref[:, c]).sum())
         out.append(None if tp + fn == 0 else 2 * tp / (2 * tp + fp + fn))
     return out
+
+
+def head_confusion(result: SplitResult, uncertain: str = "mask") -> list[list[int]] | None:
+    """Per observation, [TP, FP, FN, TN] of the clinical head (threshold 0.5) over the studies whose
+    label takes part in its loss (as `head_f1`); None without a head."""
+    if result.head_probs is None:
+        return None
+    targets, mask = losses.clinical_targets(torch.from_numpy(result.labels), uncertain)
+    pred = torch.from_numpy(result.head_probs) > 0.5
+    ref = targets.bool()
+    cells = (pred & ref, pred & ~ref, ~pred & ref, ~pred & ~ref)           # each (n, 14)
+    counts = torch.stack([(c & mask).sum(dim=0) for c in cells], dim=1)    # (14, 4)
+    return counts.tolist()

@@ -2,9 +2,10 @@
 
 `train_step` runs forward (bf16 autocast on CUDA), the losses of Eq. 4 plus the clinical head's
 weighted BCE (Eq. 6 weights), backward, gradient clipping and the optimiser step, without any
-device-to-host synchronisation. `train_one_epoch` reads each step's loss one step late (the GPU
-computes step n+1 while the host checks step n), stops on a non-finite loss naming the step and
-the batch's studies, and turns a CUDA out-of-memory error into the batch size that fits.
+device-to-host synchronisation. `train_one_epoch` reads each step's statistics one step late (the
+GPU computes step n+1 while the host checks step n), stops on a non-finite loss naming the step and
+the batch's studies, writes the step's row of steps.csv (`irralctl.training.logs`), and turns a
+CUDA out-of-memory error into the batch size that fits.
 """
 
 from __future__ import annotations
@@ -28,12 +29,13 @@ from irralctl.training.config import TrainConfig
 from irralctl.training.data import SplitLoader, to_device
 from irralctl.training.distributed import DistState
 from irralctl.training.feedback import ObservationWeights
+from irralctl.training.logs import StepLog
 from irralctl.training.optim import LRController
 
 log = logging.getLogger(__name__)
 
-# Columns of the per-step statistics vector.
-NLL_SUM, NLL_N, CLS_SUM, CLS_N, MFA_SUM, MFA_N, LOSS = range(7)
+# Columns of the per-step statistics vector (train_step appends the gradient norm).
+NLL_SUM, NLL_N, CLS_SUM, CLS_N, MFA_SUM, MFA_N, LOSS, GRAD_NORM = range(8)
 
 
 class TrainingModule(nn.Module):
@@ -78,6 +80,7 @@ class Run:
     train_texts: list[str] = field(default_factory=list)
     epoch: int = 0                       # epochs completed
     step: int = 0                        # optimizer steps completed
+    step_log: StepLog | None = None      # steps.csv (main process only)
 
     def autocast(self):
         return autocast(self.device, self.amp_dtype)
@@ -158,17 +161,21 @@ def forward_losses(run: Run, batch: dict) -> tuple[torch.Tensor, torch.Tensor]:
 
 
 def train_step(run: Run, batch: dict) -> torch.Tensor:
-    """Forward, backward, clip, optimiser and LR step; returns the statistics (7,) on the device."""
+    """Forward, backward, clip, optimiser and LR step; returns the statistics (8,) on the device:
+    those of `forward_losses` and the gradient norm before clipping."""
     loss, stats = forward_losses(run, batch)
     run.optimizer.zero_grad(set_to_none=True)
     run.scaler.scale(loss).backward()
+    run.scaler.unscale_(run.optimizer)  # the true gradients (a no-op without fp16's scaler); step() skips it then
+    params = run.trained_parameters()
     if run.cfg.optim.grad_clip > 0:
-        run.scaler.unscale_(run.optimizer)
-        torch.nn.utils.clip_grad_norm_(run.trained_parameters(), run.cfg.optim.grad_clip)
+        norm = torch.nn.utils.clip_grad_norm_(params, run.cfg.optim.grad_clip)
+    else:  # the same norm, for steps.csv, without touching the gradients
+        norm = torch.nn.utils.get_total_norm([p.grad for p in params if p.grad is not None])
     run.scaler.step(run.optimizer)
     run.scaler.update()
     run.lr.step()
-    return stats
+    return torch.cat([stats, norm.detach().float().reshape(1)])
 
 
 def _slice(batch: dict, n: int) -> dict:
@@ -207,8 +214,7 @@ def _oom_error(run: Run, batch: dict) -> TrainingError:
                          f"{fits} per process fits", hint=f"rerun with --batch-size {fits * world}")
 
 
-def _check_finite(run: Run, stats: torch.Tensor, step: int, index: torch.Tensor, epoch: int) -> float:
-    value = float(stats[LOSS])
+def _check_finite(run: Run, value: float, step: int, index: torch.Tensor, epoch: int) -> float:
     if not math.isfinite(value):
         ids = [run.train_ids[i] for i in index.tolist()]
         shown = ", ".join(ids[:8]) + (f" (+{len(ids) - 8} more)" if len(ids) > 8 else "")
@@ -216,6 +222,37 @@ def _check_finite(run: Run, stats: torch.Tensor, step: int, index: torch.Tensor,
         raise TrainingError(f"non-finite loss ({value}) at epoch {epoch + 1}, step {step}; batch studies: {shown}; {kept}",
                             hint="lower --lr or --lr-visual, keep --grad-clip on, check these studies' images and reports")
     return value
+
+
+@dataclass
+class _Pending:
+    """A step whose statistics are still on the device: read once the next step is queued."""
+
+    stats: torch.Tensor
+    step: int
+    index: torch.Tensor
+    lrs: dict[str, float]     # the rates this step used
+    images: int               # views in this process's batch
+
+
+def _finish(run: Run, pending: _Pending, epoch: int, since: float) -> tuple[float, float]:
+    """Check a queued step and log it; returns (its loss, when it was read)."""
+    values = pending.stats.tolist()        # waits for that step only: the next one is already queued
+    loss = _check_finite(run, values[LOSS], pending.step, pending.index, epoch)
+    now = time.perf_counter()
+    if run.step_log is not None:
+        row = {"step": pending.step, "epoch": epoch + 1, "loss": loss, "grad_norm": values[GRAD_NORM],
+               "images_per_s": pending.images * run.dist.world_size / max(now - since, 1e-9),
+               **{f"lr_{name}": lr for name, lr in pending.lrs.items()}}
+        for name, total, count in (("nll", NLL_SUM, NLL_N), ("clinical_bce", CLS_SUM, CLS_N), ("mfa", MFA_SUM, MFA_N)):
+            row[name] = values[total] / values[count] if values[count] > 0 else None
+        run.step_log.write(row)
+    return loss, now
+
+
+def loss_terms(cfg: TrainConfig) -> list[str]:
+    """The loss terms a run trains with, as steps.csv names them."""
+    return ["nll", *(["clinical_bce"] if cfg.model.acl else []), *(["mfa"] if cfg.model.mfa else [])]
 
 
 def train_one_epoch(run: Run, data: SplitLoader, epoch: int, progress: Progress) -> dict:
@@ -228,23 +265,26 @@ def train_one_epoch(run: Run, data: SplitLoader, epoch: int, progress: Progress)
         torch.cuda.reset_peak_memory_stats(run.device)
     start = time.perf_counter()
     images = 0
-    pending = None  # (stats, step, index) of the previous step, checked once the next one is queued
+    read = start              # when the last step was read back
+    pending: _Pending | None = None
     with progress.task(f"epoch {epoch + 1}/{run.cfg.optim.epochs}", len(data)) as task:
         for raw in data.loader:
             batch = to_device(raw, run.device)
+            lrs = run.lr.lrs()
             try:
                 stats = train_step(run, batch)
             except torch.OutOfMemoryError:
                 raise _oom_error(run, batch) from None
             run.step += 1
             totals += stats[:6]
-            images += batch["images"].shape[0] * views
+            step_images = batch["images"].shape[0] * views
+            images += step_images
             if pending is not None:
-                loss = _check_finite(run, *pending, epoch)
+                loss, read = _finish(run, pending, epoch, read)
                 task.advance(1, loss=loss, images_per_s=images / (time.perf_counter() - start))
-            pending = (stats, run.step, raw["index"])
+            pending = _Pending(stats, run.step, raw["index"], lrs, step_images)
         if pending is not None:
-            loss = _check_finite(run, *pending, epoch)
+            loss, read = _finish(run, pending, epoch, read)
             task.advance(1, loss=loss, images_per_s=images / (time.perf_counter() - start))
         if run.device.type == "cuda":
             torch.cuda.synchronize(run.device)

@@ -9,7 +9,11 @@ fused AdamW holds all groups on CUDA.
 linear warm-up, then constant or cosine, and a multiplicative cut when the validation monitor stops
 improving (the paper's "internal feedback" of Eq. 6), only once it has improved at least once:
 before that the model has not started to learn, and a cut would only slow the start. Its state
-goes into checkpoints.
+(the resolved warm-up length included) goes into checkpoints.
+
+`--warmup` below 1 is a fraction of the run's optimiser steps, capped at `WARMUP_CAP` steps (the
+4,000 of Vaswani et al. 2017: a long run needs no longer warm-up than the transformer did); 1 or
+more is a number of steps, taken as given.
 """
 
 from __future__ import annotations
@@ -20,6 +24,14 @@ import torch
 from torch import nn
 
 from irralctl.model.irral import IRRALNet
+from irralctl.training.config import WARMUP_CAP
+
+
+def warmup_steps(warmup: float, total_steps: int) -> int:
+    """Warm-up steps of `--warmup`: a fraction (< 1) of `total_steps`, capped at WARMUP_CAP, else steps."""
+    if warmup < 1:
+        return min(WARMUP_CAP, round(warmup * total_steps))
+    return int(warmup)
 
 
 # Lookup tables are not decayed: decay pulls rarely used rows (rare words, memory slots, observation
@@ -55,12 +67,14 @@ def build_optimizer(model: IRRALNet, extra: nn.Module | None, *, lr: float, lr_v
 class LRController:
     """Warm-up + schedule per step, and reduce-on-plateau per epoch (`observe`)."""
 
-    def __init__(self, optimizer: torch.optim.Optimizer, *, warmup_steps: int, total_steps: int,
+    def __init__(self, optimizer: torch.optim.Optimizer, *, warmup: float, total_steps: int,
                  schedule: str = "constant", plateau_factor: float = 0.5, plateau_patience: int = 2,
                  higher_is_better: bool = True):
         self.optimizer = optimizer
         self.base = [g["lr"] for g in optimizer.param_groups]
-        self.warmup_steps, self.total_steps = warmup_steps, max(1, total_steps)
+        self.warmup = warmup
+        self.total_steps = max(1, total_steps)
+        self.warmup_steps = warmup_steps(warmup, self.total_steps)
         self.schedule = schedule
         self.plateau_factor, self.plateau_patience = plateau_factor, plateau_patience
         self.higher_is_better = higher_is_better
@@ -78,6 +92,17 @@ class LRController:
             progress = min(1.0, self.steps / self.total_steps)
             sched = 0.5 * (1.0 + math.cos(math.pi * progress))
         return warm * sched * self.scale
+
+    def set_total_steps(self, total_steps: int) -> None:
+        """The run's length in optimiser steps, known once the loader is built (resolves a fractional warm-up)."""
+        self.total_steps = max(1, total_steps)
+        self.warmup_steps = warmup_steps(self.warmup, self.total_steps)
+        self._apply()
+
+    @property
+    def in_warmup(self) -> bool:
+        """True while no step has yet run at the full rate (the last step taken was still warming up)."""
+        return self.steps < self.warmup_steps
 
     def _apply(self) -> None:
         f = self.factor()
@@ -114,10 +139,12 @@ class LRController:
 
     def state_dict(self) -> dict:
         return {"steps": self.steps, "scale": self.scale, "best": self.best, "stalled": self.stalled,
-                "learning": self.learning, "base": self.base}
+                "learning": self.learning, "base": self.base, "warmup_steps": self.warmup_steps}
 
     def load_state_dict(self, state: dict) -> None:
         self.steps, self.scale, self.best, self.stalled = state["steps"], state["scale"], state["best"], state["stalled"]
         self.learning = state.get("learning", True)
         self.base = list(state["base"])
+        # The warm-up the run started with: a fraction of a changed --epochs must not move it on --resume.
+        self.warmup_steps = state.get("warmup_steps", self.warmup_steps)
         self._apply()

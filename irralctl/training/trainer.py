@@ -39,15 +39,16 @@ from irralctl.model.text_encoder import TextEncoder, TextFeatureCache
 from irralctl.progress import SILENT, Progress
 from irralctl.runs.checkpoint import load_checkpoint, rng_state, save_checkpoint, set_rng_state
 from irralctl.runs.device import amp_dtype, precision_name, resolve_device, setup_device
-from irralctl.runs.layout import LAST, RunLayout
+from irralctl.runs.layout import LAST, RunLayout, stage_of
 from irralctl.training import scoring
 from irralctl.training.alignment import mfa_diagnostics, text_features
 from irralctl.training.config import MONITORS, RESUMABLE, TrainConfig
 from irralctl.training.data import make_loader
 from irralctl.training.distributed import DistState
-from irralctl.training.evaluate import SplitResult, evaluate, head_f1
+from irralctl.training.evaluate import SplitResult, evaluate, head_confusion, head_f1
 from irralctl.training.feedback import ObservationWeights
-from irralctl.training.loop import Run, TrainingModule, train_one_epoch
+from irralctl.training.logs import StepLog, step_columns
+from irralctl.training.loop import Run, TrainingModule, loss_terms, train_one_epoch
 from irralctl.training.optim import LRController, build_optimizer
 from irralctl.utils.config import flatten, from_dict, save_config, to_jsonable, unflatten
 from irralctl.utils.io import describe_os_error, iter_jsonl, write_json, write_jsonl
@@ -135,11 +136,6 @@ def open_dataset(cfg: TrainConfig) -> PreparedDataset:
     return ds
 
 
-def stage_of(out: Path) -> Path:
-    """Where a run is trained before it becomes `out`: `.NAME.partial` beside it (what --resume continues)."""
-    return out.parent / f".{out.name}.partial"
-
-
 def _prepare_stage(cfg: TrainConfig, resume: bool) -> Path:
     """The stage this run trains in (rank 0 only): new, the interrupted one, or a copy of a finished run."""
     out = Path(cfg.out)
@@ -225,7 +221,7 @@ def build_run(cfg: TrainConfig, ds: PreparedDataset, dist: DistState, device: to
     run = Run(
         cfg=cfg, layout=RunLayout(stage_of(cfg.out)), dist=dist, device=device, model=model, module=module,
         optimizer=optimizer,
-        lr=LRController(optimizer, warmup_steps=optim.warmup_steps, total_steps=1, schedule=optim.schedule,
+        lr=LRController(optimizer, warmup=optim.warmup, total_steps=1, schedule=optim.schedule,
                         plateau_factor=optim.plateau_factor, plateau_patience=optim.plateau_patience,
                         higher_is_better=MONITORS[cfg.eval.monitor]),
         scaler=torch.amp.GradScaler(device.type, enabled=amp == torch.float16),
@@ -351,15 +347,17 @@ def _train(cfg: TrainConfig, progress: Progress, resume: bool, dist: DistState, 
         stage = _prepare_stage(cfg, resume)
     dist.barrier()
     if not dist.is_main:
-        return _run(cfg, progress, resume, dist, device, ds)
+        return _run(cfg, progress, resume, dist, device, ds, contextlib.ExitStack())
     # Rank 0 owns the output: the stage becomes --out only once everything succeeded (an existing
     # run is replaced only then); a failure keeps the stage when it holds a checkpoint to resume.
-    with output_dir(cfg.out, overwrite=True, stage=stage, keep=_resumable, exists_ok=True):
-        return _run(cfg, progress, resume, dist, device, ds)
+    # The run's open log files close (the ExitStack) before the stage is moved.
+    with output_dir(cfg.out, overwrite=True, stage=stage, keep=_resumable, exists_ok=True), \
+            contextlib.ExitStack() as files:
+        return _run(cfg, progress, resume, dist, device, ds, files)
 
 
 def _run(cfg: TrainConfig, progress: Progress, resume: bool, dist: DistState, device: torch.device,
-         ds: PreparedDataset) -> TrainResult:
+         ds: PreparedDataset, files: contextlib.ExitStack) -> TrainResult:
     layout = RunLayout(stage_of(cfg.out))
     ckpt = load_checkpoint(layout.last, verify="all") if resume else None
     if ckpt is not None:
@@ -373,7 +371,7 @@ def _run(cfg: TrainConfig, progress: Progress, resume: bool, dist: DistState, de
     val_data = make_loader(ds, "val", tokenizer, cfg, dist, device, train=False, batch_size=cfg.eval.eval_batch_size)
     if len(train_data.dataset) == 0 or len(val_data.dataset) == 0:
         raise InputError("the train and val splits must both hold studies", path=ds.dir)
-    run.lr.total_steps = cfg.optim.epochs * len(train_data)
+    run.lr.set_total_steps(cfg.optim.epochs * len(train_data))
 
     history: list[dict] = []
     selection = Selection()
@@ -386,6 +384,10 @@ def _run(cfg: TrainConfig, progress: Progress, resume: bool, dist: DistState, de
     if dist.is_main:
         with _writing(layout.config):
             _write_run_files(run, ds, model_cfg)
+        with _writing(layout.steps):
+            run.step_log = files.enter_context(StepLog(
+                layout.steps, step_columns(loss_terms(cfg), list(run.lr.lrs())),
+                resume_step=run.step if ckpt is not None else None, tensorboard=layout.tensorboard))
 
     val_records = val_data.dataset.records
     val_ids = [str(r["id"]) for r in val_records]
@@ -425,6 +427,8 @@ def _run(cfg: TrainConfig, progress: Progress, resume: bool, dist: DistState, de
         record.update({"epoch": run.epoch, "step": run.step, **train_stats, "best": improved,
                        "epoch_seconds": time.perf_counter() - started})
         if dist.is_main:
+            with _writing(layout.steps):  # on disk before the checkpoint that follows these steps
+                run.step_log.epoch(record)
             payload = checkpoint_payload(run, model_cfg, selection, ds)
             save_checkpoint(layout.last, payload)
             if improved:
@@ -440,6 +444,9 @@ def _run(cfg: TrainConfig, progress: Progress, resume: bool, dist: DistState, de
             log.info("stopping early: %s has not improved for %d epochs", cfg.eval.monitor, patience)
             break
 
+    if run.lr.in_warmup and dist.is_main:
+        log.warning("the run ended in its learning-rate warm-up (step %d of %d): the learning rate never reached "
+                    "its base; lower --warmup or train longer", run.lr.steps, run.lr.warmup_steps)
     test_metrics = test(run, selection, progress) if dist.is_main else {}
     dist.barrier()
     return TrainResult(cfg.out, run.epoch, stopped_early, cfg.eval.monitor, selection.best_epoch,
@@ -456,6 +463,7 @@ def _validation_record(run: Run, result: SplitResult, refs: list[str], ids: list
     if cfg.model.acl:  # the clinical head, and Eq. 6's weights of its loss, belong to ACL
         f1 = head_f1(result, cfg.loss.uncertain)
         record["val_head_f1"] = f1
+        record["val_head_confusion"] = head_confusion(result, cfg.loss.uncertain)  # [TP, FP, FN, TN] per observation
         known = [v for v in f1 if v is not None]
         record["val_head_f1_macro"] = sum(known) / len(known) if known else None
         # Eq. 6 clinical feedback: the validation CE F1 of each observation (generated vs reference labels).

@@ -80,6 +80,12 @@ def seed_option(default: int, help: str, panel: str | None = None) -> Any:
     return option(default, help, min=0, max=2**32 - 1, panel=panel)
 
 
+def opposite_flag(flag: str) -> str:
+    """The flag that turns a boolean option the other way: --augment -> --no-augment, --no-image -> --image."""
+    name = flag.removeprefix("--")
+    return "--" + name.removeprefix("no-") if name.startswith("no-") else "--no-" + name
+
+
 def field_types(cls: type) -> dict[str, Any]:
     """Resolved annotations of a dataclass (they are strings under `from __future__ import annotations`)."""
     return typing.get_type_hints(cls)
@@ -173,8 +179,8 @@ def _flags_of(config: Any, args: list[str], flags: list[str]) -> None:
         flag = f.metadata.get("flag") or "--" + f.name.replace("_", "-")
         if isinstance(value, bool):
             # True over a false default is the switch itself (--overwrite, --no-image); False over
-            # a true default is its opposite (--no-augment).
-            flags.append(flag if value else "--no-" + flag.removeprefix("--"))
+            # a true default is its opposite (--no-augment, --image).
+            flags.append(flag if value else opposite_flag(flag))
         elif fixed_length(hints[f.name]):  # an option of n values: `--from-r2gen A B`
             flags += [flag, *map(str, value)]
         elif isinstance(value, (tuple, list)):
@@ -244,10 +250,15 @@ def from_dict(cls: type[T], data: dict, *, prefix: str = "", strict: bool = True
     """Rebuild a (nested) frozen dataclass from `to_jsonable` output.
 
     Missing keys take their defaults; with `strict`, an unknown key is a `ConfigError` naming its
-    dotted path (a misspelt option in a config file must not be silently ignored).
+    dotted path (a misspelt option in a config file must not be silently ignored). A key the class
+    lists in its `RENAMED` table ({old: new}) is read under its new name.
     """
     if not isinstance(data, dict):
         raise ConfigError(f"config{' ' + prefix.rstrip('.') if prefix else ''} must be a table of options")
+    # Keys renamed since a config was saved (`RENAMED = {"old": "new"}` on the class) still load.
+    for old, new in getattr(cls, "RENAMED", {}).items():
+        if old in data and new not in data:
+            data = {(new if k == old else k): v for k, v in data.items()}
     names = {f.name for f in dataclasses.fields(cls)}
     unknown = sorted(set(data) - names)
     if unknown and strict:

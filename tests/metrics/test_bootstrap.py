@@ -10,7 +10,7 @@ import pytest
 from irralctl.constants import CE_AVERAGES
 from irralctl.metrics import bleu, clinical, rouge
 from irralctl.metrics._ngrams import cook
-from irralctl.metrics.bootstrap import Statistic, bootstrap_ci, mean_statistic, paired_test
+from irralctl.metrics.bootstrap import Statistic, bootstrap_ci, bootstrap_p, mean_statistic, paired_test
 from irralctl.metrics.scoring import ScoreConfig, _ce_statistics, score_reports
 from tests.fixtures.metric_texts import pairs, report
 
@@ -89,7 +89,7 @@ def test_paired_test_detects_a_clearly_better_system():
     out = paired_test(_bleu_statistics(gts, better), _bleu_statistics(gts, res), 500, seed=0)
     row = out["bleu_4"]
     assert row["difference"] > 0 and row["low"] > 0
-    assert row["p_value"] == pytest.approx(1 / 501)
+    assert row["p_value"] == pytest.approx(2 / 501)   # no resampled difference at or below 0
 
 
 def test_paired_test_on_exchangeable_systems_is_not_significant():
@@ -100,6 +100,32 @@ def test_paired_test_on_exchangeable_systems_is_not_significant():
     out = paired_test(_bleu_statistics(gts, r1), _bleu_statistics(gts, r2), 500, seed=0)
     # both are random texts against the same references: no metric should be far in the tail
     assert min(row["p_value"] for row in out.values()) > 0.01
+
+
+def test_bootstrap_p_is_twice_the_smaller_tail_at_zero():
+    assert bootstrap_p(np.full(99, 0.3)) == pytest.approx(2 / 100)
+    assert bootstrap_p(np.full(99, -0.3)) == pytest.approx(2 / 100)
+    assert bootstrap_p(np.zeros(99)) == 1.0
+    mixed = np.concatenate([np.full(10, -1.0), np.full(90, 1.0)])
+    assert bootstrap_p(mixed) == pytest.approx(2 * 11 / 101)
+
+
+@pytest.mark.parametrize("n_studies", [10, 30, 200])
+def test_paired_interval_and_p_never_contradict(n_studies):
+    """One set of resamples gives both: p < 0.05 exactly when the 95% interval leaves 0 out, up to
+    one resample (the +1 that keeps p above 0). Before, the interval came from the bootstrap and p
+    from randomisation, and 10 studies could give an interval above 0 beside p = 0.26."""
+    rng = np.random.default_rng(n_studies)
+    resamples = 999
+    for case in range(40):
+        a = rng.normal(0.5, 0.2, n_studies)
+        b = a - rng.normal(0.05 * (case % 4), 0.2, n_studies)      # from no difference to a clear one
+        row = paired_test([mean_statistic("m", a)], [mean_statistic("m", b)], resamples, seed=case)["m"]
+        excludes_zero = row["low"] > 0 or row["high"] < 0
+        if row["p_value"] < 0.05:
+            assert excludes_zero, row
+        if excludes_zero:
+            assert row["p_value"] <= 0.05 + 2 / (resamples + 1), row
 
 
 def test_score_reports_intervals_cover_every_metric():

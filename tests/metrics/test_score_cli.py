@@ -188,13 +188,50 @@ def test_against_runs_a_paired_comparison(tmp_path):
     assert result.exit_code == 0, result.output
     assert "Paired comparison" in result.output
     paired = json.loads(out.read_text())["against"]["paired"]
-    assert paired["resamples"] == 200
+    assert paired["resamples"] == 200 and paired["n_studies"] == 40 and paired["method"].startswith("paired bootstrap")
+    assert "paired bootstrap over 40 studies, 200 resamples" in " ".join(result.output.split())
     row = paired["metrics"]["bleu_4"]
     assert row["difference"] < 0 and row["high"] < 0 and row["p_value"] < 0.05
     assert paired["metrics"]["ce_micro_f1_14"]["b"] == 1.0
     # different study sets are refused
     result = _score(a, "--against", _write_jsonl(tmp_path / "c.jsonl", rows[:-1]))
     assert result.exit_code == 1 and "different studies" in _said(result)
+
+
+def test_against_with_few_studies_warns_and_interval_and_p_agree(tmp_path):
+    """10 studies, B perfect on every one: the interval leaves 0 out and p says the same (both from
+    one bootstrap), and the output warns that 10 studies are too few to trust either."""
+    rows = _rows(10, seed=3)
+    a = _write_jsonl(tmp_path / "a.jsonl", rows)
+    b = _write_jsonl(tmp_path / "b.jsonl", [dict(r, prediction=r["reference"]) for r in rows])
+    out = tmp_path / "s.json"
+    result = _score(a, "--against", b, "--json", out)
+    assert result.exit_code == 0, result.output
+    data = json.loads(out.read_text())
+    assert data["against"]["paired"]["resamples"] == 1000          # --paired-resamples' default
+    for name, row in data["against"]["paired"]["metrics"].items():
+        if row["high"] < 0 or row["low"] > 0:
+            assert row["p_value"] <= 0.05 + 2 / 1001, name
+        if row["p_value"] < 0.05:
+            assert row["high"] < 0 or row["low"] > 0, name
+    assert data["against"]["paired"]["metrics"]["rouge_l"]["high"] < 0
+    assert any("only 10 studies" in w and "cannot be trusted" in w for w in data["warnings"])
+    assert "only 10 studies" in " ".join(result.output.split())
+
+
+def test_plot_writes_observation_f1_and_lengths(tmp_path):
+    from irralctl.plots.reports import LENGTHS, OBSERVATION_F1
+
+    preds = _write_jsonl(tmp_path / "p.jsonl", _rows(20))
+    plots = tmp_path / "figures"
+    result = _score(preds, "--plot", plots)
+    assert result.exit_code == 0, result.output
+    assert sorted(p.name for p in plots.iterdir()) == sorted([OBSERVATION_F1, LENGTHS])
+    assert all((plots / n).read_bytes().startswith(b"\x89PNG") for n in (OBSERVATION_F1, LENGTHS))
+    assert _score(preds, "--plot", plots).exit_code == 1               # exists: --overwrite replaces it
+    assert _score(preds, "--plot", plots, "--overwrite").exit_code == 0
+    result = _score(preds, "--plot", tmp_path / "n", "--no-clinical")  # without CE: the lengths only
+    assert result.exit_code == 0 and [p.name for p in (tmp_path / "n").iterdir()] == [LENGTHS]
 
 
 def test_bootstrap_intervals_in_table_and_json(tmp_path):

@@ -34,7 +34,7 @@ def phantoms(tmp_path_factory):
 def run(dataset, out, **kw):
     cfg = from_flat(TrainConfig, dataset=dataset, out=out, backbone="tiny", tiny_width=8, image_size=64, resize=72,
                     d_model=64, n_heads=4, d_ff=128, enc_layers=1, dec_layers=1, memory_slots=128, memory_topk=16,
-                    batch_size=16, eval_batch_size=64, lr=2e-3, lr_visual=2e-3, warmup_steps=20, epochs=9,
+                    batch_size=16, eval_batch_size=64, lr=2e-3, lr_visual=2e-3, warmup=20, epochs=9,
                     plateau_patience=100, monitor="ce_macro_f1_14", workers=0, meteor="off", mfa=False, seed=0, **kw)
     return train(cfg).test_metrics
 

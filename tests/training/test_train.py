@@ -24,7 +24,7 @@ runner = CliRunner()
 TINY_FLAGS = ["--backbone", "tiny", "--tiny-width", "8", "--image-size", "64", "--resize", "72", "--d-model", "32",
               "--n-heads", "4", "--d-ff", "32", "--enc-layers", "1", "--dec-layers", "1", "--memory-slots", "32",
               "--memory-topk", "4", "--batch-size", "8", "--eval-batch-size", "16", "--workers", "0",
-              "--warmup-steps", "2", "--max-report-tokens", "20", "--meteor", "off"]
+              "--warmup", "2", "--max-report-tokens", "20", "--meteor", "off"]
 
 
 pytestmark = pytest.mark.usefixtures("one_thread")
@@ -51,7 +51,7 @@ def said(result) -> str:
 def tiny_cfg(dataset, out, **kw) -> TrainConfig:
     base = dict(dataset=dataset, out=out, backbone="tiny", tiny_width=8, image_size=64, resize=72, d_model=32,
                 n_heads=4, d_ff=32, enc_layers=1, dec_layers=1, memory_slots=32, memory_topk=4, batch_size=8,
-                eval_batch_size=16, workers=0, warmup_steps=2, monitor="val_loss", max_report_tokens=20, epochs=2,
+                eval_batch_size=16, workers=0, warmup=2, monitor="val_loss", max_report_tokens=20, epochs=2,
                 mfa=False, meteor="off")
     base.update(kw)
     return from_flat(TrainConfig, **base)
@@ -84,6 +84,22 @@ def test_cli_run_directory_explains_itself(toy, tmp_path, bert):
                 "val_mfa_mismatched_cos", "val_mfa_recall_at_1"} <= set(r)
         assert r["monitor"] == "bleu_4" and r["monitor_value"] == r["val_bleu_4"]
         assert len(r["obs_weights"]) == 14
+
+    # steps.csv: one row per optimiser step, every loss term of the preset, the rate of each group.
+    import csv
+
+    with open(run / "steps.csv", encoding="utf-8", newline="") as f:
+        steps = list(csv.DictReader(f))
+    assert list(steps[0]) == ["step", "epoch", "loss", "nll", "clinical_bce", "mfa", "lr_visual", "lr_decay",
+                              "lr_no_decay", "grad_norm", "images_per_s"]
+    assert [int(r["step"]) for r in steps] == list(range(1, 7)) and [r["epoch"] for r in steps] == ["1"] * 3 + ["2"] * 3
+    assert all(float(r["grad_norm"]) > 0 and float(r["images_per_s"]) > 0 for r in steps)
+    assert float(steps[0]["lr_decay"]) == pytest.approx(1e-4 / 2)       # --warmup 2: the first step at half rate
+    # The clinical head's confusion counts agree with its F1 (over the validation studies it is scored on).
+    n_val = sum(1 for _ in iter_jsonl(toy / "val.jsonl"))
+    for (tp, fp, fn, tn), f1 in zip(records[-1]["val_head_confusion"], records[-1]["val_head_f1"]):
+        assert tp + fp + fn + tn <= n_val
+        assert f1 == (None if tp + fn == 0 else pytest.approx(2 * tp / (2 * tp + fp + fn)))
 
     ckpt = load_checkpoint(run / "last.pt", verify="all")
     for key in ("model", "optimizer", "scheduler", "scaler", "epoch", "step", "rng", "train_config", "tokenizer",
@@ -136,6 +152,9 @@ def test_resume_continues_exactly(toy, tmp_path, bert):
     kw = dict(dropout=0.1, mfa=True, text_encoder=bert, epochs=2)
     train(tiny_cfg(toy, tmp_path / "straight", **kw))
     train(tiny_cfg(toy, tmp_path / "split", **{**kw, "epochs": 1}))
+    steps = tmp_path / "split" / "steps.csv"
+    with open(steps, "a", encoding="utf-8") as f:  # rows of an epoch whose checkpoint was never written
+        f.write("4,2,9.9,9.9,,,0.1,0.1,0.1,1.0,1.0\n5,2,9.9,9.9,,,0.1,0.1,0.1,1.0,1.0\n")
     r = train(resume_config(tmp_path / "split", {"optim.epochs": 2}), resume=True)
     assert r.epochs_run == 2
     a = load_checkpoint(tmp_path / "straight" / "last.pt")
@@ -145,6 +164,23 @@ def test_resume_continues_exactly(toy, tmp_path, bert):
         assert torch.equal(b["model"][name], tensor), name
     lines = [r["epoch"] for _, r in iter_jsonl(tmp_path / "split" / "metrics.jsonl")]
     assert lines == [1, 2]
+    # steps.csv holds each step once, with the losses and gradient norms of the uninterrupted run.
+    from irralctl.plots.runs import read_steps
+
+    straight, split = read_steps(tmp_path / "straight" / "steps.csv"), read_steps(steps)
+    assert split["step"] == straight["step"] == [1, 2, 3, 4, 5, 6]
+    for column in ("loss", "nll", "mfa", "grad_norm", "lr_decay"):
+        assert split[column] == straight[column], column
+
+
+def test_gradient_norm_is_logged_with_clipping_off(toy, tmp_path):
+    from irralctl.plots.runs import read_steps
+
+    train(tiny_cfg(toy, tmp_path / "off", epochs=1, grad_clip=0.0))
+    train(tiny_cfg(toy, tmp_path / "loose", epochs=1, grad_clip=1e9))    # clips nothing: the same training
+    off, loose = read_steps(tmp_path / "off" / "steps.csv"), read_steps(tmp_path / "loose" / "steps.csv")
+    assert all(n > 0 for n in off["grad_norm"])
+    assert off["grad_norm"] == pytest.approx(loose["grad_norm"], rel=1e-5) and off["loss"] == loose["loss"]
 
 
 def test_same_seed_same_weights(toy, tmp_path, bert):
@@ -293,7 +329,7 @@ def test_lr_warmup_cosine_and_plateau():
 
     p = torch.nn.Parameter(torch.zeros(1))
     opt = torch.optim.AdamW([{"params": [p], "lr": 1.0, "name": "rest"}])
-    lr = LRController(opt, warmup_steps=4, total_steps=10, schedule="constant", plateau_factor=0.5,
+    lr = LRController(opt, warmup=4, total_steps=10, schedule="constant", plateau_factor=0.5,
                       plateau_patience=1, higher_is_better=True)
     assert opt.param_groups[0]["lr"] == 0.25
     for _ in range(5):
@@ -304,12 +340,48 @@ def test_lr_warmup_cosine_and_plateau():
     assert [lr.observe(v) for v in (0.3, 0.2, 0.25, 0.4, 0.1, 0.1)] == [False, False, False, False, False, True]
     assert [lr.observe(v) for v in (0.1, 0.1)] == [False, True]
     assert opt.param_groups[0]["lr"] == 0.25 and lr.lrs() == {"rest": 0.25}
-    flat = LRController(opt, warmup_steps=0, total_steps=10, plateau_factor=0.5, plateau_patience=0)
+    flat = LRController(opt, warmup=0, total_steps=10, plateau_factor=0.5, plateau_patience=0)
     assert not any(flat.observe(0.037) for _ in range(6)) and flat.scale == 1.0
-    again = LRController(opt, warmup_steps=4, total_steps=10)
+    again = LRController(opt, warmup=4, total_steps=10)
     again.load_state_dict(lr.state_dict())
     assert opt.param_groups[0]["lr"] == 0.25
-    cos = LRController(opt, warmup_steps=0, total_steps=10, schedule="cosine")
+    cos = LRController(opt, warmup=0, total_steps=10, schedule="cosine")
     for _ in range(10):
         cos.step()
     assert opt.param_groups[0]["lr"] == pytest.approx(0.0, abs=1e-12)
+
+
+def test_warmup_is_a_fraction_of_the_run_or_a_number_of_steps():
+    from irralctl.training.config import WARMUP_CAP
+    from irralctl.training.optim import LRController, warmup_steps
+
+    assert warmup_steps(0.05, 1000) == 50 and warmup_steps(0.25, 10) == 2 and warmup_steps(0, 1000) == 0
+    assert warmup_steps(0.05, 10**7) == WARMUP_CAP            # a fraction of a very long run is capped
+    assert warmup_steps(300, 100) == 300 and warmup_steps(1, 100) == 1   # steps are taken as given
+    p = torch.nn.Parameter(torch.zeros(1))
+    opt = torch.optim.AdamW([{"params": [p], "lr": 1.0}])
+    lr = LRController(opt, warmup=0.5, total_steps=1)
+    lr.set_total_steps(8)                                      # the loader's length arrives later
+    assert lr.warmup_steps == 4 and opt.param_groups[0]["lr"] == 0.25
+    for _ in range(3):
+        lr.step()
+    assert lr.in_warmup and opt.param_groups[0]["lr"] == 1.0   # the 4th step runs at the base rate
+    lr.step()
+    assert not lr.in_warmup
+    # --resume keeps the warm-up the run started with, even when --epochs (the total) changes.
+    again = LRController(opt, warmup=0.5, total_steps=1)
+    again.set_total_steps(100)
+    again.load_state_dict(lr.state_dict())
+    assert again.warmup_steps == 4
+    with pytest.raises(ConfigError, match="whole number"):
+        tiny_cfg("d", "o", warmup=2.5)
+    # Configs saved before --warmup (optim.warmup_steps) still load, as the same number of steps.
+    from irralctl.utils.config import from_dict
+
+    assert from_dict(TrainConfig, {"dataset": "d", "optim": {"warmup_steps": 200}}).optim.warmup == 200
+
+
+def test_a_run_that_ends_in_warmup_says_so(toy, tmp_path, caplog):
+    with caplog.at_level("WARNING", logger="irralctl.training.trainer"):
+        train(tiny_cfg(toy, tmp_path / "run", epochs=1, warmup=50))
+    assert "ended in its learning-rate warm-up (step 3 of 50)" in caplog.text

@@ -19,9 +19,8 @@ _IN, _SEL, _TEXT, _OUT = "Inputs", "Selection", "Text and tokenisers", "Output"
 
 @dataclass(frozen=True, kw_only=True)
 class MimicPrepareConfig:
-    root: Path | None = option(None, "MIMIC-CXR-JPG root: holds files/pXX/pSUBJECT/sSTUDY/*.jpg and "
-                                     "mimic-cxr-2.0.0-{split,metadata,chexpert}.csv.gz (required unless --from-r2gen).",
-                               panel=_IN)
+    root: Path | None = option(None, "MIMIC-CXR-JPG root: holds files/pXX/pSUBJECT/sSTUDY/*.jpg and the split, "
+                                     "metadata and CheXpert csv files (required unless --from-r2gen).", panel=_IN)
     reports: Path | None = option(None, "MIMIC-CXR reports: mimic-cxr-reports.zip, or its extracted files/ folder (or "
                                         "the folder holding it; required unless --from-r2gen).", panel=_IN)
     out: Path = out_dir_option(panel=_OUT)

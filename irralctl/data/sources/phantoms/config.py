@@ -13,7 +13,7 @@ from irralctl.utils.config import (
     workers_option,
 )
 
-_OUT, _TEXT = "Output", "Text and tokenisers"
+_SET, _SPLIT, _OUT, _TEXT = "Phantoms", "Split", "Output", "Text and tokenisers"
 
 # The phantom sets (cases.py says what each draws); here so that the CLI need not import numpy.
 VARIANTS = ("standard", "lateral", "rare", "small", "structured")
@@ -22,8 +22,9 @@ VARIANTS = ("standard", "lateral", "rare", "small", "structured")
 @dataclass(frozen=True, kw_only=True)
 class PhantomPrepareConfig:
     out: Path = out_dir_option(panel=_OUT)
-    n: int = option(2000, "Number of studies (two views each).", flag="--n", min=10)
-    seed: int = option(0, "Seed: study i depends only on (seed, variant, i).", min=0, max=2**32 - 1)
+    n: int = option(2000, "Number of studies (two views each).", flag="--n", min=10, panel=_SET)
+    seed: int = option(0, "Seed: study i depends only on (seed, variant, i).", min=0, max=2**32 - 1,
+                    panel=_SET)
     variant: str = option(
         "standard",
         "Which set (docs/phantoms.md): standard; lateral (findings seen on the lateral view only: "
@@ -31,11 +32,12 @@ class PhantomPrepareConfig:
         "re-weighting); small (small or faint lesions: multi-scale fusion); structured (findings in "
         "clinical patterns, combinations in one sentence: memory and ACL).",
         choices=VARIANTS,
+        panel=_SET,
     )
-    image_size: int = option(256, "Side of the square views, pixels.", min=32)
-    p_normal: float = option(0.3, "Share of studies without pathology.", min=0.0, max=1.0)
-    val_ratio: float = option(0.1, "Fraction of studies for validation.", min=0.0, max=1.0)
-    test_ratio: float = option(0.1, "Fraction of studies for test.", min=0.0, max=1.0)
+    image_size: int = option(256, "Side of the square views, pixels.", min=32, panel=_SET)
+    p_normal: float = option(0.3, "Share of studies without pathology.", min=0.0, max=1.0, panel=_SET)
+    val_ratio: float = option(0.1, "Fraction of studies for validation.", min=0.0, max=1.0, panel=_SPLIT)
+    test_ratio: float = option(0.1, "Fraction of studies for test.", min=0.0, max=1.0, panel=_SPLIT)
     cleaner: str = option("default", "Cleaner of `target`: default or legacy (R2Gen's).", choices=CLEANERS, panel=_TEXT)
     bpe_vocab_size: int = option(500, "BPE vocabulary size (tokens, specials included).", min=300, panel=_TEXT)
     legacy_threshold: int = option(3, "Legacy word vocabulary: minimum count in train.", min=1, panel=_TEXT)
