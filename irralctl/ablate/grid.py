@@ -77,7 +77,7 @@ def run_config(cfg: AblateConfig, run: GridRun) -> TrainConfig:
 
 
 def state(run: GridRun) -> str:
-    from irralctl.training.trainer import stage_of
+    from irralctl.runs.layout import stage_of
 
     layout = RunLayout(run.path)
     if layout.test_metrics.is_file():

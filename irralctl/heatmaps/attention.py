@@ -78,9 +78,8 @@ def phrase_map(attention: torch.Tensor, positions: Sequence[int], layer: int | N
 
 
 def split_views(weights: torch.Tensor, grid: TokenGrid, n_views: int) -> list[np.ndarray]:
-    """(N + c,) weights -> one (h, w) grid per real view (the first n_views slots); the c clinical
-    context tokens that follow the visual ones (ACL) are not part of any view."""
-    grids = weights[: grid.tokens].reshape(grid.views, grid.height, grid.width).numpy()
+    """(N,) weights -> one (h, w) grid per real view (the first n_views slots)."""
+    grids = weights.reshape(grid.views, grid.height, grid.width).numpy()
     return [grids[v] for v in range(n_views)]
 
 

@@ -147,8 +147,10 @@ def test_reports_are_the_trained_ones(bpe_run, toy):
     records = PreparedDataset(toy).records("test")[:6]
     for beam in (1, 3):
         fast = decode(model, encoded, DecodeConfig(beam_size=beam, max_tokens=24))
-        # The model learnt the toy task: most reports are exactly the reference.
-        assert sum(tok.decode(fast.ids(b)) == records[b]["target"] for b in range(6)) >= 4, beam
+        # The model learnt the toy task: most reports are exactly the reference, as far as the 24
+        # tokens it was trained on (the normal report is longer in this small BPE vocabulary).
+        wanted = [tok.decode(tok.encode(r["target"])[:24]) for r in records]
+        assert sum(tok.decode(fast.ids(b)) == wanted[b] for b in range(6)) >= 4, beam
 
 
 def test_batch_composition_does_not_change_a_study(bpe_run, toy):

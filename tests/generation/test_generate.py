@@ -17,6 +17,7 @@ from irralctl.generation import pipeline as pipeline_mod
 from irralctl.generation.inputs import View, choose_views
 from irralctl.generation.output import journal_paths, read_rows
 from irralctl.labeling import OBSERVATIONS
+from irralctl.runs.loaded import load_run
 from tests.fixtures.generation import write_png
 from tests.fixtures.train_data import make_dataset
 
@@ -102,7 +103,9 @@ def test_files_and_prepared_split_give_the_same_reports(toy, run_dir, tmp_path):
     assert [r["id"] for r in rows] == [r["id"] for r in records]
     assert [r["reference"] for r in rows] == [r["target"] for r in records]
     assert [("one_view" in r["flags"]) for r in rows] == [len(r["images"]) == 1 for r in records]
-    assert sum(r["prediction"] == r["reference"] for r in rows) >= len(rows) // 2  # the tiny model learnt the task
+    # The tiny model learnt the task (up to the 24 tokens it was trained on).
+    tok = load_run(run_dir, "cpu").tokenizer
+    assert sum(r["prediction"] == tok.decode(tok.encode(r["reference"])[:24]) for r in rows) >= len(rows) // 2
     # The scorer reads the file as it is.
     scored = runner.invoke(app, ["score", str(from_dataset), "--meteor", "off", "--no-clinical"])
     assert scored.exit_code == 0, scored.output

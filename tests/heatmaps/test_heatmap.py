@@ -130,10 +130,9 @@ def test_attention_maps_follow_the_token_grid(toy, run_dir):
         encoded = model.encode(images, mask)
     ids = run.tokenizer.encode("the heart is normal .")
     att = token_attention(model, encoded, ids)                         # (T, L, H, N)
-    context = 14 if model.cfg.acl else 0                                 # ACL's clinical context tokens follow
-    assert att.shape == (len(ids), 2, model.cfg.n_heads, grid.tokens + context)
+    assert att.shape == (len(ids), 2, model.cfg.n_heads, grid.tokens)
     assert torch.allclose(att.sum(-1), torch.ones(att.shape[:3]), atol=1e-5)
-    assert att[..., grid.height * grid.width:grid.tokens].abs().max() == 0  # the missing view gets no attention
+    assert att[..., grid.height * grid.width:].abs().max() == 0         # the missing view gets no attention
     # Step t's map is the one decode_step returns while predicting token t.
     state = model.init_decode_state(encoded)
     _, state, first = model.decode_step(torch.tensor([model.cfg.bos_id]), state, need_attention=True)

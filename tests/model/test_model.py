@@ -276,20 +276,24 @@ def test_clinical_label_policy():
     torch.testing.assert_close(s, torch.tensor(4 * 0.6931472))
 
 
-def test_acl_adds_one_context_token_per_observation():
+def test_acl_adds_the_clinical_context_to_every_token():
     model = build_model(tiny()).eval()
     images, view_mask, tokens = batch()
     with torch.no_grad():
         enc = model.encode(images, view_mask)
-        _, _, attention = model.decode_step(tokens[:, 0], model.init_decode_state(enc), need_attention=True)
-    n = enc.grid.tokens
-    assert enc.memory.shape[1] == enc.memory_mask.shape[1] == n + 14
-    assert enc.memory_mask[:, n:].all()
-    assert attention[0].shape == (3, 4, n + 14)
-    # The context tokens carry C: other probabilities, other tokens.
-    probs = torch.sigmoid(enc.clinical_logits)
-    torch.testing.assert_close(model.context(probs), enc.memory[:, n:])
-    assert not torch.allclose(model.context(torch.zeros(1, 14)), model.context(torch.ones(1, 14)))
+        n = enc.grid.tokens
+        assert enc.memory.shape[1] == enc.memory_mask.shape[1] == n      # no extra tokens: positions stay the grid's
+        probs = torch.sigmoid(enc.clinical_logits)
+        # Other probabilities, another context; the same study reads it on every token.
+        assert not torch.allclose(model.context(torch.zeros(1, 14)), model.context(torch.ones(1, 14)))
+        assert model.context(probs).shape == (3, 32)
+        # Training may give C from the labels (NaN: the head's own prediction).
+        known = torch.full((3, 14), float("nan"))
+        known[0] = 1.0
+        out = model(images, view_mask, tokens, known_context=known)
+        plain = model(images, view_mask, tokens)
+    assert not torch.allclose(out.logits[0], plain.logits[0])
+    torch.testing.assert_close(out.logits[1:], plain.logits[1:])
 
 
 def test_batchnorm_statistics_ignore_missing_views():

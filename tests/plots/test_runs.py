@@ -4,7 +4,6 @@ images), not pixels."""
 from __future__ import annotations
 
 import csv
-import json
 
 import pytest
 from typer.testing import CliRunner
