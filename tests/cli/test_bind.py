@@ -156,4 +156,4 @@ def test_monitor_aliases_in_a_config_file_and_unknown_names(captured, tmp_path):
     for wrong in ("bleu_5", "meteor"):  # unknown, and a metric validation does not compute
         r = runner.invoke(app, ["train", str(tmp_path), "--out", str(tmp_path / "r"), "--monitor", wrong])
         assert r.exit_code == 1 and "--monitor" in r.output and "bleu_4" in r.output, r.output
-    assert "[bleu_1|bleu_2|" in runner.invoke(app, ["train", "--help"]).output.replace("\n", "").replace("│", "").replace(" ", "")
+    assert "Oneof:bleu_1,bleu_2," in runner.invoke(app, ["train", "--help"]).output.replace("\n", "").replace("│", "").replace(" ", "")

@@ -122,7 +122,7 @@ def test_against_reads_any_format(tmp_path, rows):
     a = _write_csv(tmp_path / "a.csv", [[r["id"], r["prediction"], r["reference"]] for r in rows])
     b = tmp_path / "b.jsonl"
     b.write_text("".join(json.dumps({**r, "prediction": r["reference"]}) + "\n" for r in rows))
-    result = score_files(a, ScoreConfig(meteor="off", clinical=False, against=str(b), permutations=50))
+    result = score_files(a, ScoreConfig(meteor="off", clinical=False, against=str(b), paired_resamples=50))
     assert result["against"]["metrics"]["bleu_4"] == pytest.approx(1.0)
     assert result["against"]["paired"]["metrics"]["bleu_4"]["difference"] < 0
 

@@ -14,12 +14,12 @@ from irralctl.utils.config import (
     workers_option,
 )
 
-_IN, _SEL, _TEXT, _OUT = "Inputs", "Selection", "Text and tokenisers", "Output"
+_IN, _R2GEN, _SEL, _TEXT, _OUT = "Inputs", "Inputs in R2Gen's layout", "Selection", "Text and tokenisers", "Output"
 
 
 @dataclass(frozen=True, kw_only=True)
 class MimicPrepareConfig:
-    root: Path | None = option(None, "MIMIC-CXR-JPG root: holds files/pXX/pSUBJECT/sSTUDY/*.jpg and the split, "
+    root: Path | None = option(None, "MIMIC-CXR-JPG root: holds the files/ tree of JPEGs and the split, "
                                      "metadata and CheXpert csv files (required unless --from-r2gen).", panel=_IN)
     reports: Path | None = option(None, "MIMIC-CXR reports: mimic-cxr-reports.zip, or its extracted files/ folder (or "
                                         "the folder holding it; required unless --from-r2gen).", panel=_IN)
@@ -27,7 +27,7 @@ class MimicPrepareConfig:
     from_r2gen: tuple[Path, Path] | None = option(
         None, "R2Gen's preprocessed layout instead of --root/--reports: its annotation.json (one example per image, "
               "reports and split kept as given) and the folder its image_path entries are relative to.",
-        metavar="ANNOTATION IMAGES_DIR", panel=_IN)
+        metavar="ANNOTATION IMAGES_DIR", panel=_R2GEN)
     split_csv: Path | None = option(None, "The split csv (default: ROOT/mimic-cxr-2.0.0-split.csv.gz).", panel=_IN)
     metadata: Path | None = option(None, "The metadata csv with ViewPosition (default: "
                                          "ROOT/mimic-cxr-2.0.0-metadata.csv.gz if present).", panel=_IN)
