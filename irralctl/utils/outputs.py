@@ -164,6 +164,9 @@ def output_dir(target: str | Path, *, overwrite: bool, inputs: Iterable[str | Pa
             raise Interrupted(f"interrupted{tail}") from None
         if kept and isinstance(error, IrralError):
             error.message = f"{error.message}; {kept} kept in {stage} for a rerun"
+        if kept and isinstance(error, OSError):  # a full disk: the kept stage must be named all the same
+            where = f"{error.filename}: " if error.filename else ""
+            raise IrralError(f"{where}{describe_os_error(error)}; {kept} kept in {stage} for a rerun") from None
         raise
 
 
