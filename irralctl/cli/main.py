@@ -42,6 +42,25 @@ def _is_usage_error(e: BaseException) -> bool:
     return any(c.__name__ == "UsageError" for c in type(e).__mro__) and hasattr(e, "format_message")
 
 
+def _os_error_line(e: OSError) -> str:
+    """The path and reason of an OSError; for a failed copy of a folder (shutil.Error, which lists
+    (source, destination, reason) per file), the first file that could not be written."""
+    import re
+    import shutil
+
+    from irralctl.utils.io import describe_os_error
+
+    if isinstance(e, shutil.Error) and e.args and isinstance(e.args[0], list) and e.args[0]:
+        failures = e.args[0]
+        _, destination, why = failures[0]
+        code = re.match(r"\[Errno (\d+)\]", str(why))
+        reason = describe_os_error(OSError(int(code.group(1)), os.strerror(int(code.group(1))))) if code else str(why)
+        more = f" (and {len(failures) - 1} more file(s))" if len(failures) > 1 else ""
+        return f"could not copy to {destination}: {reason}{more}"
+    where = f"{e.filename}: " if e.filename else ""
+    return f"{where}{describe_os_error(e)}"
+
+
 class _Root(TyperGroup):
     """The root group and the one error handler of the CLI: every subcommand is parsed and run
     inside `invoke`.
@@ -69,10 +88,7 @@ class _Root(TyperGroup):
             # given for a file, a parent that is a file... one line naming the path.
             if _debug():
                 raise
-            from irralctl.utils.io import describe_os_error
-
-            where = f"{e.filename}: " if e.filename else ""
-            _report(IrralError(f"{where}{describe_os_error(e)}"))
+            _report(IrralError(_os_error_line(e)))
             raise typer.Exit(1) from None
         except Exception as e:
             if not _is_usage_error(e):
