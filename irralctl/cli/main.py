@@ -146,6 +146,27 @@ def _interrupt(signum, frame) -> None:
 
 def main() -> None:
     import signal
+    import sys
 
     signal.signal(signal.SIGTERM, _interrupt)
-    app()
+    code: int | str | None = 0
+    try:
+        app()
+    except KeyboardInterrupt:
+        # Ctrl-C before the root group's `invoke` runs (while Typer builds the command): the same
+        # one line as during the command.
+        if _debug():
+            raise
+        _report(IrralError("interrupted"))
+        code = 1
+    except SystemExit as e:
+        code = e.code
+        if code == 130:  # Typer's silent exit for a Ctrl-C while it parses the arguments
+            _report(IrralError("interrupted"))
+            code = 1
+    # CPython marks a KeyboardInterrupt raised inside exec()'d source (dataclasses and namedtuples
+    # build their methods that way while a command imports its modules) as unhandled even after it
+    # was caught, and then ends the process by SIGINT instead of with this exit code. Running any
+    # source clears that mark.
+    exec("None")
+    sys.exit(code)
