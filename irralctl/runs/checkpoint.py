@@ -130,6 +130,8 @@ def save_checkpoint(path: str | Path, payload: dict[str, Any]) -> None:
             recording = _RecordingFile(f)
             torch.save(payload, recording)
     except (OSError, RuntimeError) as e:
+        if _interrupted(e):  # Ctrl-C while torch.save wrote: it reports the torn archive as a RuntimeError
+            raise KeyboardInterrupt from None
         cause = recording.error if recording is not None and recording.error is not None else e
         if not isinstance(cause, OSError):
             raise
@@ -137,6 +139,17 @@ def save_checkpoint(path: str | Path, payload: dict[str, Any]) -> None:
         raise IrralError(f"could not save {path}: {describe_os_error(cause)}; {kept}",
                          hint="free space on that disk (or choose another --out) and continue with --resume"
                          if cause.errno == errno.ENOSPC else None) from None
+
+
+def _interrupted(error: BaseException) -> bool:
+    """Whether a KeyboardInterrupt is in `error`'s chain (raised inside a write that torch.save made)."""
+    seen: set[int] = set()
+    while error is not None and id(error) not in seen:
+        if isinstance(error, KeyboardInterrupt):
+            return True
+        seen.add(id(error))
+        error = error.__cause__ or error.__context__
+    return False
 
 
 # -- loading ------------------------------------------------------------------------------------
