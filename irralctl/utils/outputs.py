@@ -122,6 +122,23 @@ def replace(stage: Path, target: Path) -> Path | None:
     return old
 
 
+def _discard_previous(moved: list[tuple[Path, Path | None]]) -> None:
+    """Remove the previous outputs (target, its old copy aside) once the new ones are in place. A Ctrl-C
+    meanwhile lets the removal finish first (no half-removed copy is left), then stops the command
+    saying the output is complete."""
+    interrupted = False
+    for _, old in moved:
+        if old is None:
+            continue
+        try:
+            _remove(old)
+        except KeyboardInterrupt:
+            interrupted = True
+            _remove(old)
+    if interrupted:
+        raise Interrupted(f"interrupted after the new output was in place: {moved[0][0]} is complete") from None
+
+
 def check_replaceable(target: Path, *, overwrite: bool, flag: str = "--out", directory: bool = True) -> None:
     """Refuse an existing `target` without `overwrite` (or of the wrong kind). What a killed
     replacement of `target` left is repaired first, so the check sees the real previous output."""
@@ -179,8 +196,7 @@ def output_dir(target: str | Path, *, overwrite: bool, inputs: Iterable[str | Pa
             where = f"{error.filename}: " if error.filename else ""
             raise IrralError(f"{where}{describe_os_error(error)}; {kept} kept in {stage} for a rerun") from None
         raise
-    if old is not None:
-        _remove(old)
+    _discard_previous([(target, old)])
 
 
 IN_PROGRESS = ".in-progress"
@@ -232,8 +248,7 @@ def output_in_place(target: str | Path, *, overwrite: bool, inputs: Iterable[str
         if isinstance(error, KeyboardInterrupt):
             raise Interrupted("interrupted; " + ("the previous output is back in place" if old else "nothing was written")) from None
         raise
-    if old is not None:
-        _remove(old)
+    _discard_previous([(target, old)])
 
 
 @contextlib.contextmanager
@@ -268,6 +283,4 @@ def output_files(targets: Iterable[str | Path], *, overwrite: bool, inputs: Iter
         if isinstance(error, KeyboardInterrupt):
             raise Interrupted("interrupted; nothing was written") from None
         raise
-    for _, old in moved:
-        if old is not None:
-            _remove(old)
+    _discard_previous(moved)
