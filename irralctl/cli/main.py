@@ -22,11 +22,12 @@ from irralctl.cli import label as _label
 from irralctl.cli import prepare as _prepare
 from irralctl.cli import score as _score
 from irralctl.cli import train as _train
-from irralctl.cli._common import err_console
+from irralctl.cli._common import err_console, start_error_line
 from irralctl.errors import IrralError
 
 
 def _report(error: IrralError) -> None:
+    start_error_line()
     # Messages quote file contents and paths: escape them so "[...]" is never read as rich markup.
     err_console.print(f"[bold red]error:[/] {escape(error.message)}", highlight=False, soft_wrap=True)
     if error.hint:
