@@ -103,12 +103,18 @@ def content_hashes(payload: dict[str, Any]) -> dict[str, str]:
 
 class _RecordingFile:
     """A file whose write errors are kept: torch.save turns an OSError into a RuntimeError whose
-    message has lost the errno (a full disk would read as a PyTorch bug)."""
+    message has lost the errno (a full disk would read as a PyTorch bug).
+
+    Once the save is over (`done`), writes are dropped: a zip writer that a failure or a Ctrl-C
+    left unfinished writes its end when it is destroyed, into a file closed by then, and an
+    exception raised there aborts the whole process (std::terminate)."""
 
     def __init__(self, f):
-        self.f, self.error = f, None
+        self.f, self.error, self.done = f, None, False
 
     def write(self, data) -> int:
+        if self.done:
+            return len(data)
         try:
             return self.f.write(data)
         except OSError as e:
@@ -116,7 +122,8 @@ class _RecordingFile:
             raise
 
     def flush(self) -> None:
-        self.f.flush()
+        if not self.done:
+            self.f.flush()
 
 
 def save_checkpoint(path: str | Path, payload: dict[str, Any]) -> None:
@@ -128,7 +135,10 @@ def save_checkpoint(path: str | Path, payload: dict[str, Any]) -> None:
     try:
         with atomic_write(path, "wb") as f:
             recording = _RecordingFile(f)
-            torch.save(payload, recording)
+            try:
+                torch.save(payload, recording)
+            finally:
+                recording.done = True
     except (OSError, RuntimeError) as e:
         if _interrupted(e):  # Ctrl-C while torch.save wrote: it reports the torn archive as a RuntimeError
             raise KeyboardInterrupt from None
