@@ -62,7 +62,7 @@ step "prepare phantoms"
 step "train one tiny epoch"
 "$IRRALCTL" train data --out run --preset irral --backbone tiny --tiny-width 8 --image-size 64 --resize 72 \
   --d-model 32 --n-heads 4 --d-ff 64 --enc-layers 1 --dec-layers 1 --memory-slots 64 --memory-topk 8 \
-  --batch-size 16 --epochs 1 --warmup-steps 1 --max-tokens 20 --meteor off --device cpu --workers 0 >/dev/null
+  --batch-size 16 --epochs 1 --warmup 1 --max-tokens 20 --meteor off --device cpu --workers 0 >/dev/null
 
 step "generate"
 "$IRRALCTL" generate --dataset data --split test --checkpoint run --out preds.jsonl --device cpu >/dev/null

@@ -26,11 +26,12 @@ from irralctl.cli import prepare as _prepare
 from irralctl.cli import score as _score
 from irralctl.cli import train as _train
 from irralctl.cli._commands import Command, Group
-from irralctl.cli._common import err_console
+from irralctl.cli._common import err_console, start_error_line
 from irralctl.errors import IrralError
 
 
 def _report(error: IrralError) -> None:
+    start_error_line()
     # Messages quote file contents and paths: escape them so "[...]" is never read as rich markup.
     err_console.print(f"[bold red]error:[/] {escape(error.message)}", highlight=False, soft_wrap=True)
     if error.hint:
@@ -44,6 +45,21 @@ def _debug() -> bool:
 def _is_usage_error(e: BaseException) -> bool:
     """A command-line mistake found by the parser (click's UsageError, or Typer's vendored copy of it)."""
     return any(c.__name__ == "UsageError" for c in type(e).__mro__) and hasattr(e, "format_message")
+
+
+def _os_error_line(e: OSError) -> str:
+    """The path and reason of an OSError; for a failed copy of a folder (shutil.Error, which lists
+    (source, destination, reason) per file), the first file that could not be written."""
+    import shutil
+
+    from irralctl.utils.io import describe_copy_error, describe_os_error
+
+    if isinstance(e, shutil.Error):
+        _, destination, reason = describe_copy_error(e)
+        more = f" (and {len(e.args[0]) - 1} more file(s))" if isinstance(e.args[0], list) and len(e.args[0]) > 1 else ""
+        return f"could not copy to {destination}: {reason}{more}"
+    where = f"{e.filename}: " if e.filename else ""
+    return f"{where}{describe_os_error(e)}"
 
 
 class _Root(Group):
@@ -73,10 +89,7 @@ class _Root(Group):
             # given for a file, a parent that is a file... one line naming the path.
             if _debug():
                 raise
-            from irralctl.utils.io import describe_os_error
-
-            where = f"{e.filename}: " if e.filename else ""
-            _report(IrralError(f"{where}{describe_os_error(e)}"))
+            _report(IrralError(_os_error_line(e)))
             raise typer.Exit(1) from None
         except Exception as e:
             if not _is_usage_error(e):
@@ -139,6 +152,27 @@ def _interrupt(signum, frame) -> None:
 
 def main() -> None:
     import signal
+    import sys
 
     signal.signal(signal.SIGTERM, _interrupt)
-    app()
+    code: int | str | None = 0
+    try:
+        app()
+    except KeyboardInterrupt:
+        # Ctrl-C before the root group's `invoke` runs (while Typer builds the command): the same
+        # one line as during the command.
+        if _debug():
+            raise
+        _report(IrralError("interrupted"))
+        code = 1
+    except SystemExit as e:
+        code = e.code
+        if code == 130:  # Typer's silent exit for a Ctrl-C while it parses the arguments
+            _report(IrralError("interrupted"))
+            code = 1
+    # CPython marks a KeyboardInterrupt raised inside exec()'d source (dataclasses and namedtuples
+    # build their methods that way while a command imports its modules) as unhandled even after it
+    # was caught, and then ends the process by SIGINT instead of with this exit code. Running any
+    # source clears that mark.
+    exec("None")  # noqa: S102 (a constant: see the comment above)
+    sys.exit(code)

@@ -18,6 +18,7 @@ the model whichever path brought it in.
 
 from __future__ import annotations
 
+import math
 import warnings
 from pathlib import Path
 
@@ -126,6 +127,9 @@ def _load_dicom(path: Path, shorter: int | None) -> np.ndarray:
     elif arr.ndim != 2:
         raise InputError(f"DICOM pixel data has shape {arr.shape}; expected one greyscale frame", path=path)
     try:
+        slope = ds.get("RescaleSlope")
+        if slope is not None and not (math.isfinite(float(slope)) and float(slope) != 0):
+            raise ValueError(f"RescaleSlope {slope} is not a finite, non-zero scale")
         arr = apply_modality_lut(arr, ds)
         width = ds.get("WindowWidth")
         widths = list(width) if isinstance(width, pydicom.multival.MultiValue) else [width]
@@ -134,6 +138,9 @@ def _load_dicom(path: Path, shorter: int | None) -> np.ndarray:
             raise ValueError(f"WindowWidth {width} is not positive")
         if has_voi:
             arr = apply_voi_lut(arr, ds, index=0)
+        if not np.isfinite(arr).all():
+            raise ValueError("non-finite values after the rescale and window "
+                             f"(RescaleSlope {slope}, RescaleIntercept {ds.get('RescaleIntercept')})")
     except Exception as e:  # a nonsensical window or LUT: named, never a crash
         raise InputError(f"unusable DICOM intensity transform ({_first_line(e)})", path=path) from None
     arr = _to_uint8(arr)

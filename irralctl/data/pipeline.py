@@ -76,9 +76,10 @@ def dataset_stage(out: Path, options: dict, *, overwrite: bool, inputs: Iterable
         else:
             log.info("discarding an interrupted preparation with other options in %s", staging)
             shutil.rmtree(staging)
-    staging.mkdir(parents=True, exist_ok=True)
-    write_json(marker, to_jsonable(options))
+    # The marker is written inside the transaction: a failure to write it (a full disk) removes a
+    # new stage, and keeps one that holds decoded images, as any other failure does.
     with output_dir(out, overwrite=overwrite, inputs=inputs, stage=staging, keep=_resumable, exists_ok=True):
+        write_json(marker, to_jsonable(options))
         yield staging
         (staging / "options.json").unlink(missing_ok=True)
 

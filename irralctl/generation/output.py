@@ -42,6 +42,11 @@ def config_path(out: Path) -> Path:
     return out.with_name(out.name + ".config.json")
 
 
+def staged_config_path(out: Path) -> Path:
+    """Where a run's options wait for its output: they move onto `config_path` with it."""
+    return out.with_name(out.name + ".partial.config.json")
+
+
 def _complete_lines(path: Path) -> Iterator[tuple[int, bytes]]:
     """(byte offset after the line, line) for each newline-terminated line of `path`."""
     offset = 0
@@ -99,6 +104,7 @@ def open_output(out: Path, fmt: str, settings: dict, *, resume: bool, overwrite:
         raise ConfigError(f"unknown format {fmt!r}; choose one of {', '.join(FORMATS)}")
     journal, journal_cfg = journal_paths(out)
     out.parent.mkdir(parents=True, exist_ok=True)
+    staged_config_path(out).unlink(missing_ok=True)  # left by a run killed as it finished
     done: list[str] = []
     if resume:
         if journal.exists():
@@ -142,7 +148,8 @@ def _check_same(previous: dict | None, settings: dict, where: Path) -> None:
 
 
 def finish_output(out: Path, fmt: str, observation_names: Iterable[str]) -> int:
-    """Turn the journal into `out` (atomically) and remove it; returns the rows written."""
+    """Turn the journal into `out` (atomically) and remove it, and move the staged options (if
+    written) onto `OUT.config.json` with it; returns the rows written."""
     journal, journal_cfg = journal_paths(out)
     rows = sum(1 for _ in _complete_lines(journal))
     if fmt == "jsonl":
@@ -151,6 +158,9 @@ def finish_output(out: Path, fmt: str, observation_names: Iterable[str]) -> int:
         with atomic_write(out, newline="") as f:
             _convert(journal, f, fmt, list(observation_names))
         journal.unlink()
+    staged = staged_config_path(out)
+    if staged.exists():
+        os.replace(staged, config_path(out))
     journal_cfg.unlink(missing_ok=True)
     return rows
 
@@ -186,9 +196,12 @@ def _convert(journal: Path, f, fmt: str, names: list[str]) -> None:
 
 
 def discard_journal(out: Path) -> int:
-    """Remove a journal without a complete row (nothing to resume); returns the rows kept."""
+    """Remove a journal without a complete row (nothing to resume), and the staged options of a run
+    that did not finish; returns the rows kept."""
     journal, journal_cfg = journal_paths(out)
+    staged_config_path(out).unlink(missing_ok=True)
     if not journal.exists():
+        journal_cfg.unlink(missing_ok=True)  # settings written for a journal that never came to be
         return 0
     rows = sum(1 for _ in _complete_lines(journal))
     if rows == 0:

@@ -32,11 +32,19 @@ from irralctl.generation.inputs import (
     dataset_studies,
     discover_studies,
 )
-from irralctl.generation.output import config_path, discard_journal, finish_output, journal_paths, open_output
+from irralctl.generation.output import (
+    config_path,
+    discard_journal,
+    finish_output,
+    journal_paths,
+    open_output,
+    staged_config_path,
+)
 from irralctl.progress import SILENT, Progress
 from irralctl.runs.device import amp_dtype, autocast, precision_name
 from irralctl.runs.loaded import LoadedRun, load_run
 from irralctl.utils.config import save_config, to_jsonable
+from irralctl.utils.io import describe_os_error
 from irralctl.utils.outputs import Interrupted, check_output
 from irralctl.utils.parallel import cpu_count, worker_count
 
@@ -199,7 +207,11 @@ def generate_reports(cfg: GenerateConfig, progress: Progress = SILENT) -> Genera
     if not studies:
         raise InputError("no studies to generate for (the split is empty)", path=cfg.dataset or cfg.input)
     settings = _settings(cfg, run, decoding)
-    journal, done = open_output(cfg.out, fmt, settings, resume=cfg.resume, overwrite=cfg.overwrite)
+    try:
+        journal, done = open_output(cfg.out, fmt, settings, resume=cfg.resume, overwrite=cfg.overwrite)
+    except BaseException:
+        discard_journal(cfg.out)  # a journal (or its settings) this call began, without rows
+        raise
     device = run.device
     amp = amp_dtype(cfg.precision, device)
     batch = cfg.batch_size or AUTO_BATCH["cuda" if device.type == "cuda" else "cpu"]
@@ -231,29 +243,36 @@ def generate_reports(cfg: GenerateConfig, progress: Progress = SILENT) -> Genera
                     task.advance(len(batch_items["index"]))
         decode_seconds = time.perf_counter() - t_decode
         journal.close()
+        warnings = []
+        if skipped:
+            warnings.append(f"{len(skipped)} stud(y/ies) skipped, no readable view: "
+                            + ", ".join(sid for sid, _ in skipped[:5]) + (" ..." if len(skipped) > 5 else ""))
+        result = GenerateResult(
+            out=cfg.out, config_path=config_path(cfg.out), studies=len(studies), generated=generated,
+            resumed=len(studies) - len(todo), flagged=flagged, skipped=skipped, seconds=time.perf_counter() - started,
+            decode_seconds=decode_seconds, device=str(device), precision=precision_name(amp),
+            batch_size=decoder.batch, decoding=decoding.describe(), first=first, warnings=warnings,
+        )
+        # The options are written beside the journal first and move into place with the output: an
+        # output never sits next to the options of another run.
+        save_config(staged_config_path(cfg.out), cfg, settings=settings, checkpoint=run.describe(), decoding=decoding,
+                    runtime={"device": result.device, "precision": result.precision, "batch_size": result.batch_size},
+                    counts={"studies": result.studies, "generated": generated, "resumed": result.resumed,
+                            "flagged": flagged, "skipped": [{"id": s, "why": w} for s, w in skipped]},
+                    model={"views": mc.views, "image_size": mc.image_size, "backbone": mc.backbone})
         finish_output(cfg.out, fmt, OBSERVATIONS)
     except BaseException as error:
         journal.close()
         kept = discard_journal(cfg.out)  # an empty journal is no interrupted run worth resuming
+        where = f"{kept} report(s) kept in {journal_paths(cfg.out)[0]}: continue with --resume"
         if isinstance(error, KeyboardInterrupt):
-            raise Interrupted("interrupted; " + (f"{kept} report(s) kept in {journal_paths(cfg.out)[0]}: continue with "
-                                                 "--resume" if kept else "nothing was written")) from None
+            raise Interrupted("interrupted; " + (where if kept else "nothing was written")) from None
+        if kept and isinstance(error, IrralError):
+            error.message = f"{error.message}; {where}"
+        elif kept and isinstance(error, OSError):  # a full disk: the journal must be named all the same
+            prefix = f"{error.filename}: " if error.filename else ""
+            raise IrralError(f"{prefix}{describe_os_error(error)}; {where}") from None
         raise
-    warnings = []
-    if skipped:
-        warnings.append(f"{len(skipped)} stud(y/ies) skipped, no readable view: "
-                        + ", ".join(sid for sid, _ in skipped[:5]) + (" ..." if len(skipped) > 5 else ""))
-    result = GenerateResult(
-        out=cfg.out, config_path=config_path(cfg.out), studies=len(studies), generated=generated,
-        resumed=len(studies) - len(todo), flagged=flagged, skipped=skipped, seconds=time.perf_counter() - started,
-        decode_seconds=decode_seconds, device=str(device), precision=precision_name(amp),
-        batch_size=decoder.batch, decoding=decoding.describe(), first=first, warnings=warnings,
-    )
-    save_config(config_path(cfg.out), cfg, settings=settings, checkpoint=run.describe(), decoding=decoding,
-                runtime={"device": result.device, "precision": result.precision, "batch_size": result.batch_size},
-                counts={"studies": result.studies, "generated": generated, "resumed": result.resumed,
-                        "flagged": flagged, "skipped": [{"id": s, "why": w} for s, w in skipped]},
-                model={"views": mc.views, "image_size": mc.image_size, "backbone": mc.backbone})
     return result
 
 

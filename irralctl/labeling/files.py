@@ -181,6 +181,9 @@ def _open_input(path: Path, *, column: str, field: str, chexpert: bool = False) 
 def _reject_binary(path: Path) -> None:
     with open(path, "rb") as f:
         head = f.read(_SNIFF_BYTES)
+    if head.startswith((b"\xff\xfe", b"\xfe\xff")):  # a UTF-16 byte-order mark (Windows "Unicode" text)
+        raise InputError("UTF-16 text, not UTF-8", path=path, record=1,
+                         hint="convert the file to UTF-8, e.g. iconv -f utf-16 -t utf-8")
     if b"\x00" in head:
         line = head[: head.index(b"\x00")].count(b"\n") + 1
         raise InputError("binary data (a NUL byte), not a text file of reports", path=path, record=line)
@@ -255,7 +258,8 @@ def _chexpert_records(path: Path) -> Iterator[_Record]:
 
 
 def _csv_records(path: Path, column: str) -> tuple[list[str], Iterator[_Record]]:
-    reader, line_numbers = _csv_rows(path)
+    # strict: a stray or unterminated quote is an error, not a report that swallows the rows after it
+    reader, line_numbers = _csv_rows(path, strict=True)
     try:
         header = next(reader)
     except StopIteration:
@@ -274,12 +278,13 @@ def _csv_records(path: Path, column: str) -> tuple[list[str], Iterator[_Record]]
     def records() -> Iterator[_Record]:
         row_number = 0
         while True:
+            starts = line_numbers[-1] + 1 if line_numbers else 1  # the row's first line (a row may span lines)
             try:
                 row = next(reader)
             except StopIteration:
                 return
             except csv.Error as e:
-                raise InputError(f"not valid CSV ({e})", path=path, record=line_numbers[-1]) from None
+                raise InputError(f"not valid CSV ({e})", path=path, record=starts) from None
             lineno = line_numbers[-1] if line_numbers else 1
             if not row:
                 continue  # csv yields [] for a blank line between rows: no report there
@@ -300,7 +305,12 @@ def _csv_records(path: Path, column: str) -> tuple[list[str], Iterator[_Record]]
 
 def _jsonl_records(path: Path, field: str) -> Iterator[_Record]:
     for lineno, obj in iter_jsonl(path):
-        yield _Record({"line": lineno, "id": obj.get("id")}, _text_field(obj, field, path, lineno))
+        sid = obj.get("id")
+        # The id is copied into the output: a NaN would make it invalid JSON (as `irralctl score` reads ids).
+        if sid is not None and (isinstance(sid, bool) or not isinstance(sid, (str, int))):
+            raise InputError(f"expected a string or integer, got {type(sid).__name__}", path=path, record=lineno,
+                             field="id")
+        yield _Record({"line": lineno, "id": sid}, _text_field(obj, field, path, lineno))
 
 
 def _dataset_records(files: list[tuple[str, Path]], field: str) -> Iterator[_Record]:

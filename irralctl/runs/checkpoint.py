@@ -103,12 +103,18 @@ def content_hashes(payload: dict[str, Any]) -> dict[str, str]:
 
 class _RecordingFile:
     """A file whose write errors are kept: torch.save turns an OSError into a RuntimeError whose
-    message has lost the errno (a full disk would read as a PyTorch bug)."""
+    message has lost the errno (a full disk would read as a PyTorch bug).
+
+    Once the save is over (`done`), writes are dropped: a zip writer that a failure or a Ctrl-C
+    left unfinished writes its end when it is destroyed, into a file closed by then, and an
+    exception raised there aborts the whole process (std::terminate)."""
 
     def __init__(self, f):
-        self.f, self.error = f, None
+        self.f, self.error, self.done = f, None, False
 
     def write(self, data) -> int:
+        if self.done:
+            return len(data)
         try:
             return self.f.write(data)
         except OSError as e:
@@ -116,7 +122,8 @@ class _RecordingFile:
             raise
 
     def flush(self) -> None:
-        self.f.flush()
+        if not self.done:
+            self.f.flush()
 
 
 def save_checkpoint(path: str | Path, payload: dict[str, Any]) -> None:
@@ -128,8 +135,13 @@ def save_checkpoint(path: str | Path, payload: dict[str, Any]) -> None:
     try:
         with atomic_write(path, "wb") as f:
             recording = _RecordingFile(f)
-            torch.save(payload, recording)
+            try:
+                torch.save(payload, recording)
+            finally:
+                recording.done = True
     except (OSError, RuntimeError) as e:
+        if _interrupted(e):  # Ctrl-C while torch.save wrote: it reports the torn archive as a RuntimeError
+            raise KeyboardInterrupt from None
         cause = recording.error if recording is not None and recording.error is not None else e
         if not isinstance(cause, OSError):
             raise
@@ -137,6 +149,17 @@ def save_checkpoint(path: str | Path, payload: dict[str, Any]) -> None:
         raise IrralError(f"could not save {path}: {describe_os_error(cause)}; {kept}",
                          hint="free space on that disk (or choose another --out) and continue with --resume"
                          if cause.errno == errno.ENOSPC else None) from None
+
+
+def _interrupted(error: BaseException) -> bool:
+    """Whether a KeyboardInterrupt is in `error`'s chain (raised inside a write that torch.save made)."""
+    seen: set[int] = set()
+    while error is not None and id(error) not in seen:
+        if isinstance(error, KeyboardInterrupt):
+            return True
+        seen.add(id(error))
+        error = error.__cause__ or error.__context__
+    return False
 
 
 # -- loading ------------------------------------------------------------------------------------

@@ -18,6 +18,7 @@ from __future__ import annotations
 import contextlib
 import logging
 import math
+import os
 import random
 import shutil
 import time
@@ -51,8 +52,8 @@ from irralctl.training.logs import StepLog, step_columns
 from irralctl.training.loop import Run, TrainingModule, loss_terms, train_one_epoch
 from irralctl.training.optim import LRController, build_optimizer
 from irralctl.utils.config import flatten, from_dict, save_config, to_jsonable, unflatten
-from irralctl.utils.io import describe_os_error, iter_jsonl, write_json, write_jsonl
-from irralctl.utils.outputs import check_output, check_replaceable, output_dir
+from irralctl.utils.io import describe_copy_error, describe_os_error, iter_jsonl, write_json, write_jsonl
+from irralctl.utils.outputs import Interrupted, check_output, check_replaceable, clean_stale_stages, output_dir
 
 log = logging.getLogger(__name__)
 
@@ -143,7 +144,7 @@ def _prepare_stage(cfg: TrainConfig, resume: bool) -> Path:
     check_output(out, [cfg.dataset, cfg.visual_weights, cfg.loss.text_encoder])
     if resume:
         if not stage.exists():
-            shutil.copytree(out, stage)  # a finished run trained further: the original stays until this ends
+            _copy_finished_run(out, stage)
         return stage
     if out.exists() and not cfg.overwrite:
         raise InputError("run directory already exists", path=out,
@@ -157,6 +158,27 @@ def _prepare_stage(cfg: TrainConfig, resume: bool) -> Path:
         shutil.rmtree(stage)
     stage.mkdir(parents=True)
     return stage
+
+
+def _copy_finished_run(out: Path, stage: Path) -> None:
+    """A finished run trained further is continued in a copy (the original stays until the new run
+    ends). Its last.pt is verified first, so that a damaged checkpoint is named where the user
+    keeps it and never copied into a stage; the copy is built aside and renamed into place, so a
+    copy cut short (a full disk, Ctrl-C) leaves no stage that a later --resume would take for an
+    interrupted run."""
+    load_checkpoint(out / LAST, verify="all")
+    clean_stale_stages(out.parent / f"{out.name}.partial")  # copies whose process was killed
+    partial = stage.with_name(f"{stage.name}.stage-{os.getpid()}")
+    try:
+        shutil.copytree(out, partial)
+        os.replace(partial, stage)
+    except BaseException as e:
+        shutil.rmtree(partial, ignore_errors=True)
+        if isinstance(e, OSError):
+            source, _, reason = describe_copy_error(e)
+            raise IrralError(f"could not copy {source or out} to train the run further: {reason}; "
+                             "nothing was written") from None
+        raise
 
 
 def _resumable(stage: Path, error: BaseException) -> str | None:
@@ -351,7 +373,8 @@ def _train(cfg: TrainConfig, progress: Progress, resume: bool, dist: DistState, 
     # Rank 0 owns the output: the stage becomes --out only once everything succeeded (an existing
     # run is replaced only then); a failure keeps the stage when it holds a checkpoint to resume.
     # The run's open log files close (the ExitStack) before the stage is moved.
-    with output_dir(cfg.out, overwrite=True, stage=stage, keep=_resumable, exists_ok=True), \
+    with output_dir(cfg.out, overwrite=True, stage=stage, keep=_resumable, exists_ok=True,
+                    again=f"continue with: irralctl train --resume {cfg.out}"), \
             contextlib.ExitStack() as files:
         return _run(cfg, progress, resume, dist, device, ds, files)
 
@@ -489,6 +512,8 @@ def test(run: Run, selection: Selection, progress: Progress = SILENT) -> dict:
                                                     split="test", device=str(run.device), overwrite=True),
                                      progress=progress)
         scores = score_files(layout.test_predictions, ScoreConfig(meteor=cfg.eval.meteor))
+    except Interrupted:  # Ctrl-C is not a scoring failure: the run's own transaction names what it keeps
+        raise KeyboardInterrupt from None
     except IrralError as e:
         raise TrainingError(f"training finished, but scoring the test split failed: {e.message}", hint=e.hint) from None
     scores["run"] = {

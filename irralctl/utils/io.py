@@ -174,6 +174,20 @@ _OS_REASONS = {
 }
 
 
+def describe_copy_error(e: OSError) -> tuple[str | None, str | None, str]:
+    """(source, destination, reason) of the first file a copy could not write: shutil.copytree
+    gathers its failures into one shutil.Error listing (source, destination, "[Errno N] ...")."""
+    import re
+    import shutil
+
+    if isinstance(e, shutil.Error) and e.args and isinstance(e.args[0], list) and e.args[0]:
+        source, destination, why = e.args[0][0]
+        code = re.match(r"\[Errno (\d+)\]", str(why))
+        reason = describe_os_error(OSError(int(code.group(1)), os.strerror(int(code.group(1))))) if code else str(why)
+        return source, destination, reason
+    return getattr(e, "filename", None), getattr(e, "filename2", None), describe_os_error(e)
+
+
 def describe_os_error(e: OSError) -> str:
     """A short reason for an OSError from a writer ("the disk is full", ...)."""
     return _OS_REASONS.get(e.errno, e.strerror or str(e))

@@ -13,7 +13,8 @@
 * On any failure or interruption (Ctrl-C; SIGTERM, which the CLI turns into an interruption) the
   stage is removed, unless it holds work that a rerun continues (decoded images, training
   checkpoints, generated rows): then it stays and the error says where. A stage left by a killed
-  process (SIGKILL) is removed by the next run of the command for the same output.
+  process (SIGKILL) is removed by the next run of the command for the same output, and so is a
+  replacement it cut short: the previous output comes back, or its leftover copy goes.
 * Stray temporary files (`.x.tmp`) never reach a finished output.
 """
 
@@ -98,23 +99,50 @@ def remove_stray_temporaries(directory: Path) -> None:
             tmp.unlink()
 
 
-def replace(stage: Path, target: Path) -> None:
-    """Move a finished `stage` onto `target`; an existing target goes only once the new one is in place."""
-    if target.exists() or target.is_symlink():
-        old = _sibling(target, f"old-{os.getpid()}")
-        _remove(old)
-        os.replace(target, old)
-        try:
-            os.replace(stage, target)
-        except BaseException:
-            os.replace(old, target)
-            raise
-        _remove(old)
-    else:
+def _present(path: Path) -> bool:
+    return path.exists() or path.is_symlink()
+
+
+def replace(stage: Path, target: Path) -> Path | None:
+    """Move a finished `stage` onto `target`. An existing target is moved aside first and put back
+    if the stage does not get in; otherwise its aside path is returned, for the caller to remove
+    once it is committed (that removal can no longer fail the new output)."""
+    if not _present(target):
         os.replace(stage, target)
+        return None
+    old = _sibling(target, f"old-{os.getpid()}")
+    _remove(old)
+    try:
+        os.replace(target, old)
+        os.replace(stage, target)
+    except BaseException:  # a Ctrl-C may land between the two renames, too
+        if _present(old) and not _present(target):
+            os.replace(old, target)
+        raise
+    return old
+
+
+def _discard_previous(moved: list[tuple[Path, Path | None]]) -> None:
+    """Remove the previous outputs (target, its old copy aside) once the new ones are in place. A Ctrl-C
+    meanwhile lets the removal finish first (no half-removed copy is left), then stops the command
+    saying the output is complete."""
+    interrupted = False
+    for _, old in moved:
+        if old is None:
+            continue
+        try:
+            _remove(old)
+        except KeyboardInterrupt:
+            interrupted = True
+            _remove(old)
+    if interrupted:
+        raise Interrupted(f"interrupted after the new output was in place: {moved[0][0]} is complete") from None
 
 
 def check_replaceable(target: Path, *, overwrite: bool, flag: str = "--out", directory: bool = True) -> None:
+    """Refuse an existing `target` without `overwrite` (or of the wrong kind). What a killed
+    replacement of `target` left is repaired first, so the check sees the real previous output."""
+    recover_aside(target)
     if target.exists() or target.is_symlink():
         if not overwrite:
             raise InputError("already exists", path=target,
@@ -131,12 +159,13 @@ def check_replaceable(target: Path, *, overwrite: bool, flag: str = "--out", dir
 @contextlib.contextmanager
 def output_dir(target: str | Path, *, overwrite: bool, inputs: Iterable[str | Path | None] = (), flag: str = "--out",
                stage: Path | None = None, keep: Callable[[Path, BaseException], str | None] | None = None,
-               exists_ok: bool = False) -> Iterator[Path]:
+               exists_ok: bool = False, again: str = "run the same command again to continue") -> Iterator[Path]:
     """Build a directory output in a stage and move it onto `target` when the block succeeds.
 
     `stage`: a fixed, resumable stage (default: `.NAME.stage-PID`, removed on failure).
     `keep(stage, error)` says, after a failure, what in the stage is worth keeping for a rerun
-    (None: nothing, remove it). `exists_ok`: the caller already checked an existing target.
+    (None: nothing, remove it), and `again` how the user continues from it. `exists_ok`: the
+    caller already checked an existing target.
     """
     target = Path(target)
     check_output(target, inputs, flag=flag)
@@ -151,7 +180,7 @@ def output_dir(target: str | Path, *, overwrite: bool, inputs: Iterable[str | Pa
     try:
         yield stage
         remove_stray_temporaries(stage)
-        replace(stage, target)
+        old = replace(stage, target)
     except BaseException as error:
         kept = None
         if keep is not None and stage.exists():
@@ -160,18 +189,23 @@ def output_dir(target: str | Path, *, overwrite: bool, inputs: Iterable[str | Pa
         if kept is None:
             _remove(stage)
         if isinstance(error, KeyboardInterrupt):
-            tail = f"; {kept} kept in {stage}: run the same command again to continue" if kept else "; nothing was written"
+            tail = f"; {kept} kept in {stage}: {again}" if kept else "; nothing was written"
             raise Interrupted(f"interrupted{tail}") from None
         if kept and isinstance(error, IrralError):
-            error.message = f"{error.message}; {kept} kept in {stage} for a rerun"
+            error.message = f"{error.message}; {kept} kept in {stage}: {again}"
+        if kept and isinstance(error, OSError):  # a full disk: the kept stage must be named all the same
+            where = f"{error.filename}: " if error.filename else ""
+            raise IrralError(f"{where}{describe_os_error(error)}; {kept} kept in {stage}: {again}") from None
         raise
+    _discard_previous([(target, old)])
 
 
 IN_PROGRESS = ".in-progress"
 
 
 def recover_aside(target: Path) -> None:
-    """Undo what a killed `output_in_place` left: its half-built target goes, the old one comes back."""
+    """Undo what a killed replacement left (`replace`, `output_in_place`): a half-built target (or
+    none) gives way to the old one; beside a complete target, the old one is removed."""
     for old in target.parent.glob(f".{target.name}.old-*"):
         pid = old.name.rsplit("-", 1)[-1]
         if not pid.isdigit() or _alive(int(pid)):
@@ -215,8 +249,7 @@ def output_in_place(target: str | Path, *, overwrite: bool, inputs: Iterable[str
         if isinstance(error, KeyboardInterrupt):
             raise Interrupted("interrupted; " + ("the previous output is back in place" if old else "nothing was written")) from None
         raise
-    if old is not None:
-        _remove(old)
+    _discard_previous([(target, old)])
 
 
 @contextlib.contextmanager
@@ -234,14 +267,21 @@ def output_files(targets: Iterable[str | Path], *, overwrite: bool, inputs: Iter
         except OSError as e:
             raise InputError(f"cannot create the output's folder: {describe_os_error(e)}", path=t) from None
     stages = [_sibling(t, f"stage-{os.getpid()}") for t in targets]
+    moved: list[tuple[Path, Path | None]] = []  # (target replaced, its previous version aside)
     try:
         yield stages
         for s, t in zip(stages, targets):
             if s.exists():
-                replace(s, t)
+                moved.append((t, replace(s, t)))
     except BaseException as error:
+        for t, old in reversed(moved):  # all or nothing: files already moved in give way again
+            if old is None:
+                _remove(t)
+            else:
+                os.replace(old, t)
         for s in stages:
             _remove(s)
         if isinstance(error, KeyboardInterrupt):
             raise Interrupted("interrupted; nothing was written") from None
         raise
+    _discard_previous(moved)
