@@ -35,7 +35,7 @@ ACL_OPTIONS = (("mean", 0.0), ("mean", 0.5), ("attention", 0.0), ("attention", 0
 MODEL = ["--backbone", "tiny", "--tiny-width", "16", "--image-size", "64", "--resize", "72", "--d-model", "64",
          "--n-heads", "4", "--d-ff", "128", "--enc-layers", "2", "--dec-layers", "2", "--memory-slots", "256",
          "--memory-topk", "16"]
-TRAINING = ["--batch-size", "32", "--eval-batch-size", "64", "--lr", "1e-3", "--lr-visual", "1e-3",
+TRAINING = ["--batch-size", "16", "--eval-batch-size", "64", "--lr", "2e-3", "--lr-visual", "2e-3",
             "--patience", "0", "--plateau-patience", "3", "--monitor", "ce_macro_f1_14", "--meteor", "off",
             "--device", "cpu"]
 SIZES = {  # studies per variant, epochs, seeds
