@@ -128,10 +128,9 @@ def shared_options(cfg: AblateConfig) -> dict:
 
 def run_ablation(cfg: AblateConfig, progress: Progress = SILENT, *, config_file: Path | None = None) -> AblateResult:
     """Train the grid's missing runs in this process, one after the other, then write the comparison."""
+    from irralctl.training.trainer import resolved_size
     from irralctl.utils.io import write_json
     from irralctl.utils.outputs import check_output
-
-    from irralctl.training.trainer import resolved_size
 
     # Sized once for the whole grid, so that ablate.json and every run record the same sizes.
     cfg = replace(cfg, train=resolved_size(cfg.train))
