@@ -29,7 +29,7 @@ class AblateConfig:
                        panel=_GRID)
     presets: tuple[str, ...] = option(DEFAULT_PRESETS, f"Presets to train, comma-separated ({', '.join(PRESETS)}).",
                                       panel=_GRID)
-    seeds: int = option(3, "Seeds per preset: 0 to N-1.", min=1, panel=_GRID)
+    seeds: int = option(3, "Seeds per preset: 0 to N-1.", min=1, panel=_GRID, tiny=1)
     seed_list: tuple[int, ...] = option((), "The seeds, comma-separated (instead of --seeds).", panel=_GRID)
     reference: str | None = option(None, "Preset every other is compared with.", panel=_GRID,
                                    default_text="the first of --presets")

@@ -38,8 +38,9 @@ from irralctl.utils.config import (
     unflatten,
 )
 
-# Options that may differ between a grid and a run it already holds: where and how fast it ran.
-_NO_EFFECT = ("out", "overwrite", "dataset", "runtime.device", "runtime.workers", "runtime.prefetch")
+# Options that may differ between a grid and a run it already holds: where and how fast it ran,
+# and the name of the size profile (the sizes themselves are compared one by one).
+_NO_EFFECT = ("out", "overwrite", "dataset", "size", "runtime.device", "runtime.workers", "runtime.prefetch")
 FINISHED, INTERRUPTED, BROKEN, NEW = "finished", "interrupted", "broken", "new"
 ACTIONS = {FINISHED: "finished, skipped", INTERRUPTED: "interrupted, resuming from its last checkpoint",
            BROKEN: "unfinished without a checkpoint, training again", NEW: "training"}
@@ -127,9 +128,12 @@ def shared_options(cfg: AblateConfig) -> dict:
 
 def run_ablation(cfg: AblateConfig, progress: Progress = SILENT, *, config_file: Path | None = None) -> AblateResult:
     """Train the grid's missing runs in this process, one after the other, then write the comparison."""
+    from irralctl.training.trainer import resolved_size
     from irralctl.utils.io import write_json
     from irralctl.utils.outputs import check_output
 
+    # Sized once for the whole grid, so that ablate.json and every run record the same sizes.
+    cfg = replace(cfg, train=resolved_size(cfg.train))
     t = cfg.train
     check_output(cfg.out, [t.dataset, t.visual_weights, t.loss.text_encoder, config_file])
     runs = grid_runs(cfg)

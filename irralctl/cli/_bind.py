@@ -11,13 +11,16 @@ names the choices), so that every command's help fits an 80-column terminal (a t
 `bind(Config, handler, extra=...)` returns a function Typer can register. When the command runs,
 the handler receives the flat values (`{"optim.lr": 1e-4, ...}`), the set of those the user
 typed on the command line (so a config file or a resumed run can be overridden by exactly those),
-and the extra parameters. `build(Config, values, given, base)` turns them into the config.
+and the extra parameters. `build(Config, values, given, base)` turns them into the config; with
+IRRALCTL_TINY=1 it substitutes the `tiny=` value of every field that declares one, typed or not
+(and the command says so first), so that the README's examples and other scripts run in seconds.
 """
 
 from __future__ import annotations
 
 import dataclasses
 import inspect
+import logging
 import re
 import typing
 from collections.abc import Callable, Iterator
@@ -35,9 +38,13 @@ from irralctl.utils.config import (
     flatten,
     from_dict,
     opposite_flag,
+    tiny_mode,
+    tiny_values,
     to_jsonable,
     unflatten,
 )
+
+log = logging.getLogger(__name__)
 
 # The longest list of choices shown as an option's metavar (`<bpe|legacy>`) in an 80-column help;
 # a longer one shows a NAME, and the help text names every choice.
@@ -114,6 +121,8 @@ def _param(leaf: Leaf) -> inspect.Parameter:
     show: bool | str = meta.get("default_text") or True
     if default is dataclasses.MISSING or default is None:
         show = meta.get("default_text") or False
+    elif meta.get("cpu") is not None:  # a size: the paper's default, and the small model's (--size cpu)
+        show = f"{default}; cpu: {meta['cpu']}"
     kw: dict[str, Any] = {"help": meta.get("help") or "", "show_default": show, "rich_help_panel": leaf.panel}
     kw["metavar"] = meta.get("metavar") or (leaf.name.upper() if meta.get("argument") else _metavar(tp))
     if meta.get("min") is not None:
@@ -205,6 +214,9 @@ def bind(cls: type, handler: Callable[..., None], *, extra: list[inspect.Paramet
     extra_names = {p.name for p in extra}
 
     def command(ctx: typer.Context, **kwargs: Any) -> None:
+        if tiny_mode() and tiny_values(cls):
+            log.warning("IRRALCTL_TINY is set: tiny sizes replace %s, typed or not (a smoke test, not a result)",
+                        ", ".join(f"--{p.split('.')[-1].replace('_', '-')} {v}" for p, v in tiny_values(cls).items()))
         values: dict[str, Any] = {}
         given: set[str] = set()
         for leaf in all_leaves:
@@ -231,7 +243,8 @@ def build(cls: type, values: dict[str, Any], given: set[str], base: dict | None 
     """The config: `base` (a config file, a saved run) or the defaults, then the typed values.
 
     Without a base every value counts (the CLI's defaults are the config's); with one, only the
-    values the user typed override it. `changes` (dotted path -> value) are applied last.
+    values the user typed override it. `changes` (dotted path -> value) are applied next, and
+    under IRRALCTL_TINY=1 the tiny sizes last.
     """
     if base is None:
         data = {k: to_jsonable(v) for k, v in values.items()}
@@ -239,6 +252,8 @@ def build(cls: type, values: dict[str, Any], given: set[str], base: dict | None 
         data = flatten(base)
         data.update({k: to_jsonable(v) for k, v in values.items() if k in given})
     data.update({k: to_jsonable(v) for k, v in (changes or {}).items()})
+    if tiny_mode():
+        data.update({k: to_jsonable(v) for k, v in tiny_values(cls).items()})
     return from_dict(cls, unflatten(data))
 
 

@@ -6,6 +6,7 @@ shares are `irralctl train`'s (from `TrainConfig`), except those the grid sets p
 
 from __future__ import annotations
 
+import logging
 from pathlib import Path
 from typing import Any, Optional
 
@@ -16,9 +17,13 @@ from irralctl.cli._bind import bind, build, extra_option
 from irralctl.cli._common import console
 from irralctl.errors import ConfigError
 
+log = logging.getLogger(__name__)
+
 EPILOG = """Examples:
 
-  irralctl ablate data/iu --out ablation --presets baseline,cmn,irral,no-image --seeds 3 --epochs 30
+  irralctl ablate data/phantoms --out ablation --presets baseline,irral --seeds 3
+
+  irralctl ablate data/iu --out ablation --presets baseline,cmn,irral,no-image --seeds 3 --size paper
 
   irralctl ablate data/mimic --out abl --seed-list 0,1,2 --config runs/irral/config.json --device cuda
 
@@ -38,7 +43,7 @@ def _ablate(*, values: dict[str, Any], given: set[str], config_file: Path | None
     """Train every preset with every seed (same options, shared initial weights per seed), then compare them."""
     from irralctl.ablate import run_ablation
     from irralctl.cli._progress import progress_bars
-    from irralctl.cli.train import _epoch_line
+    from irralctl.cli.train import _epoch_line, size_changes
     from irralctl.compare import tables
     from irralctl.utils.config import load_config_file
 
@@ -47,7 +52,10 @@ def _ablate(*, values: dict[str, Any], given: set[str], config_file: Path | None
     base = None
     if config_file is not None:
         base = {"train": load_config_file(config_file)}
-    cfg = build(AblateConfig, values, given, base)
+    draft = build(AblateConfig, values, given, base)
+    cfg = build(AblateConfig, values, given, base, size_changes(draft.train, given, base, prefix="train."))
+    if cfg.train.size_warning:
+        log.warning(cfg.train.size_warning)
 
     def on_event(name: str, record: dict) -> None:
         if name == "ablate_run":

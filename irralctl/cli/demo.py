@@ -15,8 +15,7 @@ from irralctl.demo.config import DemoConfig
 def _demo(*, values: dict[str, Any], given: set[str]) -> None:
     """Run the whole pipeline on synthetic phantoms on this machine's CPU.
 
-    Every step is the library call behind a command you can type yourself; the commands are
-    printed at the end and saved in OUT/demo.json.
+    Every step is the library call behind a command you can type yourself; the commands are printed at the end and saved in OUT/demo.json.
     """
     from rich.table import Table
 

@@ -142,20 +142,28 @@ def _render(result: dict) -> None:
 def _render_clinical(result: dict) -> None:
     ce, metrics = result["clinical"], result["metrics"]
     ci = result.get("intervals", {}).get("metrics", {})
-    table = Table(title=f"Clinical efficacy (uncertain as {ce['uncertain']}, blank as negative)", title_justify="left")
+    headline = result["protocol"].get("clinical_headline")
+    # A protocol with a headline figure (r2gen: macro over 14) shows that row alone, as its papers
+    # report it; the other averages stay in --json.
+    title = (f"Clinical efficacy (protocol {result['protocol']['name']})" if headline else
+             f"Clinical efficacy (uncertain as {ce['uncertain']}, blank as negative)")
+    table = Table(title=title, title_justify="left")
     for col in ("observations", "average", "precision", "recall", "f1"):
         table.add_column(col, justify="right" if col in ("precision", "recall", "f1") else "left")
     if ci:
         table.add_column(f"f1 {result['intervals']['confidence']:.0%} CI", justify="right")
     for subset in OBSERVATION_SUBSETS:
         for avg in CE_AVERAGES:
-            cells = [_fmt(metrics[ce_metric_name(avg, m, subset)]) for m in CE_MEASURES]
             f1 = ce_metric_name(avg, "f1", subset)
+            if headline and f1 != headline:
+                continue
+            cells = [_fmt(metrics[ce_metric_name(avg, m, subset)]) for m in CE_MEASURES]
             if ci:
                 cells.append(f"[{ci[f1]['low']:.4f}, {ci[f1]['high']:.4f}]")
-            style = "bold" if result["protocol"].get("clinical_headline") == f1 else None
-            table.add_row(subset, avg, *cells, style=style)
+            table.add_row(subset, avg, *cells)
     console.print(table)
+    if headline:
+        console.print(f"  {result['protocol']['clinical']}; every average is in --json", highlight=False)
     obs = Table(title="Per observation", title_justify="left")
     for col in ("observation", "precision", "recall", "f1", "support", "predicted"):
         obs.add_column(col, justify="left" if col == "observation" else "right")

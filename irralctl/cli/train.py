@@ -5,6 +5,7 @@ Every option comes from `irralctl.training.config.TrainConfig` (flags, defaults,
 
 from __future__ import annotations
 
+import logging
 import os
 from pathlib import Path
 from typing import Any, Optional
@@ -15,10 +16,15 @@ from irralctl.cli._bind import bind, build, extra_option
 from irralctl.cli._common import console
 from irralctl.errors import ConfigError
 from irralctl.training.config import TrainConfig
+from irralctl.utils.config import flatten
+
+log = logging.getLogger(__name__)
 
 EPILOG = """Examples:
 
-  irralctl train data/iu --out runs/irral --preset irral --visual-weights resnet101-cd907fc2.pth
+  irralctl train data/phantoms --out runs/irral
+
+  irralctl train data/iu --out runs/iu --visual-weights resnet101.pth
 
   irralctl train data/iu --out runs/cmn --preset cmn
 
@@ -26,10 +32,11 @@ EPILOG = """Examples:
 
   irralctl train data/iu --resume runs/irral --epochs 40
 
-  irralctl train data/iu --config runs/irral/config.json --out runs/irral-again
+  irralctl train data/iu --config runs/irral/config.json --out runs/again
 
-  torchrun --nproc_per_node 4 -m -- irralctl train data/mimic --out runs/m --batch-size 64
+  torchrun --nproc_per_node 4 -m -- irralctl train data/mimic --out runs/m
 
+--size auto trains the paper's model on a GPU and a small one on a CPU; --size paper or cpu chooses.
 Under torchrun, `--` before `irralctl` keeps torchrun from reading --monitor as its --monitor-interval.
 """
 
@@ -56,10 +63,27 @@ def _config(values: dict[str, Any], given: set[str], config_file: Path | None) -
     if base is None or "preset" in given:
         preset = values.get("preset", "irral")
         changes = {f"model.{k}": v for k, v in PRESETS[preset].items() if f"model.{k}" not in given and k in SWITCHES}
-    cfg = build(TrainConfig, values, given, base, changes)
+    draft = build(TrainConfig, values, given, base, changes)
+    cfg = build(TrainConfig, values, given, base, {**changes, **size_changes(draft, given, base)})
     if cfg.out is None:
         raise ConfigError("--out RUN_DIR is required (or --resume RUN_DIR)")
     return cfg
+
+
+def size_changes(draft: TrainConfig, given: set[str], base: dict | None, prefix: str = "") -> dict[str, Any]:
+    """What --size sets (dotted paths under `prefix`): the resolved size, and the size of every
+    field the user did not type, nor a config file set (unless --size itself is typed: then it
+    overrides the file's sizes too). `auto` looks for a GPU (`--device`)."""
+    typed = {k.removeprefix(prefix) for k in given if k.startswith(prefix)}
+    fixed = set(typed)
+    if base is not None and "size" not in typed:
+        fixed |= {k.removeprefix(prefix) for k in flatten(base) if k.startswith(prefix)}
+    device_type = "cpu"
+    if draft.size == "auto":
+        from irralctl.runs.device import resolve_device  # imports torch: only when the device decides
+
+        device_type = resolve_device(draft.runtime.device).type
+    return {prefix + k: v for k, v in draft.size_changes(device_type, fixed).items()}
 
 
 def _train(*, values: dict[str, Any], given: set[str], config_file: Path | None, resume: Path | None) -> None:
@@ -77,6 +101,8 @@ def _train(*, values: dict[str, Any], given: set[str], config_file: Path | None,
     else:
         cfg = _config(values, given, config_file)
     main_process = os.environ.get("RANK", "0") == "0"
+    if cfg.size_warning and main_process:
+        log.warning(cfg.size_warning)
     with progress_bars(transient=True, on_event=_epoch_line, enabled=main_process) as progress:
         result = train(cfg, progress, resume=resume is not None)
     if main_process:
@@ -98,7 +124,7 @@ def _epoch_line(name: str, record: dict) -> None:
     if record.get("images_per_s"):
         shown.append(f"{record['images_per_s']:.0f} img/s")
     shown.append("lr " + "/".join(f"{v:.2g}" for v in record["lr"].values()) + (" [yellow](cut)[/]" if record.get("lr_reduced") else ""))
-    console.print(", ".join(shown), highlight=False)
+    console.print(", ".join(shown), highlight=False, soft_wrap=True)  # one line per epoch, however narrow
 
 
 def _summary(result) -> None:

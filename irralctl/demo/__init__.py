@@ -50,17 +50,18 @@ RUNS = {"no-image": "no_image", "irral": "irral"}
 
 
 def _train_config(cfg: DemoConfig, data: Path):
-    """The training options both runs share (`ablate` sets each run's preset switches and seed)."""
-    from irralctl.training.config import TrainConfig
+    """The training options both runs share (`ablate` sets each run's preset switches and seed): the
+    small model of `irralctl train --size cpu` at the demo's image size, width, batch and epochs."""
+    from irralctl.training.config import TrainConfig, size_values
     from irralctl.utils.config import from_flat
 
     d = cfg.d_model
+    small = {path.rsplit(".", 1)[-1]: value for path, value in size_values("cpu").items()}
     return from_flat(
-        TrainConfig, dataset=data,
-        backbone="tiny", tiny_width=16, image_size=cfg.image_size, resize=cfg.image_size + 8,
-        d_model=d, n_heads=4, d_ff=2 * d, enc_layers=2, dec_layers=2, memory_slots=256, memory_topk=16,
-        batch_size=cfg.batch_size, eval_batch_size=64, lr=1e-3, lr_visual=1e-3, warmup=20,
-        epochs=cfg.epochs, patience=0, plateau_patience=max(3, cfg.epochs // 3), monitor="ce_macro_f1_14",
+        TrainConfig, dataset=data, size="cpu",
+        **{**small, "image_size": cfg.image_size, "resize": cfg.image_size + 8, "d_model": d, "d_ff": 2 * d,
+           "batch_size": cfg.batch_size, "epochs": cfg.epochs},
+        warmup=20, patience=0, plateau_patience=max(3, cfg.epochs // 3), monitor="ce_macro_f1_14",
         meteor="off", device="cpu", workers=cfg.workers, prefetch=2,
     )
 

@@ -6,10 +6,14 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 
 from irralctl.errors import ConfigError
+from irralctl.training.config import size_values
 from irralctl.utils.config import option, overwrite_option, seed_option
 
-# The full demo and its reduced mode (--quick, what CI runs).
-FULL = {"n": 1500, "epochs": 20, "batch_size": 32, "d_model": 64, "heatmaps": 3}
+# The full demo trains the small model of `irralctl train --size cpu`; its reduced mode (--quick,
+# what CI runs) a smaller one, briefly.
+_CPU = size_values("cpu")
+FULL = {"n": 1500, "epochs": _CPU["optim.epochs"], "batch_size": _CPU["optim.batch_size"],
+        "d_model": _CPU["model.d_model"], "heatmaps": 3}
 QUICK = {"n": 120, "epochs": 2, "batch_size": 16, "d_model": 32, "heatmaps": 2}
 
 
@@ -17,12 +21,14 @@ QUICK = {"n": 120, "epochs": 2, "batch_size": 16, "d_model": 32, "heatmaps": 2}
 class DemoConfig:
     out: Path = option(Path("demo"), "Folder for every artefact (data, runs, predictions, scores, heatmaps).",
                        short="-o")
-    quick: bool = option(False, "A reduced run (120 studies, 2 epochs, about a minute): checks every step, proves "
-                                "nothing about quality.")
-    n: int | None = option(None, "Phantom studies (two views each).", min=40, default_text="1500; 120 with --quick")
-    epochs: int | None = option(None, "Training epochs per run.", min=1, default_text="20; 2 with --quick")
+    quick: bool = option(False, f"A reduced run ({QUICK['n']} studies, {QUICK['epochs']} epochs): checks every "
+                                "step, proves nothing about quality.", tiny=True)
+    n: int | None = option(None, "Phantom studies (two views each).", min=40,
+                           default_text=f"{FULL['n']}; {QUICK['n']} with --quick", tiny=40)
+    epochs: int | None = option(None, "Training epochs per run.", min=1,
+                                default_text=f"{FULL['epochs']}; {QUICK['epochs']} with --quick", tiny=1)
     seed: int = seed_option(0, "Seed of the phantoms and of training.")
-    workers: int = option(2, "Processes for rendering and data loading.", min=0)
+    workers: int = option(2, "Processes for rendering and data loading.", min=0, tiny=0)
     overwrite: bool = overwrite_option()
     # Sizes of the demo (not options).
     image_size: int = option(64, cli=False)     # pixels (views are rendered at this size)

@@ -33,7 +33,8 @@ class ScoreConfig:
                                  panel=_STATS)
     meteor: str = option("auto", "METEOR implementation: auto (jar, else nltk, else none; logged), jar (METEOR 1.5: "
                                  "Java and irralctl[coco]), nltk (WordNet 3.0), off. A requested jar or nltk that "
-                                 "cannot run stops with the install line.", choices=METEOR_MODES, panel=_METRICS)
+                                 "cannot run stops with the install line.", choices=METEOR_MODES, panel=_METRICS,
+                         tiny="off")  # tiny: a JVM or WordNet costs seconds per call
     standard: bool = option(False, "Also sacreBLEU BLEU/chrF and rouge-score ROUGE-1/2/L (about 4 s per 4,000 "
                                    "studies).", panel=_METRICS)
     clinical: bool = option(True, "Clinical efficacy from CheXpert labels.", panel=_METRICS)

@@ -11,7 +11,9 @@ encoder. The presets are the rows of an ablation, as switches of one model:
   "+MFA" and "+ACL" rows;
 * `irral`: + multi-scale fusion, MFA and ACL: the paper's full model.
 
-This module imports nothing heavy (the CLI builds its help from it).
+The sizes are the paper's (CMN's transformer, ResNet-101 at 224 px); a field's `cpu=` value is
+the small model of `irralctl train --size cpu` (irralctl.training.config), its `tiny=` value
+what IRRALCTL_TINY=1 substitutes. This module imports nothing heavy (the CLI builds its help from it).
 """
 
 from __future__ import annotations
@@ -45,24 +47,24 @@ _FROM_PRESET = "from --preset"
 class ModelConfig:
     # Visual encoder (Eq. 1) and multi-scale fusion.
     backbone: str = option("resnet101", "CNN of the visual encoder; tiny is a small CNN for CPU runs.",
-                           choices=BACKBONES)
-    tiny_width: int = option(16, "Channels of the tiny backbone's first stage (doubling per stage).", min=4)
+                           choices=BACKBONES, cpu="tiny", tiny="tiny")
+    tiny_width: int = option(16, "Channels of the tiny backbone's first stage (doubling per stage).", min=4, tiny=8)
     views: int = option(2, "Views per study, folded into the batch for one CNN call.", min=1)
-    image_size: int = option(224, "Model input side, pixels (square).", min=32)
+    image_size: int = option(224, "Model input side, pixels (square).", min=32, cpu=64, tiny=32)
     multiscale: bool = option(True, "Multi-scale fusion of CNN stages 3 and 4.", default_text=_FROM_PRESET)
     no_image: bool = option(False, "Image features zeroed, no CNN: the language prior.", default_text=_FROM_PRESET)
     # Transformer encoder-decoder (CMN's sizes).
-    d_model: int = option(512, "Transformer width.", min=8)
-    n_heads: int = option(8, "Attention heads.", min=1)
-    d_ff: int = option(512, "Feed-forward width.", min=8)
-    enc_layers: int = option(3, "Encoder layers.", min=1)
-    dec_layers: int = option(3, "Decoder layers.", min=1)
+    d_model: int = option(512, "Transformer width.", min=8, cpu=64, tiny=32)
+    n_heads: int = option(8, "Attention heads.", min=1, cpu=4, tiny=4)
+    d_ff: int = option(512, "Feed-forward width.", min=8, cpu=128, tiny=64)
+    enc_layers: int = option(3, "Encoder layers.", min=1, cpu=2, tiny=1)
+    dec_layers: int = option(3, "Decoder layers.", min=1, cpu=2, tiny=1)
     dropout: float = option(0.1, "Dropout probability.", min=0.0, max=1.0)
     # Cross-modal memory (CMN).
     memory: bool = option(True, "Cross-modal memory (CMN): visual tokens and word embeddings read it.",
                           default_text=_FROM_PRESET)
-    memory_slots: int = option(2048, "Rows of the memory matrix.", min=1)
-    memory_topk: int = option(32, "Memory slots read per query.", min=1)
+    memory_slots: int = option(2048, "Rows of the memory matrix.", min=1, cpu=256, tiny=64)
+    memory_topk: int = option(32, "Memory slots read per query.", min=1, cpu=16, tiny=8)
     # IRRAL components.
     mfa: bool = option(True, "MFA alignment loss (Eq. 4) against the report's BERT embedding.", default_text=_FROM_PRESET)
     acl: bool = option(True, "ACL clinical-context gate after every encoder layer (Eq. 5).", default_text=_FROM_PRESET)

@@ -8,24 +8,45 @@ It is the single source of the option names, defaults and help text: `irralctl t
 flags from these fields (nested names are flattened: `--lr` is `optim.lr`), `--config FILE`
 (JSON, YAML or TOML, nested like this) loads one, and the run's `config.json` loads back the same
 run. Checkpoints hold it too. This module imports nothing heavy.
+
+Sizes: the defaults are the paper's model (ResNet-101 at 224 px, d_model 512, 3 + 3 layers, 30
+epochs), which needs a GPU. The fields that `--size cpu` makes small declare their small value
+beside their default (`option(512, ..., cpu=64)`), so the profile and the defaults have one home:
+`size_values("cpu")` collects them, `size_values("paper")` is the defaults. `--size auto` (the
+default) is paper on a GPU and cpu on a CPU. The CLI resolves the size, sets every size field the
+user did not type (nor a config file set) and saves the resolved size and values in config.json,
+so the run reloads as it ran. A config built in code (`from_flat`, `TrainConfig(...)`) holds the
+values it was given: `train()` sizes one left at auto (`TrainConfig.sized`: every size field
+still at its paper default follows the device), and takes cpu or paper as already applied.
 """
 
 from __future__ import annotations
 
 import dataclasses
+from collections.abc import Collection
 from dataclasses import dataclass
 from pathlib import Path
-from typing import ClassVar
+from typing import Any, ClassVar
 
 from irralctl.constants import HEAD_UNCERTAIN, METRICS, PRECISIONS, canonical_metric
 from irralctl.errors import ConfigError
 from irralctl.metrics.config import METEOR_MODES
 from irralctl.model.config import MFA_MODES, PRESETS, ModelConfig
-from irralctl.utils.config import device_option, option
+from irralctl.utils.config import (
+    declared_values,
+    device_option,
+    field_default,
+    flatten,
+    from_dict,
+    option,
+    to_jsonable,
+    unflatten,
+)
 
 # Validation monitors: name -> True when larger is better.
 MONITORS: dict[str, bool] = {**{m.name: m.higher_is_better for m in METRICS if m.monitor}, "val_loss": False}
 SCHEDULES = ("constant", "cosine")
+SIZES = ("auto", "cpu", "paper")
 WARMUP_CAP = 4000  # steps: the longest warm-up a --warmup fraction resolves to (Vaswani et al. 2017 warm up 4,000)
 
 
@@ -51,7 +72,8 @@ class DataConfig:
                             choices=tuple(TOKENIZERS))
     max_report_tokens: int = option(60, "Report tokens kept for training, BOS and EOS excluded (R2Gen: 60 IU, 100 MIMIC).",
                                     min=1)
-    resize: int = option(256, "Training: views resized to this square before the random crop, pixels.", min=32)
+    resize: int = option(256, "Training: views resized to this square before the random crop, pixels.", min=32,
+                         cpu=72, tiny=40)
     augment: bool = option(True, "Random crops in training (R2Gen).")
     hflip: bool = option(False, "Random horizontal flips in training (they move the heart to the wrong side).")
 
@@ -82,10 +104,12 @@ class OptimConfig:
     # Until 0.2: `warmup_steps` (always steps; `warmup` reads a whole number the same way).
     RENAMED: ClassVar[dict[str, str]] = {"warmup_steps": "warmup"}
 
-    epochs: int = option(30, "Training epochs.", min=1)
-    batch_size: int = option(16, "Studies per optimiser step, over all processes (the paper: 16).", min=1)
-    lr: float = option(1e-4, "Learning rate of everything but the CNN.")
-    lr_visual: float = option(5e-5, "Learning rate of the CNN.", min=0.0)
+    epochs: int = option(30, "Training epochs.", min=1, cpu=20, tiny=1)
+    batch_size: int = option(16, "Studies per optimiser step, over all processes (the paper: 16).", min=1,
+                             cpu=32, tiny=16)
+    # A small model learns at a larger rate (the demo's); the paper's rates would leave it untrained.
+    lr: float = option(1e-4, "Learning rate of everything but the CNN.", cpu=1e-3, tiny=1e-3)
+    lr_visual: float = option(5e-5, "Learning rate of the CNN.", min=0.0, cpu=1e-3, tiny=1e-3)
     weight_decay: float = option(0.01, "AdamW weight decay of weight matrices (not the CNN, biases, norms).", min=0.0)
     warmup: float = option(0.05, "Linear learning-rate warm-up: below 1, a fraction of all optimiser steps (at "
                                  f"most {WARMUP_CAP:,} steps); 1 or more, a number of steps; 0, none.", min=0.0)
@@ -107,7 +131,7 @@ class EvalConfig:
     max_tokens: int | None = option(None, "Report tokens generated at validation and test, EOS excluded "
                                           "(default: --max-report-tokens).", min=1)
     meteor: str = option("auto", "METEOR of the final test scoring: auto (jar, else nltk), jar, nltk or off.",
-                         choices=METEOR_MODES)
+                         choices=METEOR_MODES, tiny="off")  # tiny: a JVM or WordNet costs seconds per run
 
     def __post_init__(self) -> None:
         # A config file may spell the monitor as papers do (Bleu_4, CIDEr): stored by its registry name.
@@ -122,7 +146,7 @@ class RuntimeConfig:
     precision: str = option("auto", "auto (bf16 on CUDA, fp32 on CPU), bf16, fp16 or fp32.", choices=PRECISIONS)
     compile: bool = option(False, "torch.compile the training step.")
     sync_bn: bool = option(False, "SyncBatchNorm across GPUs under torchrun.")
-    workers: int = option(4, "Loader worker processes per process.", min=0)
+    workers: int = option(4, "Loader worker processes per process.", min=0, tiny=0)
     prefetch: int = option(4, "Batches each loader worker prepares ahead.", min=1)
 
 
@@ -138,6 +162,10 @@ class TrainConfig:
                                   "--memory, --mfa, --acl, --multiscale, --no-image override its switches.",
                          choices=tuple(PRESETS),
                          panel=_MODEL)
+    size: str = option("auto", "Model and training sizes: paper (for a GPU), cpu (a small model a CPU trains in "
+                               "minutes: the 'cpu' defaults) or auto (paper on a GPU, else cpu); typed options "
+                               "override it.",
+                       choices=SIZES, panel=_MODEL, tiny="cpu")
     seed: int = option(42, "Seed of initial weights, data order and augmentation.", min=0, max=2**32 - 1,
                        panel=_OPTIM)
     visual_weights: Path | None = option(None, "ImageNet ResNet weights of the --backbone depth: a torchvision or "
@@ -160,13 +188,16 @@ class TrainConfig:
             (self.optim.warmup < 1 or float(self.optim.warmup).is_integer(),
              f"--warmup {self.optim.warmup}: from 1 up it counts optimiser steps, so it must be a whole number"),
             (self.preset in PRESETS, f"preset must be one of {', '.join(PRESETS)}"),
+            (self.size in SIZES, f"size must be one of {', '.join(SIZES)}"),
             (self.eval.monitor in MONITORS, f"monitor must be one of {', '.join(MONITORS)}"),
         ]
         for ok, message in checks:
             if not ok:
                 raise ConfigError(message)
         if self.visual_weights is not None and self.model.backbone == "tiny":
-            raise ConfigError("--visual-weights needs a resnet backbone, not 'tiny'")
+            raise ConfigError("--visual-weights needs a resnet backbone, not 'tiny'",
+                              hint="--size cpu (auto on a CPU) uses the tiny CNN: add --size paper, or --backbone "
+                                   "resnet18|resnet50|resnet101")
 
     @property
     def text_field(self) -> str:
@@ -180,3 +211,56 @@ class TrainConfig:
 
     def replace(self, **changes) -> TrainConfig:
         return dataclasses.replace(self, **changes)
+
+    # -- sizes --------------------------------------------------------------------------------
+
+    def cli_defaults(self) -> dict[str, Any]:
+        """What the CLI gives the size options left untyped under this config's --size (`to_flags`
+        prints a flag only where the config differs from that)."""
+        return {} if self.size == "auto" else size_values(self.size)
+
+    def size_changes(self, device_type: str, fixed: Collection[str]) -> dict[str, Any]:
+        """The resolved `size` and the values it gives every size field not in `fixed` (dotted paths)."""
+        name = resolve_size(self.size, device_type)
+        return {"size": name, **{path: v for path, v in size_values(name).items() if path not in fixed}}
+
+    def sized(self, device_type: str, fixed: Collection[str] | None = None) -> TrainConfig:
+        """This config with its size resolved on a `device_type` ("cuda", "cpu") and applied to the size
+        fields not in `fixed`; by default every field still at the paper's default follows the size
+        (a config built in code says which values it chose only by choosing them)."""
+        flat = flatten(to_jsonable(self))
+        if fixed is None:
+            paper = to_jsonable(size_values("paper"))
+            fixed = {path for path, v in paper.items() if flat[path] != v}
+        flat.update(to_jsonable(self.size_changes(device_type, fixed)))
+        return from_dict(TrainConfig, unflatten(flat))
+
+    @property
+    def size_warning(self) -> str | None:
+        """The line that says a run trains the small model of --size cpu (None for other sizes)."""
+        if self.size != "cpu":
+            return None
+        m, o = self.model, self.optim
+        return (f"--size cpu: a small model ({m.backbone} CNN at {m.image_size} px, d_model {m.d_model}, "
+                f"{m.enc_layers} + {m.dec_layers} layers, {o.epochs} epoch(s)) that a CPU trains in minutes, not the "
+                "paper's; on a GPU, --size paper (the default there) trains the paper's")
+
+
+def resolve_size(size: str, device_type: str) -> str:
+    """`auto` is the paper's sizes on a GPU and the small model elsewhere."""
+    if size == "auto":
+        return "paper" if device_type == "cuda" else "cpu"
+    if size not in SIZES:
+        raise ConfigError(f"unknown size {size!r}; choose one of {', '.join(SIZES)}")
+    return size
+
+
+def size_values(size: str) -> dict[str, Any]:
+    """Dotted path -> value of every field that --size sets: the `cpu=` values the fields declare,
+    or (paper) those fields' defaults."""
+    cpu = declared_values(TrainConfig, "cpu")
+    if size == "cpu":
+        return cpu
+    if size == "paper":
+        return {path: field_default(TrainConfig, path) for path in cpu}
+    raise ConfigError(f"--size {size} has no values of its own; choose cpu or paper")

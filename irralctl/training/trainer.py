@@ -106,16 +106,30 @@ def resume_config(run_dir: str | Path, changes: dict[str, Any] | None = None) ->
 
 
 def train(cfg: TrainConfig, progress: Progress = SILENT, *, resume: bool = False) -> TrainResult:
-    """Train per `cfg` (continuing `cfg.out` when `resume`). Works alone or under torchrun."""
+    """Train per `cfg` (continuing `cfg.out` when `resume`). Works alone or under torchrun.
+
+    A config built in code may leave `size` at auto: it is resolved here on the device the run
+    uses (`TrainConfig.sized`), and config.json records the result. A resumed run keeps the sizes
+    it was saved with.
+    """
     if cfg.out is None:
         raise ConfigError("--out RUN_DIR is required (or --resume RUN_DIR)")
     dist = DistState.from_env()
     device = resolve_device(cfg.runtime.device, dist.local_rank)
+    if not resume:
+        cfg = resolved_size(cfg, device)
     dist.init(device)
     try:
         return _train(cfg, progress, resume, dist, device)
     finally:
         dist.close()
+
+
+def resolved_size(cfg: TrainConfig, device: torch.device | None = None) -> TrainConfig:
+    """`cfg` with --size auto resolved: the paper's sizes on a GPU, the small model on a CPU."""
+    if cfg.size != "auto":
+        return cfg
+    return cfg.sized((device or resolve_device(cfg.runtime.device)).type)
 
 
 # -- setup --------------------------------------------------------------------------------------

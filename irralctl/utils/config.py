@@ -7,6 +7,11 @@ every output (`save_config`) and read back with `from_dict` (nested dataclasses,
 restored; unknown keys refused with their dotted name) or from a JSON / YAML / TOML file
 (`load_config_file`).
 
+A field may also declare its value in two smaller settings: `cpu=` (the small model of
+`irralctl train --size cpu`, see `irralctl.training.config`) and `tiny=` (what `IRRALCTL_TINY=1`
+substitutes, typed or not, so that scripts and the README's examples run in seconds; `tiny_mode`
+reads the variable, `tiny_values` collects the values, the CLI applies them).
+
 This module imports nothing heavy: the CLI reads every config at start-up.
 """
 
@@ -17,6 +22,7 @@ import datetime as _dt
 import enum
 import importlib.metadata
 import json
+import os
 import platform
 import types
 import typing
@@ -39,7 +45,8 @@ _TRACKED_PACKAGES = (
 def option(default: Any = dataclasses.MISSING, help: str = "", *, flag: str | None = None,
            short: str | None = None, argument: bool = False, cli: bool = True, choices: tuple | None = None,
            canonical: Any = None, min: float | None = None, max: float | None = None, panel: str | None = None,
-           metavar: str | None = None, default_text: str | None = None, factory: Any = None) -> Any:
+           metavar: str | None = None, default_text: str | None = None, factory: Any = None,
+           cpu: Any = None, tiny: Any = None) -> Any:
     """A config field with its CLI metadata.
 
     `help` says what the option means and its unit, never its default (the CLI shows that once);
@@ -48,11 +55,13 @@ def option(default: Any = dataclasses.MISSING, help: str = "", *, flag: str | No
     derived at run time, such as the vocabulary size); `choices`, `min`, `max` are checked by the
     CLI before the config's own checks; `canonical` (text -> one of `choices`, or None) lets the CLI
     accept other spellings of a choice, such as metric aliases (`Bleu_4` for `bleu_4`); `panel`
-    groups it in `--help`; `default_text` replaces the shown default (e.g. "from --preset").
+    groups it in `--help`; `default_text` replaces the shown default (e.g. "from --preset"); `cpu` is
+    the value of `--size cpu` (a train option's small-model size, shown beside the default); `tiny`
+    the value `IRRALCTL_TINY=1` substitutes.
     """
     meta = {"help": help, "flag": flag, "short": short, "argument": argument, "cli": cli, "choices": choices,
             "canonical": canonical, "min": min, "max": max, "panel": panel, "metavar": metavar,
-            "default_text": default_text}
+            "default_text": default_text, "cpu": cpu, "tiny": tiny}
     if factory is not None:
         return dataclasses.field(default_factory=factory, metadata=meta)
     return dataclasses.field(default=default, metadata=meta)
@@ -78,6 +87,45 @@ def out_dir_option(panel: str | None = "Output") -> Any:
 
 def seed_option(default: int, help: str, panel: str | None = None) -> Any:
     return option(default, help, min=0, max=2**32 - 1, panel=panel)
+
+
+# -- sizes declared beside the fields: --size cpu and IRRALCTL_TINY ------------------------------
+
+TINY_ENV = "IRRALCTL_TINY"
+
+
+def tiny_mode() -> bool:
+    """Whether IRRALCTL_TINY asks for tiny sizes (set and not 0): the one place it is read."""
+    return os.environ.get(TINY_ENV, "") not in ("", "0")
+
+
+def declared_values(cls: type, key: str, prefix: str = "") -> dict[str, Any]:
+    """Dotted field path -> the value each field of `cls` (nested configs included) declares under
+    `key` ("cpu" or "tiny"); fields that declare none are left out."""
+    out: dict[str, Any] = {}
+    hints = field_types(cls)
+    for f in dataclasses.fields(cls):
+        inner, _ = _unwrap_optional(hints[f.name])
+        if dataclasses.is_dataclass(inner):
+            out.update(declared_values(inner, key, f"{prefix}{f.name}."))
+        elif f.metadata.get(key) is not None:
+            out[prefix + f.name] = f.metadata[key]
+    return out
+
+
+def field_default(cls: type, dotted: str) -> Any:
+    """The default of a (nested) field: field_default(TrainConfig, "model.d_model") == 512."""
+    head, _, rest = dotted.partition(".")
+    f = next(f for f in dataclasses.fields(cls) if f.name == head)
+    if rest:
+        inner, _ = _unwrap_optional(field_types(cls)[head])
+        return field_default(inner, rest)
+    return _default_of(f)
+
+
+def tiny_values(cls: type) -> dict[str, Any]:
+    """What IRRALCTL_TINY=1 substitutes in a `cls` built from the command line (dotted paths)."""
+    return declared_values(cls, "tiny")
 
 
 def opposite_flag(flag: str) -> str:
@@ -144,7 +192,8 @@ def to_flags(config: Any) -> list[str]:
     """The command-line arguments that give `config` from the defaults of its fields.
 
     Positional arguments come first, in field order; then a flag per option that differs from its
-    default, named as the CLI names it (`--d-model 64`, `--no-augment`, `--overwrite`). Used to
+    default (for a train config, the default of its --size), named as the CLI names it
+    (`--d-model 64`, `--no-augment`, `--overwrite`). Used to
     print the command that reproduces an output (the demo, `irralctl ablate`).
     """
     args: list[str] = []
@@ -161,20 +210,24 @@ def _default_of(f: dataclasses.Field) -> Any:
     return dataclasses.MISSING
 
 
-def _flags_of(config: Any, args: list[str], flags: list[str]) -> None:
+def _flags_of(config: Any, args: list[str], flags: list[str], defaults: dict[str, Any] | None = None) -> None:
+    # What the CLI gives an option that is not typed: its field's default, unless the config says
+    # otherwise (`cli_defaults()`: a train config's --size sets the sizes of its fields).
+    defaults = {**(defaults or {}), **(config.cli_defaults() if hasattr(config, "cli_defaults") else {})}
     hints = field_types(type(config))
     for f in dataclasses.fields(config):
         if not f.metadata.get("cli", True):
             continue
         value = getattr(config, f.name)
         if dataclasses.is_dataclass(value):
-            _flags_of(value, args, flags)
+            inner = {k.split(".", 1)[1]: v for k, v in defaults.items() if k.startswith(f.name + ".")}
+            _flags_of(value, args, flags, inner)
             continue
         if f.metadata.get("argument"):
             if value is not None:
                 args.append(str(value))
             continue
-        if value == _default_of(f) or value is None:
+        if value == defaults.get(f.name, _default_of(f)) or value is None:
             continue
         flag = f.metadata.get("flag") or "--" + f.name.replace("_", "-")
         if isinstance(value, bool):

@@ -81,10 +81,15 @@ def test_config_file_then_typed_flags(captured, tmp_path):
     assert r.exit_code == 1 and "optim.learnin_rate" in r.output
 
 
-def test_printed_flags_parse_back_to_the_same_config(captured, tmp_path):
+@pytest.mark.parametrize("size", ["cpu", "paper"])
+def test_printed_flags_parse_back_to_the_same_config(captured, tmp_path, size):
+    # Under --size cpu, d_model 512 is a choice (the small model's is 64): it must be printed.
     cfg = from_flat(TrainConfig, dataset=tmp_path, out=tmp_path / "r", preset="cmn", memory=True, mfa=False, acl=False,
-                    multiscale=False, lr=0.003, augment=False, backbone="tiny", image_size=64, resize=72, epochs=2)
-    r = runner.invoke(app, ["train", *to_flags(cfg)])
+                    multiscale=False, lr=0.003, augment=False, backbone="tiny", image_size=64, resize=72, epochs=2,
+                    size=size, d_model=512)
+    flags = to_flags(cfg)
+    assert ("--d-model" in flags) == (size == "cpu") and ["--size", size] == flags[flags.index("--size"):][:2]
+    r = runner.invoke(app, ["train", *flags])
     assert r.exit_code == 0, r.output
     assert captured["cfg"] == cfg
 

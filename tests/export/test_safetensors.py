@@ -68,7 +68,9 @@ def test_the_export_holds_weights_tokenizer_config_and_card(exported, run_dir):
     assert config["sha256"] == {f: sha256_file(exported / f) for f in ("model.safetensors", "tokenizer.json")}
     assert config["dataset"]["fingerprint"] == ckpt["dataset"]["fingerprint"]
     assert config["command"].startswith(f"irralctl train {config['train']['dataset']} --out ")
-    assert "--backbone tiny" in config["command"] and "--no-mfa" in config["command"]
+    # Flags against --size cpu's defaults: its tiny CNN goes without saying, the narrower width does not.
+    assert "--size cpu" in config["command"] and "--d-model 32" in config["command"] and "--no-mfa" in config["command"]
+    assert "--backbone" not in config["command"]
 
     card = (exported / "README.md").read_text()
     assert "Research only. Not for clinical use." in card and "## Limitations" in card

@@ -266,3 +266,18 @@ def test_bad_options_are_refused(tmp_path):
     for args in (["--meteor", "java"], ["--uncertain", "maybe"], ["--protocol", "r2gen", "--uncertain", "positive"], ["--max-seq-length", "20"]):
         result = runner.invoke(app, ["score", str(preds), *args])
         assert result.exit_code != 0, args
+
+
+def test_r2gen_protocol_shows_its_own_clinical_figure(tmp_path):
+    preds = _write_jsonl(tmp_path / "preds.jsonl", _rows())
+    default, r2gen = _score(preds), _score(preds, "--protocol", "r2gen")
+    assert default.exit_code == 0 and r2gen.exit_code == 0, r2gen.output
+
+    def ce_rows(output: str) -> list[str]:
+        return [line for line in output.splitlines() if line.startswith("│ 14 ") or line.startswith("│ 5 ")]
+
+    assert len(ce_rows(default.output)) == 6  # micro, macro, example over 14 and over 5
+    [row] = ce_rows(r2gen.output)  # R2Gen/CMN publish one figure: macro over the 14 observations
+    assert "macro" in row and "R2Gen/CMN protocol" in r2gen.output
+    macro14 = next(line for line in ce_rows(default.output) if line.startswith("│ 14 ") and "macro" in line)
+    assert row == macro14

@@ -22,7 +22,7 @@ VARIANTS = ("standard", "lateral", "rare", "small", "structured")
 @dataclass(frozen=True, kw_only=True)
 class PhantomPrepareConfig:
     out: Path = out_dir_option(panel=_OUT)
-    n: int = option(2000, "Number of studies (two views each).", flag="--n", min=10, panel=_SET)
+    n: int = option(2000, "Number of studies (two views each).", flag="--n", min=10, panel=_SET, tiny=60)
     seed: int = option(0, "Seed: study i depends only on (seed, variant, i).", min=0, max=2**32 - 1,
                     panel=_SET)
     variant: str = option(
@@ -34,7 +34,7 @@ class PhantomPrepareConfig:
         choices=VARIANTS,
         panel=_SET,
     )
-    image_size: int = option(256, "Side of the square views, pixels.", min=32, panel=_SET)
+    image_size: int = option(256, "Side of the square views, pixels.", min=32, panel=_SET, tiny=64)
     p_normal: float = option(0.3, "Share of studies without pathology.", min=0.0, max=1.0, panel=_SET)
     val_ratio: float = option(0.1, "Fraction of studies for validation.", min=0.0, max=1.0, panel=_SPLIT)
     test_ratio: float = option(0.1, "Fraction of studies for test.", min=0.0, max=1.0, panel=_SPLIT)
