@@ -135,6 +135,7 @@ def main(argv: list[str] | None = None) -> int:
                         help="presets on the variants other than `standard` (default: --presets)")
     parser.add_argument("--no-options", action="store_true", help="skip the MFA-mode and ACL-option tables")
     parser.add_argument("--write-readme", action="store_true")
+    parser.add_argument("--readme", type=Path, default=ROOT / "README.md", help="the README --write-readme rewrites")
     args = parser.parse_args(argv)
     size = dict(SIZES["quick" if args.quick else "full"])
     if args.seeds:
@@ -212,7 +213,7 @@ def main(argv: list[str] | None = None) -> int:
     (args.out / "RESULTS.md").write_text(text)
     print(text)
     if args.write_readme:
-        readme = ROOT / "README.md"
+        readme = args.readme
         body = readme.read_text()
         start, end = body.index(MARKERS[0]), body.index(MARKERS[1])
         readme.write_text(body[:start + len(MARKERS[0])] + "\n" + text + body[end:])
