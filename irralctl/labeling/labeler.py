@@ -77,6 +77,9 @@ _ROLES: dict[str, tuple[str, ...]] = {
     "conj": ("conj",), "pseudo": (),
 }
 _LISTS = sorted({name for names in _ROLES.values() for name in names})
+# Distinct sentences remembered by one Labeler (see `_analyse`); beyond, it starts afresh.
+_SENTENCE_CACHE_SIZE = 100_000
+_NOTHING: tuple = ((), ())
 
 
 @dataclass(frozen=True)
@@ -196,8 +199,8 @@ class Labeler:
 
     `no_finding`: "incidental" (default) or "chexpert", how findings outside the 13 decide No
     Finding (see the module docstring). Build once and reuse: construction loads the packaged
-    phrase lists and compiles every rule. Instances hold no state that changes, so one may be
-    shared between threads.
+    phrase lists and compiles every rule. The only state that changes is a cache of analysed
+    sentences (a dict whose entries are immutable once stored), so one may be shared between threads.
     """
 
     def __init__(self, no_finding: str = NO_FINDING_POLICIES[0]) -> None:
@@ -229,6 +232,9 @@ class Labeler:
             for obs, ps in _read_phrases("unmention", _ADDED_ROOT).items()
         }
         self._all_mentions = self._mentions + self._added_mentions
+        self._indexed_mentions = tuple((i, obs, p) for i, (obs, p) in enumerate(self._all_mentions))
+        # Analysed sentences (see `_analyse`): text -> immutable result, never changed once stored.
+        self._sentence_cache: dict[str, tuple] = {}
         # Read (and checked) under both policies; only "incidental" uses it. Every phrase of the
         # other-findings lists is a literal, so a mention's text is its phrase.
         incidental = _read_incidental(p.text for obs, p in self._all_mentions if obs == NO_FINDING)
@@ -306,11 +312,55 @@ class Labeler:
     # --- pipeline ---------------------------------------------------------------------------
     def _analyse(self, text: str) -> tuple[str, list[Mention], dict[int, tuple[int, int, str]]]:
         """(sentence-split text, classified mentions, {observation: (start, end, why)} of the
-        first phrase per observation that the checks after classification set aside)."""
+        first phrase per observation that the checks after classification set aside).
+
+        Every step is local to a sentence (phrases never span a line, and every scope stops at
+        the period that ends one), so each distinct sentence is analysed once per Labeler and
+        the report assembled from its sentences: reports repeat sentences far more than they
+        repeat whole ("the lungs are clear ."), which makes labelling a corpus several times
+        faster. Mentions come back in the order a whole-report search finds them (phrase list
+        order, then position), which `explain` relies on.
+        """
         doc = split_sentences(clean(_capped(text)))
-        found = self._find_mentions(doc)
+        cache = self._sentence_cache
+        candidates = None
+        mentions: list[tuple[int, int, Mention]] = []
+        set_aside: list[tuple[int, int, int, int, str]] = []
+        offset = 0
+        for sentence in doc.split("\n"):
+            result = cache.get(sentence)
+            if result is None:
+                if candidates is None:
+                    # A substring test first, once per report: most phrases are absent from any one report.
+                    candidates = [entry for entry in self._indexed_mentions if entry[2].key in doc]
+                result = self._analyse_sentence(sentence, candidates)
+                if len(cache) >= _SENTENCE_CACHE_SIZE:
+                    cache.clear()  # bounded memory over any number of reports
+                cache[sentence] = result
+            found, dropped = result
+            if offset:
+                mentions += [(index, m.start + offset,
+                              Mention(m.observation, m.start + offset, m.end + offset, m.text, m.value, m.rule))
+                             for index, m in found]
+                set_aside += [(index, start + offset, obs, end + offset, why) for index, start, obs, end, why in dropped]
+            else:
+                mentions += [(index, m.start, m) for index, m in found]
+                set_aside += dropped
+            offset += len(sentence) + 1
+        if len(mentions) > 1:
+            mentions.sort(key=lambda row: (row[0], row[1]))
+        out_dropped: dict[int, tuple[int, int, str]] = {}
+        for _, start, obs, end, why in sorted(set_aside):
+            out_dropped.setdefault(obs, (start, end, why))
+        return doc, [m for _, _, m in mentions], out_dropped
+
+    def _analyse_sentence(self, doc: str, candidates) -> tuple[tuple[tuple[int, Mention], ...],
+                                                               tuple[tuple[int, int, int, int, str], ...]]:
+        """The mentions of one sentence, each with the index of its phrase, and the phrases set
+        aside (index, start, observation, end, why); offsets within the sentence."""
+        found = self._find_mentions(doc, candidates)
         if not found:
-            return doc, [], {}
+            return _NOTHING
         toks = tokenize(doc)
         flags = self._flags(doc, toks)
         triggers = {role: _Triggers(ts) for role, ts in self._find_triggers(doc, toks).items()}
@@ -318,25 +368,25 @@ class Labeler:
         ends, starts = toks.ends, toks.starts
         spans = []
         observations_at: dict[int, set[int]] = {}
-        for obs, start, end, _phrase in found:
+        for _, obs, start, end, _phrase in found:
             first = bisect.bisect_right(ends, start)
             last = bisect.bisect_left(starts, end) - 1
             spans.append((first, last))
             for i in range(first, last + 1):
                 observations_at.setdefault(i, set()).add(obs)
         out = []
-        dropped: dict[int, tuple[int, int, str]] = {}
+        dropped = []
         words = toks.words
-        for (obs, start, end, phrase), (first, last) in zip(found, spans):
+        for (index, obs, start, end, phrase), (first, last) in zip(found, spans):
             text = phrase.text
             anatomic = text in self._anatomic and not self._enlarged_before.search(doc, max(0, start - 40), start)
             value, rule = self._classify(obs, text, first, last, anatomic, triggers, gaps, observations_at)
             why = self._not_a_finding(obs, value, first, last, words, flags)
             if why:
-                dropped.setdefault(obs, (start, end, why))
+                dropped.append((index, start, obs, end, why))
                 continue
-            out.append(Mention(obs, start, end, doc[start:end], value, rule + _ADDED if phrase.added else rule))
-        return doc, out, dropped
+            out.append((index, Mention(obs, start, end, doc[start:end], value, rule + _ADDED if phrase.added else rule)))
+        return tuple(out), tuple(dropped)
 
     def _not_a_finding(self, obs: int, value: int, first: int, last: int, words: tuple[str, ...],
                        flags: list[int]) -> str | None:
@@ -356,11 +406,15 @@ class Labeler:
             return "put down to a granuloma or called calcified (irralctl check)"
         return None
 
-    def _find_mentions(self, doc: str) -> list[tuple[int, int, int, _Phrase]]:
+    def _find_mentions(self, doc: str, candidates) -> list[tuple[int, int, int, int, _Phrase]]:
+        """(phrase index, observation, start, end, phrase) of every mention in `doc`, in phrase
+        order then position; `candidates` (index, observation, phrase) hold every phrase that can
+        occur in `doc`."""
         found = []
         blocked: dict[int, _Spans] = {}
-        # A substring test first: most phrases are absent from any one report.
-        for obs, phrase in [(o, p) for o, p in self._all_mentions if p.key in doc]:
+        for index, obs, phrase in candidates:
+            if phrase.key not in doc:
+                continue
             spans = phrase.spans(doc)
             if not spans:
                 continue
@@ -370,7 +424,7 @@ class Labeler:
             for start, end in spans:
                 if stops.overlaps(start, end):
                     continue
-                found.append((obs, start, end, phrase))
+                found.append((index, obs, start, end, phrase))
         return found
 
     def _flags(self, doc: str, toks) -> list[int]:
