@@ -23,31 +23,45 @@ NAME = "rouge_l"
 BETA = 1.2
 
 
-def lcs_length(a: list[str], b: list[str]) -> int:
-    """Length of the longest common subsequence of two token lists."""
-    if len(a) < len(b):
-        a, b = b, a  # iterate over the longer one, keep the bit vector short
+def _masks(tokens: list[str]) -> dict[str, int]:
+    """Bit j of masks[w] is set when tokens[j] == w."""
     masks: dict[str, int] = {}
-    for j, tok in enumerate(b):
+    for j, tok in enumerate(tokens):
         masks[tok] = masks.get(tok, 0) | (1 << j)
-    full = (1 << len(b)) - 1
+    return masks
+
+
+def _lcs(a: list[str], masks: dict[str, int], n_b: int) -> int:
+    """LCS length of `a` and a text of `n_b` tokens given by its `_masks`."""
+    full = (1 << n_b) - 1
     v = full  # bit j set = column j not yet matched by the LCS frontier
+    get = masks.get
     for tok in a:
-        m = masks.get(tok)
+        m = get(tok)
         if m is None:
             continue
         u = v & m
         v = ((v + u) | (v - u)) & full
-    return len(b) - v.bit_count()
+    return n_b - v.bit_count()
 
 
-def rouge_l_item(hyp: str, refs: list[str], beta: float = BETA) -> float:
+def lcs_length(a: list[str], b: list[str]) -> int:
+    """Length of the longest common subsequence of two token lists."""
+    if len(a) < len(b):
+        a, b = b, a  # iterate over the longer one, keep the bit vector short
+    return _lcs(a, _masks(b), len(b))
+
+
+def rouge_l_item(hyp: str, refs: list[str], beta: float = BETA, _masks_of=None) -> float:
     """coco-caption's `Rouge.calc_score` for one hypothesis and its references."""
     tok_h = hyp.split(" ")
     prec, rec = [], []
     for ref in refs:
         tok_r = ref.split(" ")
-        lcs = lcs_length(tok_r, tok_h)
+        if _masks_of is None:
+            lcs = lcs_length(tok_r, tok_h)
+        else:
+            lcs = _lcs(tok_h, _masks_of(ref, tok_r), len(tok_r))
         prec.append(lcs / float(len(tok_h)))
         rec.append(lcs / float(len(tok_r)))
     p, r = max(prec), max(rec)
@@ -57,7 +71,25 @@ def rouge_l_item(hyp: str, refs: list[str], beta: float = BETA) -> float:
 
 
 def compute_score(gts: Mapping, res: Mapping) -> tuple[float, np.ndarray]:
-    """coco-caption's `Rouge().compute_score`: (mean ROUGE-L, per-item array)."""
+    """coco-caption's `Rouge().compute_score`: (mean ROUGE-L, per-item array).
+
+    Each distinct (hypothesis, references) item is scored once, and each distinct reference's
+    token masks built once (reference sets and generated reports repeat whole texts)."""
     ids = check_pairs(gts, res)
-    scores = np.array([rouge_l_item(res[k][0], gts[k]) for k in ids], dtype=np.float64)
+    masks: dict[str, dict[str, int]] = {}
+
+    def masks_of(ref: str, tokens: list[str]) -> dict[str, int]:
+        m = masks.get(ref)
+        if m is None:
+            m = masks[ref] = _masks(tokens)
+        return m
+
+    done: dict[tuple, float] = {}
+    scores = np.empty(len(ids), dtype=np.float64)
+    for i, k in enumerate(ids):
+        key = (res[k][0], *gts[k])
+        value = done.get(key)
+        if value is None:
+            value = done[key] = rouge_l_item(res[k][0], gts[k], _masks_of=masks_of)
+        scores[i] = value
     return float(np.mean(scores)) if len(scores) else 0.0, scores
