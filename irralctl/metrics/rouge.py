@@ -35,11 +35,7 @@ def _lcs(a: list[str], masks: dict[str, int], n_b: int) -> int:
     """LCS length of `a` and a text of `n_b` tokens given by its `_masks`."""
     full = (1 << n_b) - 1
     v = full  # bit j set = column j not yet matched by the LCS frontier
-    get = masks.get
-    for tok in a:
-        m = get(tok)
-        if m is None:
-            continue
+    for m in filter(None, map(masks.get, a)):  # tokens of `a` absent from the other text match nothing
         u = v & m
         v = ((v + u) | (v - u)) & full
     return n_b - v.bit_count()
@@ -52,19 +48,20 @@ def lcs_length(a: list[str], b: list[str]) -> int:
     return _lcs(a, _masks(b), len(b))
 
 
-def rouge_l_item(hyp: str, refs: list[str], beta: float = BETA, _masks_of=None) -> float:
+def rouge_l_item(hyp: str, refs: list[str], beta: float = BETA) -> float:
     """coco-caption's `Rouge.calc_score` for one hypothesis and its references."""
     tok_h = hyp.split(" ")
-    prec, rec = [], []
-    for ref in refs:
-        tok_r = ref.split(" ")
-        if _masks_of is None:
-            lcs = lcs_length(tok_r, tok_h)
-        else:
-            lcs = _lcs(tok_h, _masks_of(ref, tok_r), len(tok_r))
-        prec.append(lcs / float(len(tok_h)))
-        rec.append(lcs / float(len(tok_r)))
-    p, r = max(prec), max(rec)
+    return _f_measure(tok_h, [(len(t), _masks(t)) for t in (ref.split(" ") for ref in refs)], beta)
+
+
+def _f_measure(tok_h: list[str], refs: list[tuple[int, dict[str, int]]], beta: float = BETA) -> float:
+    """ROUGE-L of hypothesis tokens against references given as (token count, `_masks`)."""
+    p = r = 0.0
+    n_h = float(len(tok_h))
+    for n_r, masks in refs:
+        lcs = _lcs(tok_h, masks, n_r)
+        p = max(p, lcs / n_h)   # coco-caption: max over references of precision and of recall, separately
+        r = max(r, lcs / float(n_r))
     if p != 0 and r != 0:
         return ((1 + beta**2) * p * r) / float(r + beta**2 * p)
     return 0.0
@@ -73,23 +70,18 @@ def rouge_l_item(hyp: str, refs: list[str], beta: float = BETA, _masks_of=None) 
 def compute_score(gts: Mapping, res: Mapping) -> tuple[float, np.ndarray]:
     """coco-caption's `Rouge().compute_score`: (mean ROUGE-L, per-item array).
 
-    Each distinct (hypothesis, references) item is scored once, and each distinct reference's
-    token masks built once (reference sets and generated reports repeat whole texts)."""
+    Each distinct reference is split and its token masks built once (reference sets and
+    generated reports repeat whole texts)."""
     ids = check_pairs(gts, res)
-    masks: dict[str, dict[str, int]] = {}
+    refs_seen: dict[str, tuple[int, dict[str, int]]] = {}
 
-    def masks_of(ref: str, tokens: list[str]) -> dict[str, int]:
-        m = masks.get(ref)
-        if m is None:
-            m = masks[ref] = _masks(tokens)
-        return m
+    def prepared(ref: str) -> tuple[int, dict[str, int]]:
+        entry = refs_seen.get(ref)
+        if entry is None:
+            tokens = ref.split(" ")
+            entry = refs_seen[ref] = (len(tokens), _masks(tokens))
+        return entry
 
-    done: dict[tuple, float] = {}
-    scores = np.empty(len(ids), dtype=np.float64)
-    for i, k in enumerate(ids):
-        key = (res[k][0], *gts[k])
-        value = done.get(key)
-        if value is None:
-            value = done[key] = rouge_l_item(res[k][0], gts[k], _masks_of=masks_of)
-        scores[i] = value
+    scores = np.fromiter((_f_measure(res[k][0].split(" "), [prepared(ref) for ref in gts[k]]) for k in ids),
+                         dtype=np.float64, count=len(ids))
     return float(np.mean(scores)) if len(scores) else 0.0, scores
