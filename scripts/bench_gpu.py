@@ -181,11 +181,11 @@ def train_throughput(dataset: Path, studies: int, args, device: torch.device) ->
     stream = batches()
     run.module.train()
     for _ in range(args.warmup):  # cudnn.benchmark, allocator, text-feature cache, compile
-        train_step(run, to_device(next(stream), device))
+        train_step(run, next(stream))
 
     def end_to_end() -> None:
         for _ in range(args.steps):
-            train_step(run, to_device(next(stream), device))
+            train_step(run, next(stream))
 
     runs = [timed(end_to_end, device) for _ in range(args.train_repeats)]
     e2e = {"images_per_s": studies * views * args.steps / statistics.median(runs), "runs_s": runs}
