@@ -1,6 +1,6 @@
 """`irralctl label`: the 14 CheXpert observations of every report in a file or prepared dataset.
 
-Every option comes from `irralctl.labeling.files.LabelConfig`.
+Every option comes from `irralctl.labeling.config.LabelConfig`.
 """
 
 from __future__ import annotations
@@ -9,7 +9,7 @@ from typing import Any
 
 from irralctl.cli._bind import bind, build
 from irralctl.cli._common import console
-from irralctl.labeling.files import LabelConfig
+from irralctl.labeling.config import LabelConfig
 
 EPILOG = """Examples:
 

@@ -14,9 +14,17 @@ aggregation rules. See `labeler` for the pipeline.
 
 from __future__ import annotations
 
-from irralctl.labeling.labeler import LABELER_NAME, LABELER_VERSION, OBSERVATIONS, Labeler, Mention
+from irralctl.utils.lazy import lazy_exports
 
-# The same, under the name other stages look for first.
-__version__ = LABELER_VERSION
+# Imported on first use: `irralctl.labeling.config` (read by `irralctl label` to build its options)
+# must not load the rules and phrase lists through this package.
+_exports, __all__ = lazy_exports(__name__, {
+    "irralctl.labeling.labeler": ("LABELER_NAME", "LABELER_VERSION", "OBSERVATIONS", "Labeler", "Mention"),
+    "irralctl.labeling.config": ("LabelConfig",),
+})
 
-__all__ = ["LABELER_NAME", "LABELER_VERSION", "OBSERVATIONS", "Labeler", "Mention"]
+
+def __getattr__(name: str) -> object:
+    if name == "__version__":  # LABELER_VERSION, under the name other stages look for first
+        return _exports("LABELER_VERSION")
+    return _exports(name)

@@ -16,21 +16,25 @@ from dataclasses import dataclass
 
 _AND_OR = re.compile(r"and/or")
 _WORD_SLASH = re.compile(r"(?<=[a-zA-Z])/(?=[a-zA-Z])")
-_SPACE_AFTER = str.maketrans({".": ". ", ",": ", "})
 _EMPTY_SENTENCE = re.compile(r"\.\s+\.")
-_SENTENCE_GAP = re.compile(r"(?<=[.?!]) ")
 _TOKEN = re.compile(r"[a-z0-9_]+(?:['-][a-z0-9_]+)*|[^\sa-z0-9_]")
 
 
 def clean(text: str) -> str:
-    """The CheXpert loader's cleaning, in its order (the order matters: "a/b." -> "a or b. ")."""
+    """The CheXpert loader's cleaning, in its order (the order matters: "a/b." -> "a or b. ").
+
+    Each regular expression runs only when the text holds what it rewrites, and the spacing
+    after periods and commas is two `str.replace` (the same as one `translate`, much faster):
+    labelling a corpus calls this once per report."""
     text = text.lower()
-    text = _AND_OR.sub("or", text)
-    text = _WORD_SLASH.sub(" or ", text)
+    if "/" in text:
+        text = _AND_OR.sub("or", text)
+        text = _WORD_SLASH.sub(" or ", text)
     text = text.replace("..", ".")
-    text = text.translate(_SPACE_AFTER)
+    text = text.replace(".", ". ").replace(",", ", ")  # a space after every period and comma
     text = " ".join(text.split())
-    return _EMPTY_SENTENCE.sub(".", text)
+    # After the join every run of whitespace is one space: `\.\s+\.` can only match ". .".
+    return _EMPTY_SENTENCE.sub(".", text) if ". ." in text else text
 
 
 def split_sentences(cleaned: str) -> str:
@@ -39,8 +43,9 @@ def split_sentences(cleaned: str) -> str:
     Phrases never contain a newline, so matching over the joined text cannot cross a sentence
     boundary, and a phrase with a leading space (the original's `_mediastinum`) cannot match at
     the start of a sentence, exactly as when the original matched sentence by sentence.
+    A line break replaces every space that follows ".", "?" or "!" (three `str.replace`).
     """
-    return _SENTENCE_GAP.sub("\n", cleaned)
+    return cleaned.replace(". ", ".\n").replace("? ", "?\n").replace("! ", "!\n")
 
 
 @dataclass(frozen=True)

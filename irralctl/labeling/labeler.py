@@ -77,6 +77,9 @@ _ROLES: dict[str, tuple[str, ...]] = {
     "conj": ("conj",), "pseudo": (),
 }
 _LISTS = sorted({name for names in _ROLES.values() for name in names})
+# Distinct sentences remembered by one Labeler (see `_analyse`); beyond, it starts afresh.
+_SENTENCE_CACHE_SIZE = 100_000
+_NOTHING: tuple = ((), ())
 
 
 @dataclass(frozen=True)
@@ -103,6 +106,35 @@ class _Phrase:
             out.append((i, i + n))
             i = doc.find(self.text, i + n)
         return out
+
+
+def _literal_index(entries: tuple) -> tuple[re.Pattern, dict[str, tuple], tuple]:
+    """For `Labeler._candidates`: a pattern finding, at every position, the longest literal part
+    (`_Phrase.key`) of any phrase starting there; for each literal part, the phrases (index,
+    observation, phrase) whose literal part lies inside it (itself included); and the phrases
+    without a literal part, which are always candidates."""
+    keys = sorted({phrase.key for _, _, phrase in entries if phrase.key})
+    trie: dict = {}
+    for key in keys:
+        node = trie
+        for ch in key:
+            node = node.setdefault(ch, {})
+        node[""] = {}  # a literal part ends here
+
+    def alternatives(node: dict) -> str:
+        # Branches start with distinct characters, so the regex engine rejects all but one on its
+        # first character; a greedy `?` after a complete literal part prefers the longer one.
+        branches = [re.escape(ch) + alternatives(node[ch]) for ch in sorted(c for c in node if c)]
+        if not branches:
+            return ""
+        body = branches[0] if len(branches) == 1 else "(?:" + "|".join(branches) + ")"
+        if "" in node:
+            return f"(?:{body})?" if len(branches) == 1 else body + "?"
+        return body
+
+    pattern = re.compile("(?=(" + alternatives(trie) + "))")
+    inside = {key: tuple(e for e in entries if e[2].key and e[2].key in key) for key in keys}
+    return pattern, inside, tuple(e for e in entries if not e[2].key)
 
 
 def _required_literal(pattern: str) -> str:
@@ -196,8 +228,8 @@ class Labeler:
 
     `no_finding`: "incidental" (default) or "chexpert", how findings outside the 13 decide No
     Finding (see the module docstring). Build once and reuse: construction loads the packaged
-    phrase lists and compiles every rule. Instances hold no state that changes, so one may be
-    shared between threads.
+    phrase lists and compiles every rule. The only state that changes is a cache of analysed
+    sentences (a dict whose entries are immutable once stored), so one may be shared between threads.
     """
 
     def __init__(self, no_finding: str = NO_FINDING_POLICIES[0]) -> None:
@@ -229,6 +261,10 @@ class Labeler:
             for obs, ps in _read_phrases("unmention", _ADDED_ROOT).items()
         }
         self._all_mentions = self._mentions + self._added_mentions
+        self._indexed_mentions = tuple((i, obs, p) for i, (obs, p) in enumerate(self._all_mentions))
+        self._keys, self._inside, self._unanchored = _literal_index(self._indexed_mentions)
+        # Analysed sentences (see `_analyse`): text -> immutable result, never changed once stored.
+        self._sentence_cache: dict[str, tuple] = {}
         # Read (and checked) under both policies; only "incidental" uses it. Every phrase of the
         # other-findings lists is a literal, so a mention's text is its phrase.
         incidental = _read_incidental(p.text for obs, p in self._all_mentions if obs == NO_FINDING)
@@ -306,37 +342,91 @@ class Labeler:
     # --- pipeline ---------------------------------------------------------------------------
     def _analyse(self, text: str) -> tuple[str, list[Mention], dict[int, tuple[int, int, str]]]:
         """(sentence-split text, classified mentions, {observation: (start, end, why)} of the
-        first phrase per observation that the checks after classification set aside)."""
+        first phrase per observation that the checks after classification set aside).
+
+        Every step is local to a sentence (phrases never span a line, and every scope stops at
+        the period that ends one), so each distinct sentence is analysed once per Labeler and
+        the report assembled from its sentences: reports repeat sentences far more than they
+        repeat whole ("the lungs are clear ."), which makes labelling a corpus several times
+        faster. Mentions come back in the order a whole-report search finds them (phrase list
+        order, then position), which `explain` relies on.
+        """
         doc = split_sentences(clean(_capped(text)))
-        found = self._find_mentions(doc)
+        cache = self._sentence_cache
+        mentions: list[tuple[int, int, Mention]] = []
+        set_aside: list[tuple[int, int, int, int, str]] = []
+        offset = 0
+        for sentence in doc.split("\n"):
+            result = cache.get(sentence)
+            if result is None:
+                result = self._analyse_sentence(sentence, self._candidates(sentence))
+                if len(cache) >= _SENTENCE_CACHE_SIZE:
+                    cache.clear()  # bounded memory over any number of reports
+                cache[sentence] = result
+            found, dropped = result
+            if offset:
+                mentions += [(index, m.start + offset,
+                              Mention(m.observation, m.start + offset, m.end + offset, m.text, m.value, m.rule))
+                             for index, m in found]
+                set_aside += [(index, start + offset, obs, end + offset, why) for index, start, obs, end, why in dropped]
+            else:
+                mentions += [(index, m.start, m) for index, m in found]
+                set_aside += dropped
+            offset += len(sentence) + 1
+        if len(mentions) > 1:
+            mentions.sort(key=lambda row: (row[0], row[1]))
+        out_dropped: dict[int, tuple[int, int, str]] = {}
+        for _, start, obs, end, why in sorted(set_aside):
+            out_dropped.setdefault(obs, (start, end, why))
+        return doc, [m for _, _, m in mentions], out_dropped
+
+    def _candidates(self, doc: str) -> list[tuple[int, int, _Phrase]]:
+        """The mention phrases whose literal part occurs in `doc` (in no particular order).
+
+        Most phrases are absent from any one sentence. One regular expression, the literal parts
+        of all phrases as a trie, finds at every position the longest literal part starting
+        there; the phrases whose literal part lies inside one found are the candidates (a
+        substring test per phrase, some 200 of them, cost twice as much)."""
+        found = set(self._keys.findall(doc))
+        if len(found) == 1:
+            return [*self._unanchored, *self._inside[found.pop()]]
+        picked = {entry[0]: entry for key in found for entry in self._inside[key]}  # each phrase once
+        return [*self._unanchored, *picked.values()]
+
+    def _analyse_sentence(self, doc: str, candidates) -> tuple[tuple[tuple[int, Mention], ...],
+                                                               tuple[tuple[int, int, int, int, str], ...]]:
+        """The mentions of one sentence, each with the index of its phrase, and the phrases set
+        aside (index, start, observation, end, why); offsets within the sentence."""
+        found = self._find_mentions(doc, candidates)
         if not found:
-            return doc, [], {}
+            return _NOTHING
         toks = tokenize(doc)
         flags = self._flags(doc, toks)
-        triggers = {role: _Triggers(ts) for role, ts in self._find_triggers(doc, toks).items()}
+        found_triggers = self._find_triggers(doc, toks)
+        triggers = {role: _Triggers(found_triggers[role]) if role in found_triggers else _NO_TRIGGERS for role in _LISTS}
         gaps = _Gaps(flags)
         ends, starts = toks.ends, toks.starts
         spans = []
         observations_at: dict[int, set[int]] = {}
-        for obs, start, end, _phrase in found:
+        for _, obs, start, end, _phrase in found:
             first = bisect.bisect_right(ends, start)
             last = bisect.bisect_left(starts, end) - 1
             spans.append((first, last))
             for i in range(first, last + 1):
                 observations_at.setdefault(i, set()).add(obs)
         out = []
-        dropped: dict[int, tuple[int, int, str]] = {}
+        dropped = []
         words = toks.words
-        for (obs, start, end, phrase), (first, last) in zip(found, spans):
+        for (index, obs, start, end, phrase), (first, last) in zip(found, spans):
             text = phrase.text
             anatomic = text in self._anatomic and not self._enlarged_before.search(doc, max(0, start - 40), start)
             value, rule = self._classify(obs, text, first, last, anatomic, triggers, gaps, observations_at)
             why = self._not_a_finding(obs, value, first, last, words, flags)
             if why:
-                dropped.setdefault(obs, (start, end, why))
+                dropped.append((index, start, obs, end, why))
                 continue
-            out.append(Mention(obs, start, end, doc[start:end], value, rule + _ADDED if phrase.added else rule))
-        return doc, out, dropped
+            out.append((index, Mention(obs, start, end, doc[start:end], value, rule + _ADDED if phrase.added else rule)))
+        return tuple(out), tuple(dropped)
 
     def _not_a_finding(self, obs: int, value: int, first: int, last: int, words: tuple[str, ...],
                        flags: list[int]) -> str | None:
@@ -356,11 +446,15 @@ class Labeler:
             return "put down to a granuloma or called calcified (irralctl check)"
         return None
 
-    def _find_mentions(self, doc: str) -> list[tuple[int, int, int, _Phrase]]:
+    def _find_mentions(self, doc: str, candidates) -> list[tuple[int, int, int, int, _Phrase]]:
+        """(phrase index, observation, start, end, phrase) of every mention in `doc`, in phrase
+        order then position; `candidates` (index, observation, phrase) hold every phrase that can
+        occur in `doc`."""
         found = []
         blocked: dict[int, _Spans] = {}
-        # A substring test first: most phrases are absent from any one report.
-        for obs, phrase in [(o, p) for o, p in self._all_mentions if p.key in doc]:
+        for index, obs, phrase in candidates:
+            if phrase.key not in doc:
+                continue
             spans = phrase.spans(doc)
             if not spans:
                 continue
@@ -370,7 +464,7 @@ class Labeler:
             for start, end in spans:
                 if stops.overlaps(start, end):
                     continue
-                found.append((obs, start, end, phrase))
+                found.append((index, obs, start, end, phrase))
         return found
 
     def _flags(self, doc: str, toks) -> list[int]:
@@ -387,7 +481,7 @@ class Labeler:
 
     def _find_triggers(self, doc: str, toks) -> dict[str, list[_Trigger]]:
         words, starts, ends = toks.words, toks.starts, toks.ends
-        out: dict[str, list[_Trigger]] = {k: [] for k in _LISTS}
+        out: dict[str, list[_Trigger]] = {}  # only the kinds found
         dispatch, be_words = self._dispatch, self._be_words
         i, n = 0, len(words)
         while i < n:
@@ -408,7 +502,7 @@ class Labeler:
                 last = max(i, bisect.bisect_left(starts, end) - 1)
                 trigger = _Trigger(i, last, doc[starts[i]:end])
                 for name in roles:
-                    out[name].append(trigger)
+                    out.setdefault(name, []).append(trigger)
                 i = last + 1
                 break
             else:
@@ -543,6 +637,9 @@ class _Triggers:
 
     def __bool__(self) -> bool:
         return bool(self.items)
+
+
+_NO_TRIGGERS = _Triggers([])  # shared by every sentence without a trigger of some kind (never changed)
 
 
 # A trigger after a mention reaches back over at most `max_words` words plus the verbs and adverbs

@@ -35,8 +35,30 @@ def count_ngrams(texts: Sequence[str], max_order: int = MAX_ORDER) -> tuple[np.n
     """Token counts per text and one `NgramTable` per order 1..max_order.
 
     N-gram ids are shared by all texts, so a hypothesis n-gram and a reference n-gram are equal
-    exactly when their ids are.
+    exactly when their ids are. Each distinct text is counted once (generated reports and
+    reference sets repeat whole texts), then its rows are copied for every text equal to it.
     """
+    distinct = dict.fromkeys(texts)
+    if len(distinct) == len(texts):
+        return _count_distinct(texts, max_order)
+    position = {t: i for i, t in enumerate(distinct)}
+    which = np.fromiter(map(position.__getitem__, texts), dtype=np.int64, count=len(texts))  # (texts,)
+    lengths, tables = _count_distinct(list(distinct), max_order)
+    return lengths[which], [_expand(table, which) for table in tables]
+
+
+def _expand(table: NgramTable, which: np.ndarray) -> NgramTable:
+    """The rows of text `which[i]` of `table`, as rows of text i, for every i (still sorted)."""
+    n_distinct = int(which.max()) + 1 if len(which) else 0
+    first = np.searchsorted(table.text, np.arange(n_distinct + 1))  # row range of each distinct text
+    size = (first[1:] - first[:-1])[which]                        # (texts,) rows per text
+    out_start = np.cumsum(size) - size
+    rows = np.arange(int(size.sum()), dtype=np.int64) + np.repeat(first[:-1][which] - out_start, size)
+    return NgramTable(text=np.repeat(np.arange(len(which), dtype=np.int64), size), gram=table.gram[rows],
+                      count=table.count[rows], n_grams=table.n_grams)
+
+
+def _count_distinct(texts: Sequence[str], max_order: int) -> tuple[np.ndarray, list[NgramTable]]:
     words = [t.split() for t in texts]
     lengths = np.fromiter(map(len, words), dtype=np.int64, count=len(words))
     tokens = list(itertools.chain.from_iterable(words))

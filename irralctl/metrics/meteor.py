@@ -25,7 +25,6 @@ WordNet 3.0 (Debian's packages, or nltk's downloader).
 from __future__ import annotations
 
 import contextlib
-import gzip
 import logging
 import os
 import re
@@ -237,6 +236,8 @@ def lexnames_text(man_page: Path = _MAN_PAGE) -> str:
     """
     names = list(_LEXNAMES)
     if man_page.is_file():
+        import gzip
+
         with gzip.open(man_page, "rt", encoding="utf-8", errors="replace") as f:
             rows = re.findall(r"^(\d\d)\t(\w+\.\w+)\s*\t", f.read(), flags=re.M)
         if len(rows) == len(_LEXNAMES) and all(int(n) == i for i, (n, _) in enumerate(rows)):

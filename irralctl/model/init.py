@@ -13,11 +13,37 @@ visual path while T is untrained), zero view embeddings.
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import math
+from collections.abc import Iterator
 
 import torch
 from torch import nn
+
+
+@contextlib.contextmanager
+def initial_weights_skipped() -> Iterator[None]:
+    """Build modules without drawing any initial weights (PyTorch's `reset_parameters` and ours):
+    for a model whose every weight is loaded next. Random initialisation is most of the time it
+    takes to build the full-size model (0.9 s of 1 s on a CPU), and `generate` would then throw it
+    away. The parameters hold uninitialised memory until loaded: use only when every parameter is
+    loaded (`runs.loaded.model_from_checkpoint` checks the names first). Swaps `torch.nn.init`'s
+    functions while building (as transformers' `no_init_weights` does): build nothing else in
+    another thread meanwhile."""
+    names = [n for n in dir(nn.init) if n.endswith("_") and not n.startswith("_") and callable(getattr(nn.init, n))]
+    saved = {n: getattr(nn.init, n) for n in names}
+
+    def keep(tensor, *args, **kwargs):
+        return tensor
+
+    for n in names:
+        setattr(nn.init, n, keep)
+    try:
+        yield
+    finally:
+        for n, f in saved.items():
+            setattr(nn.init, n, f)
 
 
 def seeded_generator(seed: int, name: str) -> torch.Generator:

@@ -97,15 +97,16 @@ class TextFeatureCache:
             raise ValueError("a trainable text encoder cannot be cached")
         self.encoder, self.texts, self.device, self.chunk = encoder, list(texts), device, chunk
         self.features = torch.zeros(len(texts), encoder.hidden_size, device=device)
-        self.known = torch.zeros(len(texts), dtype=torch.bool)            # on the CPU: no device sync to test it
+        self.known = bytearray(len(texts))      # on the host, a flag per row: testing it reads no tensor back
 
     @torch.no_grad()
-    def __call__(self, indices: torch.Tensor) -> torch.Tensor:
-        """indices: (B,) CPU long rows of the split -> (B, hidden) features on the device."""
+    def __call__(self, indices: torch.Tensor | Sequence[int]) -> torch.Tensor:
+        """indices: (B,) rows of the split (a list, or a CPU long tensor) -> (B, hidden) features on the device."""
+        rows_asked = indices.tolist() if isinstance(indices, torch.Tensor) else list(indices)
         # Missing rows are encoded by whole fixed blocks of `chunk` rows (block = row // chunk), so a
         # feature never depends on which rows happened to share its batch: a resumed run, which
         # fills the cache in another order, gets bit-identical features.
-        blocks = (indices[~self.known[indices]] // self.chunk).unique().tolist()
+        blocks = sorted({i // self.chunk for i in rows_asked if not self.known[i]})
         # fp32 whatever the caller's autocast, for the same reason.
         with torch.autocast(self.device.type, enabled=False):
             for block in blocks:
@@ -113,5 +114,6 @@ class TextFeatureCache:
                 enc = self.encoder.tokenize([self.texts[i] for i in rows.tolist()])
                 feats = self.encoder(**{k: v.to(self.device) for k, v in enc.items()})
                 self.features[rows.to(self.device)] = feats.float()
-                self.known[rows] = True
-        return self.features[indices.to(self.device, non_blocking=True)]
+                for i in range(block * self.chunk, min((block + 1) * self.chunk, len(self.texts))):
+                    self.known[i] = 1
+        return self.features[torch.tensor(rows_asked, dtype=torch.long).to(self.device, non_blocking=True)]

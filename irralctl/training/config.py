@@ -144,7 +144,8 @@ class EvalConfig:
 class RuntimeConfig:
     device: str = device_option()
     precision: str = option("auto", "auto (bf16 on CUDA, fp32 on CPU), bf16, fp16 or fp32.", choices=PRECISIONS)
-    compile: bool = option(False, "torch.compile the training step.")
+    compile: bool = option(False, "torch.compile each repeated block of the model (ResNet blocks, encoder and "
+                                   "decoder layers) for training; validation runs them eagerly.")
     sync_bn: bool = option(False, "SyncBatchNorm across GPUs under torchrun.")
     workers: int = option(4, "Loader worker processes per process.", min=0, tiny=0)
     prefetch: int = option(4, "Batches each loader worker prepares ahead.", min=1)

@@ -2,7 +2,8 @@
 
 What keeps a GPU fed: views read from the prepared image store (a memory map, no decoding),
 uint8 tensors (a quarter of float32's traffic) in pinned memory, persistent worker processes
-with prefetching, non-blocking host-to-device copies, and normalisation on the device.
+with prefetching, non-blocking host-to-device copies made on a side stream while the previous
+step computes (`device_batches`), and normalisation on the device.
 
 Sharding: a `DistributedSampler` in every run (one replica when not distributed) orders the data,
 so global batch k holds the same studies whatever the number of processes; `EpochSampler` passes
@@ -12,6 +13,7 @@ the epoch to persistent workers for the (seed, epoch, index)-seeded random crops
 from __future__ import annotations
 
 import functools
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 
 import torch
@@ -73,8 +75,45 @@ def make_loader(ds: PreparedDataset, split: str, tokenizer: ReportTokenizer, cfg
     return SplitLoader(split, rd, sampler, loader)
 
 
-def to_device(batch: dict[str, torch.Tensor], device: torch.device) -> dict[str, torch.Tensor]:
-    """The model's inputs on `device` (non-blocking from pinned memory); `index` stays on the CPU."""
-    out = {k: batch[k].to(device, non_blocking=True) for k in BATCH_KEYS}
+def to_device(batch: dict[str, torch.Tensor], device: torch.device) -> dict:
+    """The model's inputs on `device` (non-blocking from pinned memory); `index` (the studies' rows
+    in the split) stays on the CPU, and `rows` holds the same as a list: what the step looks up by
+    study (cached report features, the labels' context draw) uses it, so the step itself reads no
+    tensor back to the host."""
+    out: dict = {k: batch[k].to(device, non_blocking=True) for k in BATCH_KEYS}
     out["index"] = batch["index"]
+    out["rows"] = batch["index"].tolist()
     return out
+
+
+def device_batches(loader: Iterable[dict], device: torch.device) -> Iterator[dict]:
+    """`to_device` of every batch of `loader`. On CUDA the copy of batch n+1 is queued on a side
+    stream before batch n is handed over, so it overlaps step n's kernels instead of waiting behind
+    them on the compute stream; each batch's tensors are marked as used by the compute stream, so the
+    allocator does not reuse their memory while the step still reads it."""
+    if device.type != "cuda":
+        for raw in loader:
+            yield to_device(raw, device)
+        return
+    side = torch.cuda.Stream(device)
+    compute = torch.cuda.current_stream(device)
+
+    def start(raw: dict) -> tuple[dict, torch.cuda.Event]:
+        # From pinned memory, asynchronously: PyTorch keeps each pinned buffer until its copy is done.
+        with torch.cuda.stream(side):
+            batch = to_device(raw, device)
+            ready = torch.cuda.Event()
+            ready.record(side)
+        return batch, ready
+
+    raws = iter(loader)
+    first = next(raws, None)
+    queued = None if first is None else start(first)
+    while queued is not None:
+        batch, ready = queued
+        compute.wait_event(ready)
+        for key in BATCH_KEYS:
+            batch[key].record_stream(compute)
+        following = next(raws, None)
+        queued = None if following is None else start(following)
+        yield batch

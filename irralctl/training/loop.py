@@ -26,7 +26,7 @@ from irralctl.progress import Progress
 from irralctl.runs.device import autocast
 from irralctl.runs.layout import RunLayout
 from irralctl.training.config import TrainConfig
-from irralctl.training.data import SplitLoader, to_device
+from irralctl.training.data import SplitLoader, device_batches
 from irralctl.training.distributed import DistState
 from irralctl.training.feedback import ObservationWeights
 from irralctl.training.logs import StepLog
@@ -67,7 +67,8 @@ class Run:
     dist: DistState
     device: torch.device
     model: IRRALNet                      # the bare model (what checkpoints and evaluation use)
-    module: nn.Module                    # what a step calls: TrainingModule, maybe DDP- and compile-wrapped
+    module: nn.Module                    # what a step calls: TrainingModule, maybe DDP-wrapped (--compile
+                                         # compiles the model's repeated blocks in place)
     optimizer: torch.optim.Optimizer
     lr: LRController
     scaler: torch.amp.GradScaler
@@ -89,17 +90,17 @@ class Run:
         return [p for g in self.optimizer.param_groups for p in g["params"]]
 
 
-def _text_inputs(run: Run, index: torch.Tensor) -> dict:
+def _text_inputs(run: Run, rows: list[int]) -> dict:
     """What the step needs from the report text for MFA: cached features, or tokens for a tuned BERT."""
     if not run.cfg.model.mfa:
         return {}
     if run.text_cache is not None:
-        return {"text_features": run.text_cache(index)}
-    enc = run.text_encoder.tokenize([run.train_texts[i] for i in index.tolist()])
+        return {"text_features": run.text_cache(rows)}
+    enc = run.text_encoder.tokenize([run.train_texts[i] for i in rows])
     return {"text_inputs": {k: v.to(run.device, non_blocking=True) for k, v in enc.items()}}
 
 
-def known_context(run: Run, labels: torch.Tensor, index: torch.Tensor) -> torch.Tensor | None:
+def known_context(run: Run, labels: torch.Tensor, rows: list[int]) -> torch.Tensor | None:
     """(B, n_obs) clinical context from the labels for a random `--context-from-labels` share of the
     batch's studies, NaN elsewhere (and where a label is left out of the head's loss).
 
@@ -110,20 +111,21 @@ def known_context(run: Run, labels: torch.Tensor, index: torch.Tensor) -> torch.
     if not run.cfg.model.acl or share <= 0:
         return None
     targets, mask = losses.clinical_targets(labels, run.cfg.loss.uncertain)      # (B, n_obs) each
-    chosen = study_uniform(index, run.step, run.cfg.seed).to(labels.device)[:, None] < share  # (B, 1)
+    chosen = study_uniform(rows, run.step, run.cfg.seed).to(labels.device, non_blocking=True)[:, None] < share  # (B, 1)
     return torch.where(chosen & mask, targets, torch.full_like(targets, float("nan")))
 
 
-def study_uniform(index: torch.Tensor, step: int, seed: int) -> torch.Tensor:
+def study_uniform(index, step: int, seed: int) -> torch.Tensor:
     """(B,) uniform numbers in [0, 1) drawn from (seed, step, study index) alone (a splitmix64 hash).
 
     A draw that depends on the study and not on the process it landed on keeps one-process and
     multi-process runs identical (a generator per process would split the batch's draws
-    differently); computed on the CPU, where `index` lives, so it costs no device sync.
+    differently); computed on the host from the rows (a list, or a CPU tensor), so it costs no device
+    sync.
     """
     mask = (1 << 64) - 1
     out = []
-    for i in index.tolist():
+    for i in (index.tolist() if isinstance(index, torch.Tensor) else index):
         z = (seed * 0x9E3779B97F4A7C15 + step * 0xBF58476D1CE4E5B9 + i * 0x94D049BB133111EB) & mask
         z = ((z ^ (z >> 30)) * 0xBF58476D1CE4E5B9) & mask
         z = ((z ^ (z >> 27)) * 0x94D049BB133111EB) & mask
@@ -136,8 +138,8 @@ def forward_losses(run: Run, batch: dict) -> tuple[torch.Tensor, torch.Tensor]:
     loss_cfg = run.cfg.loss
     with run.autocast():
         logits, clinical_logits, mfa = run.module(
-            batch["images"], batch["view_mask"], batch["tokens"], **_text_inputs(run, batch["index"]),
-            known_context=known_context(run, batch["labels"], batch["index"]))
+            batch["images"], batch["view_mask"], batch["tokens"], **_text_inputs(run, batch["rows"]),
+            known_context=known_context(run, batch["labels"], batch["rows"]))
     nll_sum, nll_n = losses.token_nll(logits, batch["tokens"], batch["lengths"])
     zero = torch.zeros((), device=logits.device)
     cls_sum = cls_n = mfa_sum = mfa_n = zero
@@ -268,8 +270,7 @@ def train_one_epoch(run: Run, data: SplitLoader, epoch: int, progress: Progress)
     read = start              # when the last step was read back
     pending: _Pending | None = None
     with progress.task(f"epoch {epoch + 1}/{run.cfg.optim.epochs}", len(data)) as task:
-        for raw in data.loader:
-            batch = to_device(raw, run.device)
+        for batch in device_batches(data.loader, run.device):
             lrs = run.lr.lrs()
             try:
                 stats = train_step(run, batch)
@@ -282,7 +283,7 @@ def train_one_epoch(run: Run, data: SplitLoader, epoch: int, progress: Progress)
             if pending is not None:
                 loss, read = _finish(run, pending, epoch, read)
                 task.advance(1, loss=loss, images_per_s=images / (time.perf_counter() - start))
-            pending = _Pending(stats, run.step, raw["index"], lrs, step_images)
+            pending = _Pending(stats, run.step, batch["index"], lrs, step_images)
         if pending is not None:
             loss, read = _finish(run, pending, epoch, read)
             task.advance(1, loss=loss, images_per_s=images / (time.perf_counter() - start))

@@ -35,6 +35,7 @@ from irralctl.data.prepared import PreparedDataset
 from irralctl.errors import ConfigError, InputError, IrralError, TrainingError
 from irralctl.generation.config import DecodeConfig
 from irralctl.model import ModelConfig, build_model
+from irralctl.model.compile import compile_repeated_blocks, eager
 from irralctl.model.mfa import MFALoss
 from irralctl.model.text_encoder import TextEncoder, TextFeatureCache
 from irralctl.progress import SILENT, Progress
@@ -252,7 +253,9 @@ def build_run(cfg: TrainConfig, ds: PreparedDataset, dist: DistState, device: to
             module = torch.nn.SyncBatchNorm.convert_sync_batchnorm(module)
         module = DistributedDataParallel(module, device_ids=[device.index] if device.type == "cuda" else None)
     if cfg.runtime.compile:
-        module = torch.compile(module)
+        # Regional: each repeated block of the model compiled in place (irralctl.model.compile), not
+        # one graph of the whole step; validation runs them eagerly.
+        compile_repeated_blocks(model)
     amp = amp_dtype(cfg.runtime.precision, device)
     run = Run(
         cfg=cfg, layout=RunLayout(stage_of(cfg.out)), dist=dist, device=device, model=model, module=module,
@@ -441,9 +444,10 @@ def _run(cfg: TrainConfig, progress: Progress, resume: bool, dist: DistState, de
         epoch = run.epoch
         started = time.perf_counter()
         train_stats = train_one_epoch(run, train_data, epoch, progress)
-        result = evaluate(run.model, val_data, tokenizer, val_decoding, dist=dist, device=device,
-                          autocast=run.autocast, progress=progress,
-                          name=f"validate {epoch + 1}/{cfg.optim.epochs}")
+        with eager() if cfg.runtime.compile else contextlib.nullcontext():
+            result = evaluate(run.model, val_data, tokenizer, val_decoding, dist=dist, device=device,
+                              autocast=run.autocast, progress=progress,
+                              name=f"validate {epoch + 1}/{cfg.optim.epochs}")
         record = None
         if dist.is_main:
             record = _validation_record(run, result, val_refs, val_ids, val_ref_labels)

@@ -34,7 +34,8 @@ def test_feature_cache_equals_direct_encoding_in_any_order(tiny_bert):
     texts = ["the heart is normal .", "no effusion .", "left lung clear .", "right lung clear . the heart is normal ."] * 3
     cache = TextFeatureCache(enc, texts, torch.device("cpu"), chunk=4)
     got = cache(torch.tensor([7, 1]))
-    assert cache.known.tolist() == [True] * 8 + [False] * 4  # whole blocks of 4 were encoded
+    assert list(cache.known) == [1] * 8 + [0] * 4  # whole blocks of 4 were encoded
+    assert torch.equal(cache([7, 1]), got)  # rows as a list (what the training step passes)
     with torch.no_grad():
         alone = enc(**enc.tokenize([texts[7]]))
     torch.testing.assert_close(got[0], alone[0], atol=1e-5, rtol=1e-5)

@@ -76,6 +76,28 @@ def test_non_finite_weights_are_refused(tmp_path):
         ck.load_checkpoint(tmp_path / "nan.pt")
 
 
+@pytest.mark.parametrize("dtype", [torch.float32, torch.float16, torch.bfloat16, torch.float64])
+def test_all_finite_finds_every_nan_and_infinity(dtype):
+    t = torch.randn(1000, dtype=torch.float32).to(dtype)
+    assert ck.all_finite(t) and ck.all_finite(t[::3]) and ck.all_finite(torch.zeros(0, dtype=dtype))
+    for bad in (float("nan"), float("inf"), float("-inf")):
+        u = t.clone()
+        u[517] = bad
+        assert not ck.all_finite(u)
+    big = torch.full((10,), torch.finfo(dtype).max, dtype=dtype)  # finite, though their sum overflows float64 for float64
+    assert ck.all_finite(big)
+
+
+def test_verifying_the_inference_part_hashes_nothing_of_the_training_state(tmp_path, monkeypatch):
+    """`generate` reads the weights, not the optimiser state (twice their size): verifying must not read it."""
+    ck.save_checkpoint(tmp_path / "x.pt", _payload())
+    fed = []
+    real = ck._feed
+    monkeypatch.setattr(ck, "_feed", lambda h, obj: (fed.append(obj), real(h, obj)))
+    ck.load_checkpoint(tmp_path / "x.pt", mmap=True, verify="inference")
+    assert fed and not any(isinstance(o, dict) and "state" in o for o in fed)
+
+
 def test_files_that_are_not_checkpoints_are_named(tmp_path):
     (tmp_path / "empty.pt").write_bytes(b"")
     with pytest.raises(InputError, match="empty file"):
@@ -131,3 +153,28 @@ def test_device_and_precision_policy():
     if not torch.cuda.is_available():
         with pytest.raises(ConfigError, match="no CUDA GPU"):
             resolve_device("cuda")
+
+
+def test_a_model_opened_from_a_checkpoint_equals_the_saved_one(tmp_path):
+    """Built without initial weights and given the file's tensors: every parameter and buffer (the
+    positional tables, which are not saved, included) equals the model that was saved, and so do
+    its outputs."""
+    from irralctl.model import IRRALNet, ModelConfig
+    from irralctl.runs.loaded import model_from_checkpoint
+    from irralctl.utils.config import to_jsonable
+
+    cfg = ModelConfig(vocab_size=40, backbone="tiny", tiny_width=8, image_size=64, d_model=32, n_heads=4, d_ff=32,
+                      enc_layers=2, dec_layers=2, memory_slots=48, memory_topk=6, text_dim=24, dropout=0.0)
+    saved = IRRALNet(cfg, seed=3).eval()
+    ck.save_checkpoint(tmp_path / "m.pt", {"model_config": to_jsonable(cfg), "model": saved.state_dict()})
+    opened = model_from_checkpoint(ck.load_checkpoint(tmp_path / "m.pt", mmap=True)).eval()
+    mine, theirs = dict(opened.named_parameters()), dict(saved.named_parameters())
+    assert mine.keys() == theirs.keys() and all(torch.equal(mine[k], theirs[k]) for k in mine)
+    mine, theirs = dict(opened.named_buffers()), dict(saved.named_buffers())
+    assert mine.keys() == theirs.keys() and all(torch.equal(mine[k], theirs[k]) for k in mine)
+    images = torch.randint(0, 256, (2, 2, 64, 64), dtype=torch.uint8)
+    views = torch.ones(2, 2, dtype=torch.bool)
+    with torch.no_grad():
+        assert torch.equal(opened.encode(images, views).memory, saved.encode(images, views).memory)
+    # Nothing was left to the skipped initialisation: building again afterwards draws weights as before.
+    assert torch.equal(IRRALNet(cfg, seed=3).lm_head.weight, saved.lm_head.weight)
