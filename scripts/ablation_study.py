@@ -94,6 +94,24 @@ def prior_margins(result: dict, metric: str = "ce_macro_f1_14") -> str:
     return ", ".join(f"{name} {m:.3f} ({m - means['no-image']:+.3f})" for name, m in means.items() if name != "no-image")
 
 
+COMPACT = ("bleu_4", "cider", "ce_micro_f1_14", "ce_macro_f1_14")
+
+
+def compact_table(result: dict) -> str:
+    """Mean ± std over seeds of a few metrics per preset (the full table is in docs/ablation.md)."""
+    out = ["| preset (seeds) | " + " | ".join(COMPACT) + " |", "|---|" + "---:|" * len(COMPACT)]
+    for g in result["groups"]:
+        cells = [f"{g['metrics'][m]['mean']:.3f} ± {g['metrics'][m]['std']:.3f}" for m in COMPACT]
+        out.append(f"| {g['name']} ({g['n_seeds']}) | " + " | ".join(cells) + " |")
+    return "\n".join(out)
+
+
+def full_compare(grid: Path) -> str:
+    """`irralctl compare`'s Markdown, headings moved under the variant's, without the local run paths."""
+    text = (grid / "compare.md").read_text().split("\n## Runs")[0].strip()
+    return "\n".join("####" + line if line.startswith("#") else line for line in text.splitlines())
+
+
 def curves(run_dir: Path) -> str:
     """Per-epoch validation figures of one run: the head's F1 beside the reports' CE F1."""
     rows = [json.loads(line) for line in (run_dir / "metrics.jsonl").read_text().splitlines() if line.strip()]
@@ -153,6 +171,10 @@ def main(argv: list[str] | None = None) -> int:
                 "test split decoded with beam 3. Differences are against `baseline` on the same test studies "
                 "(paired bootstrap over studies, seeds averaged; `irralctl compare`).", ""]
     results = {}
+    full = ["# The ablation on phantoms: every table", "",
+            "Written by `scripts/ablation_study.py` with the README's section "
+            "([Does each component matter?](../README.md#does-each-component-matter-the-ablation-on-phantoms)): "
+            "`irralctl compare`'s full report for each variant.", ""]
     for variant in variants:
         data = prepare(args.out, variant, size["n"], args.data_seed, args.workers)
         grid = args.out / "grids" / variant
@@ -161,7 +183,8 @@ def main(argv: list[str] | None = None) -> int:
             seeds = args.extra_variants_seeds or seeds
             grid_presets = tuple(args.extra_variants_presets.split(",")) if args.extra_variants_presets else presets
         results[variant] = ablate(data, grid, grid_presets, seeds, size["epochs"], args.workers)
-        sections += [f"#### Variant `{variant}`", "", (grid / "compare.md").read_text().strip(), ""]
+        sections += [f"#### Variant `{variant}`", "", compact_table(results[variant]), ""]
+        full += [f"## Variant `{variant}`", "", full_compare(grid), ""]
 
     summary = ["#### Verdicts on CE F1 macro-14 (95 % paired bootstrap intervals)", ""]
     for variant, result in results.items():
@@ -207,16 +230,25 @@ def main(argv: list[str] | None = None) -> int:
         sections += ["#### ACL head and context (`acl` preset, `standard`, seed 0)", "", "\n".join(acl_rows), ""]
 
     text = "\n".join(sections).rstrip() + "\n"
-    command = shlex.join(["python", "scripts/ablation_study.py", *(argv if argv is not None else sys.argv[1:])])
+    given = list(argv if argv is not None else sys.argv[1:])
+    if "--readme" in given:  # where this copy of the README lives is not part of the study
+        i = given.index("--readme")
+        del given[i:i + 2]
+    command = shlex.join(["python", "scripts/ablation_study.py", *given])
     # The script resumes its grids, so its own run time says little: it states the command only.
     text += f"\n<sub>Written by `{command}`.</sub>\n"
+    text = text.replace("\n#### Variant", "\nEvery metric, per-observation F1 and the paired tests: "
+                        "[docs/ablation.md](docs/ablation.md).\n\n#### Variant", 1)
     (args.out / "RESULTS.md").write_text(text)
+    footer = text[text.rindex("\n<sub>"):]
+    (args.out / "ablation.md").write_text("\n".join(full).rstrip() + "\n" + footer)
     print(text)
     if args.write_readme:
         readme = args.readme
         body = readme.read_text()
         start, end = body.index(MARKERS[0]), body.index(MARKERS[1])
         readme.write_text(body[:start + len(MARKERS[0])] + "\n" + text + body[end:])
+        (readme.parent / "docs" / "ablation.md").write_text((args.out / "ablation.md").read_text())
     return 0
 
 
