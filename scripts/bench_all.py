@@ -523,6 +523,12 @@ def page(info: dict, rows: list[dict]) -> str:
         *(json.dumps(r) for r in rows),
         "```",
         "",
+        "The pycocoevalcap reference (`coco.py pairs.jsonl [meteor]`):",
+        "",
+        "```python",
+        COCO_SCRIPT.rstrip(),
+        "```",
+        "",
     ])
 
 

@@ -168,6 +168,7 @@ class _Decoder:
 
     @torch.inference_mode()
     def __call__(self, images: torch.Tensor, view_mask: torch.Tensor) -> list[tuple[Hypotheses, torch.Tensor]]:
+        self.run.ready()  # the checkpoint verified before anything it computes is kept
         model, device, out, start = self.run.model, self.run.device, [], 0
         images = images.to(device, non_blocking=True)
         view_mask = view_mask.to(device, non_blocking=True)
@@ -199,7 +200,9 @@ def generate_reports(cfg: GenerateConfig, progress: Progress = SILENT) -> Genera
     """Generate a report for every study of the input; see the module docstring."""
     started = time.perf_counter()
     check_output(cfg.out, [cfg.input, cfg.dataset, cfg.checkpoint])
-    run = load_run(cfg.checkpoint, cfg.device)
+    # The checkpoint's hash and finiteness are checked in a thread while the studies are found and
+    # their images decoded; the decoder waits for it before encoding the first batch.
+    run = load_run(cfg.checkpoint, cfg.device, verify_in_background=True)
     mc = run.model.cfg
     decoding = cfg.decoding.resolved(run.max_tokens)
     fmt = cfg.output_format
@@ -242,6 +245,7 @@ def generate_reports(cfg: GenerateConfig, progress: Progress = SILENT) -> Genera
                     generated += len(rows)
                     task.advance(len(batch_items["index"]))
         decode_seconds = time.perf_counter() - t_decode
+        run.ready()  # also when nothing was left to decode (--resume): a damaged checkpoint is never a success
         journal.close()
         warnings = []
         if skipped:

@@ -205,12 +205,16 @@ def load_checkpoint(path: str | Path, map_location: str | torch.device = "cpu", 
         raise _refuse(path, f"checkpoint format {version} is not supported (this irralctl reads {FORMAT_VERSION})",
                       hint="train the run again with this version of irralctl")
     if verify != "none":
-        _verify(path, ckpt, verify)
+        verify_checkpoint(path, ckpt, verify)
     ckpt["path"] = str(path)
     return ckpt
 
 
-def _verify(path: Path, ckpt: dict[str, Any], verify: str) -> None:
+def verify_checkpoint(path: Path, ckpt: dict[str, Any], verify: str = "inference") -> None:
+    """Refuse a loaded checkpoint whose content hash (of the inference part, or of both parts with
+    "all") differs from the stored one, or whose weights hold NaN or infinities. Reads every byte
+    of those parts: `load_run` may run it in a thread beside other work (hashing and numpy's sums
+    release the GIL)."""
     stored = ckpt.get("sha256") or {}
     parts = ("inference", "training") if verify == "all" else ("inference",)
     actual = content_hashes(ckpt, parts)

@@ -14,8 +14,9 @@ cleaner of its targets, and the training dataset's fingerprint.
 from __future__ import annotations
 
 import logging
+import threading
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import torch
@@ -24,7 +25,7 @@ from irralctl.data.cleaning import get_cleaner
 from irralctl.data.tokenizers import ReportTokenizer, tokenizer_from_json
 from irralctl.errors import ConfigError, InputError
 from irralctl.model import IRRALNet, ModelConfig
-from irralctl.runs.checkpoint import load_checkpoint
+from irralctl.runs.checkpoint import load_checkpoint, verify_checkpoint
 from irralctl.runs.device import resolve_device
 from irralctl.runs.layout import EXPORT_FORMAT, EXPORT_FORMAT_VERSION, ExportLayout, checkpoint_file
 from irralctl.utils.config import from_dict
@@ -138,6 +139,13 @@ class LoadedRun:
     cleaner: dict | None          # {name, version} of the cleaner behind the training targets
     dataset: dict | None          # {name, fingerprint} of the training dataset
     device: torch.device
+    verification: _Verification | None = field(default=None, repr=False)  # still running (see load_run)
+
+    def ready(self) -> None:
+        """Wait for the checkpoint's verification when it runs in the background; raise its error.
+        Call before the model computes anything that is kept."""
+        if self.verification is not None:
+            self.verification.wait()
 
     def describe(self) -> dict:
         return {"path": str(self.checkpoint), "epoch": self.epoch, "step": self.step,
@@ -174,12 +182,42 @@ class LoadedRun:
                      f"{(self.dataset or {}).get('fingerprint', '?')[:12]}), or give its images as INPUT instead of --dataset")
 
 
-def load_run(checkpoint: str | Path, device: str | torch.device = "auto") -> LoadedRun:
+class _Verification:
+    """`verify_checkpoint` in a daemon thread; `wait()` joins it and raises what it raised."""
+
+    def __init__(self, path: Path, ckpt: dict):
+        self.error: BaseException | None = None
+        self.thread = threading.Thread(target=self._run, args=(path, ckpt), name="verify-checkpoint", daemon=True)
+        self.thread.start()
+
+    def _run(self, path: Path, ckpt: dict) -> None:
+        try:
+            verify_checkpoint(path, ckpt, "inference")
+        except BaseException as e:  # re-raised in the caller's thread by wait()
+            self.error = e
+
+    def wait(self) -> None:
+        self.thread.join()
+        if self.error is not None:
+            raise self.error
+
+
+def load_run(checkpoint: str | Path, device: str | torch.device = "auto", *, verify_in_background: bool = False
+             ) -> LoadedRun:
     """The run at `checkpoint` (a run directory: its best.pt, else last.pt; a .pt file; or a directory
-    of `irralctl export --to safetensors`, or its model.safetensors) on `device`."""
+    of `irralctl export --to safetensors`, or its model.safetensors) on `device`.
+
+    `verify_in_background`: hash and check the checkpoint's weights in a thread while the caller
+    goes on (reading 240 MB of weights costs `generate` a few tenths of a second that decoding the
+    images and building the model can hide on a second core); the caller must call `ready()` before
+    using what the model computes. By default the run is verified before this returns."""
     path = checkpoint_file(checkpoint)
+    verification = None
     if path.suffix == ".safetensors":
         ckpt = read_export(path.parent)
+    elif verify_in_background:
+        ckpt = load_checkpoint(path, mmap=True, verify="none")
+        verification = _Verification(path, ckpt)
     else:
         ckpt = load_checkpoint(path, mmap=True, verify="inference")
     model = model_from_checkpoint(ckpt)
@@ -191,4 +229,4 @@ def load_run(checkpoint: str | Path, device: str | torch.device = "auto") -> Loa
     return LoadedRun(model=model, tokenizer=tokenizer_of(ckpt), tokenizer_kind=tok["kind"], text_field=tok["text_field"],
                      max_tokens=int(ckpt["inference"]["max_tokens"]), checkpoint=Path(ckpt["path"]),
                      epoch=ckpt.get("epoch"), step=ckpt.get("step"), cleaner=ckpt.get("cleaner"),
-                     dataset=ckpt.get("dataset"), device=dev)
+                     dataset=ckpt.get("dataset"), device=dev, verification=verification)

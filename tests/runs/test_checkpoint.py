@@ -178,3 +178,28 @@ def test_a_model_opened_from_a_checkpoint_equals_the_saved_one(tmp_path):
         assert torch.equal(opened.encode(images, views).memory, saved.encode(images, views).memory)
     # Nothing was left to the skipped initialisation: building again afterwards draws weights as before.
     assert torch.equal(IRRALNet(cfg, seed=3).lm_head.weight, saved.lm_head.weight)
+
+
+def test_verifying_in_the_background_raises_at_ready(tmp_path):
+    """`load_run(..., verify_in_background=True)` (what `generate` does) hands the run back at once and
+    raises the checkpoint's problem at `ready()`, before anything the model computes is kept."""
+    from irralctl.data.tokenizers import BPETokenizer
+    from irralctl.model import IRRALNet, ModelConfig
+    from irralctl.runs.loaded import load_run
+    from irralctl.utils.config import to_jsonable
+
+    tok = BPETokenizer.fit(["the heart is normal .", "no pleural effusion .", "the lungs are clear ."] * 5, 60)
+    cfg = ModelConfig(vocab_size=tok.vocab_size, pad_id=tok.pad_id, bos_id=tok.bos_id, eos_id=tok.eos_id,
+                      backbone="tiny", tiny_width=8, image_size=64, d_model=32, n_heads=4, d_ff=32, enc_layers=1,
+                      dec_layers=1, memory_slots=16, memory_topk=4, text_dim=24, dropout=0.0)
+    payload = {"model_config": to_jsonable(cfg), "model": IRRALNet(cfg).state_dict(), "inference": {"max_tokens": 10},
+               "cleaner": None, "dataset": None, "tokenizer": {"kind": "bpe", "json": tok.to_json(), "text_field": "target"}}
+    ck.save_checkpoint(tmp_path / "ok.pt", payload)
+    ck.save_checkpoint(tmp_path / "bad.pt", payload)
+    _tamper(tmp_path / "bad.pt", lambda p: p["model"]["lm_head.bias"].add_(1.0))
+    load_run(tmp_path / "ok.pt", "cpu", verify_in_background=True).ready()
+    run = load_run(tmp_path / "bad.pt", "cpu", verify_in_background=True)
+    with pytest.raises(InputError, match="content hash of its inference part"):
+        run.ready()
+    with pytest.raises(InputError, match="content hash of its inference part"):
+        load_run(tmp_path / "bad.pt", "cpu")  # the default: verified before it returns
