@@ -13,6 +13,8 @@ from irralctl.cli.main import app
 from irralctl.data.prepared import PreparedDataset
 from irralctl.utils.io import iter_jsonl
 
+pytestmark = pytest.mark.slow  # end to end: `-m "not slow"` leaves it out
+
 runner = CliRunner()
 
 

@@ -9,7 +9,11 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
+
 from tests.docs.test_readme import README, ROOT
+
+pytestmark = pytest.mark.slow  # end to end: `-m "not slow"` leaves it out
 
 SCRIPT = ROOT / "scripts" / "readme_demo.py"
 SECTIONS = ("demo", "demo-train", "demo-score")

@@ -9,6 +9,10 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
+
+pytestmark = pytest.mark.slow  # end to end: `-m "not slow"` leaves it out
+
 ROOT = Path(__file__).resolve().parents[2]
 
 # figure -> keys its line must carry

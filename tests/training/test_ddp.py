@@ -11,8 +11,8 @@ from pathlib import Path
 import pytest
 import torch
 
-from irralctl.training import train
 from irralctl.runs.checkpoint import load_checkpoint
+from irralctl.training import train
 from irralctl.training.distributed import DistState
 from irralctl.utils.io import iter_jsonl
 from tests.fixtures.train_data import make_dataset, make_tiny_bert
@@ -21,7 +21,7 @@ from tests.training.test_train import TINY_FLAGS, tiny_cfg
 ROOT = Path(__file__).resolve().parents[2]
 
 
-pytestmark = pytest.mark.usefixtures("one_thread")
+pytestmark = [pytest.mark.usefixtures("one_thread"), pytest.mark.slow]
 
 
 def test_dist_state_reads_torchrun_variables(monkeypatch):

@@ -22,7 +22,7 @@ FLOOR_F1_MICRO = 0.35
 MARGIN_F1_MICRO = 0.15
 
 
-pytestmark = pytest.mark.usefixtures("one_thread")
+pytestmark = [pytest.mark.usefixtures("one_thread"), pytest.mark.slow]
 
 
 @pytest.fixture(scope="module")
