@@ -67,7 +67,6 @@ def test_original_sample_reports(shared_data, policy):
 def test_packaged_phrase_lists_are_the_originals(shared_data):
     packaged = Path(__file__).parents[2] / "irralctl" / "labeling" / "chexpert"
     original = shared_data / "chexpert"
-    assert (packaged / "LICENSE").read_bytes() == (original / "LICENSE").read_bytes()
     for kind in ("mention", "unmention"):
         names = sorted(p.name for p in (original / "phrases" / kind).glob("*.txt"))
         assert names == sorted(p.name for p in (packaged / kind).glob("*.txt"))
