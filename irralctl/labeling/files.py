@@ -33,7 +33,7 @@ from irralctl.labeling.config import LABEL_FORMATS, LabelConfig
 from irralctl.labeling.labeler import Labeler
 from irralctl.progress import SILENT, Progress
 from irralctl.utils.config import save_config
-from irralctl.utils.io import iter_jsonl
+from irralctl.utils.io import decoded_lines, iter_jsonl
 from irralctl.utils.outputs import check_output, check_replaceable, output_files
 
 DATASET_SPLITS = SPLITS
@@ -167,24 +167,9 @@ def _reject_binary(path: Path) -> None:
         raise InputError("binary data (a NUL byte), not a text file of reports", path=path, record=line)
 
 
-def _decoded_lines(path: Path) -> Iterator[tuple[int, str]]:
-    """(line number, text) of every line, decoded strictly as UTF-8 (a BOM is dropped)."""
-    with open(path, "rb") as f:
-        for lineno, raw in enumerate(f, start=1):
-            if lineno == 1 and raw.startswith(b"\xef\xbb\xbf"):
-                raw = raw[3:]
-            try:
-                yield lineno, raw.decode("utf-8")
-            except UnicodeDecodeError as e:
-                raise InputError(
-                    f"not UTF-8 text ({e.reason} at byte {e.start} of the line)", path=path, record=lineno,
-                    hint="convert the file to UTF-8, e.g. iconv -f latin1 -t utf-8",
-                ) from None
-
-
 def _text_records(path: Path) -> Iterator[_Record]:
     blank_at = None
-    for lineno, line in _decoded_lines(path):
+    for lineno, line in decoded_lines(path):
         text = line.rstrip("\r\n")
         if not text.strip():
             blank_at = blank_at or lineno
@@ -198,7 +183,7 @@ def _text_records(path: Path) -> Iterator[_Record]:
 def _csv_rows(path: Path, strict: bool = False) -> tuple[Iterator[list[str]], list[int]]:
     """A csv reader over the strictly decoded file, and the list whose last item is the line the
     reader has reached (a quoted cell may span lines). `strict`: an unclosed quote is an error."""
-    lines = _decoded_lines(path)
+    lines = decoded_lines(path)
     line_numbers: list[int] = []
 
     def source() -> Iterator[str]:

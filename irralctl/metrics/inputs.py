@@ -30,7 +30,7 @@ from pathlib import Path
 from irralctl.data.cleaning import get_cleaner
 from irralctl.errors import ConfigError, InputError
 from irralctl.metrics.clinical import validate_labels
-from irralctl.utils.io import iter_jsonl, read_json, sha256_file
+from irralctl.utils.io import decoded_lines, iter_jsonl, read_json, sha256_file
 
 _SPLIT_NAME = re.compile(r"^[A-Za-z][\w-]*$")
 # R2Gen's max_seq_length (IU 60, MIMIC 100) counts the BOS token it puts first, so a reference
@@ -158,15 +158,9 @@ def _coco_items(path: Path, role: str) -> Iterator[tuple]:
 
 
 def _decoded_lines(path: Path) -> Iterator[tuple[int, str]]:
-    """(line number, text without its line break), strictly UTF-8 (a BOM dropped)."""
-    with open(path, "rb") as f:
-        for lineno, raw in enumerate(f, start=1):
-            if lineno == 1 and raw.startswith(b"\xef\xbb\xbf"):
-                raw = raw[3:]
-            try:
-                yield lineno, raw.decode("utf-8").rstrip("\r\n")
-            except UnicodeDecodeError as e:
-                raise InputError(f"not UTF-8 text ({e.reason} at byte {e.start} of the line)", path=path, record=lineno) from None
+    """(line number, text without its line break), strictly UTF-8 (`utils.io.decoded_lines`)."""
+    for lineno, line in decoded_lines(path):
+        yield lineno, line.rstrip("\r\n")
 
 
 def _table_rows(path: Path, text: str, delimiter: str, *, optional: str | None = None) -> Iterator[tuple]:

@@ -174,6 +174,22 @@ _OS_REASONS = {
 }
 
 
+def decoded_lines(path: str | Path) -> Iterator[tuple[int, str]]:
+    """(line number, text with its line break) of every line, decoded strictly as UTF-8 (a BOM is
+    dropped); a line that is not UTF-8 is an error naming it."""
+    with open(path, "rb") as f:
+        for lineno, raw in enumerate(f, start=1):
+            if lineno == 1 and raw.startswith(b"\xef\xbb\xbf"):
+                raw = raw[3:]
+            try:
+                yield lineno, raw.decode("utf-8")
+            except UnicodeDecodeError as e:
+                raise InputError(
+                    f"not UTF-8 text ({e.reason} at byte {e.start} of the line)", path=path, record=lineno,
+                    hint="convert the file to UTF-8, e.g. iconv -f latin1 -t utf-8",
+                ) from None
+
+
 def describe_copy_error(e: OSError) -> tuple[str | None, str | None, str]:
     """(source, destination, reason) of the first file a copy could not write: shutil.copytree
     gathers its failures into one shutil.Error listing (source, destination, "[Errno N] ...")."""
