@@ -19,7 +19,6 @@ memory-mapped, so exporting MIMIC-CXR does not hold it in memory; nothing is dow
 
 from __future__ import annotations
 
-import os
 import shutil
 import tempfile
 from pathlib import Path
@@ -27,6 +26,7 @@ from pathlib import Path
 from irralctl.constants import SPLITS
 from irralctl.data.images import encode_png
 from irralctl.data.prepared import PreparedDataset
+from irralctl.data.sources.hf.reader import offline_datasets
 from irralctl.export import ExportResult
 from irralctl.export.config import ExportConfig
 from irralctl.progress import SILENT, Progress
@@ -36,17 +36,6 @@ from irralctl.utils.outputs import output_dir
 # irralctl's split names -> the Hugging Face convention.
 HF_SPLITS = {"train": "train", "val": "validation", "test": "test"}
 _BATCH = 64  # rows per Arrow record batch
-
-
-def offline_datasets():
-    """The `datasets` module, told never to reach the network and to draw no progress bars."""
-    os.environ.setdefault("HF_HUB_OFFLINE", "1")
-    os.environ.setdefault("HF_DATASETS_OFFLINE", "1")
-    import datasets
-
-    datasets.disable_progress_bars()
-    datasets.logging.set_verbosity_error()
-    return datasets
 
 
 def features(datasets):

@@ -46,7 +46,8 @@ class Part:
     batches: Callable[[], Iterator[list[dict]]]
 
 
-def _offline_datasets():
+def offline_datasets():
+    """The `datasets` module, told never to reach the network and to draw no progress bars."""
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
     os.environ.setdefault("HF_DATASETS_OFFLINE", "1")
     import datasets
@@ -102,7 +103,7 @@ def open_source(path: str | Path) -> list[Part]:
                                   "them")
         return [_parquet_part(path, path.parent)]
     if (path / "dataset_dict.json").is_file() or (path / "state.json").is_file():
-        datasets = _offline_datasets()
+        datasets = offline_datasets()
         try:
             loaded = datasets.load_from_disk(str(path))
         except Exception as e:  # datasets raises many types for a damaged folder
