@@ -31,7 +31,8 @@ def one_thread():
 
 @pytest.fixture(scope="session")
 def toy(tmp_path_factory):
-    """A small prepared dataset with images, shared by the generation and heatmap tests."""
+    """A small prepared dataset with images (`tests.fixtures.train_data.make_dataset`), shared by the
+    training, generation and heatmap tests; treat it as read-only."""
     from tests.fixtures.generation import toy_dataset
 
     return toy_dataset(tmp_path_factory.mktemp("toy"))
@@ -50,3 +51,11 @@ def run_dir(toy, tmp_path_factory):
         return tiny_run(toy, tmp_path_factory.mktemp("runs") / "bpe")
     finally:
         torch.set_num_threads(before)
+
+
+@pytest.fixture(scope="session")
+def tiny_bert(tmp_path_factory):
+    """A 1-layer BERT with its own vocabulary (`make_tiny_bert`), for MFA's text encoder; read-only."""
+    from tests.fixtures.train_data import make_tiny_bert
+
+    return make_tiny_bert(tmp_path_factory.mktemp("tiny_bert"))

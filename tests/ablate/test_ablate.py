@@ -13,16 +13,10 @@ from irralctl.cli.main import app
 from irralctl.model.config import PRESETS
 from irralctl.training import trainer
 from irralctl.utils.config import flatten, to_jsonable
-from tests.fixtures.train_data import make_dataset
 from tests.training.test_train import TINY_FLAGS
 
 runner = CliRunner()
 pytestmark = pytest.mark.usefixtures("one_thread")
-
-
-@pytest.fixture(scope="module")
-def toy(tmp_path_factory):
-    return make_dataset(tmp_path_factory.mktemp("data"))
 
 
 def _said(result) -> str:
@@ -41,6 +35,7 @@ def _mtime(path) -> int:
     return path.stat().st_mtime_ns
 
 
+@pytest.mark.slow  # trains a grid of runs, twice
 def test_grid_trains_compares_and_finishes_after_an_interruption(toy, tmp_path, monkeypatch):
     out = tmp_path / "grid"
     runs = out / "runs"

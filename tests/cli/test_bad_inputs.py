@@ -36,6 +36,7 @@ from tests.fixtures.bad_inputs import (
 )
 from tests.fixtures.faults import error_line, snapshot
 from tests.fixtures.generation import write_png
+from tests.fixtures.marks import fast_few
 
 runner = CliRunner()
 
@@ -74,8 +75,14 @@ def out(tmp_path):
 
 
 # -- radiographs ----------------------------------------------------------------------------------
+# The fast subset (`-m "not slow"`) sends every broken image through `prepare iu-xray`, and one through
+# generate and heatmap (a model run each); the full suite sends all of them through all three. Likewise
+# one damaged checkpoint through the commands that read one (tests/runs/test_checkpoint.py has each).
+FAST_IMAGE = {"truncated.jpg"}
+FAST_CHECKPOINT = {"bit_flipped"}
 
-@pytest.mark.parametrize("kind", list(IMAGES))
+
+@pytest.mark.parametrize("kind", fast_few(IMAGES, FAST_IMAGE))
 def test_generate_names_an_unreadable_view_or_skips_it(kind, run_dir, tmp_path, out):
     studies = tmp_path / "in"
     write_png(studies / "mixed" / "a.png", 72, 64, disc="left")
@@ -101,7 +108,7 @@ def test_generate_names_an_unreadable_view_or_skips_it(kind, run_dir, tmp_path, 
     assert "skipped" in result.output and "broken" in result.output
 
 
-@pytest.mark.parametrize("kind", list(IMAGES))
+@pytest.mark.parametrize("kind", fast_few(IMAGES, FAST_IMAGE))
 def test_heatmap_names_an_unreadable_view(kind, run_dir, tmp_path, out):
     study = tmp_path / "study"
     write_png(study / "a.png", 72, 64, disc="left")
@@ -184,7 +191,7 @@ def test_prepare_iu_xray_names_broken_metadata(case, iu_tree, tmp_path, out):
 
 # -- checkpoints ----------------------------------------------------------------------------------
 
-@pytest.mark.parametrize("kind", list(CHECKPOINTS))
+@pytest.mark.parametrize("kind", fast_few(CHECKPOINTS, FAST_CHECKPOINT))
 def test_generate_and_heatmap_name_a_damaged_checkpoint(kind, toy, run_dir, tmp_path, out):
     run = damaged_run(run_dir, tmp_path / "run", kind)
     reason = CHECKPOINTS[kind][1]
@@ -196,7 +203,7 @@ def test_generate_and_heatmap_name_a_damaged_checkpoint(kind, toy, run_dir, tmp_
     assert snapshot(out) == {}
 
 
-@pytest.mark.parametrize("kind", list(CHECKPOINTS))
+@pytest.mark.parametrize("kind", fast_few(CHECKPOINTS, FAST_CHECKPOINT))
 def test_train_resume_names_a_damaged_checkpoint(kind, toy, run_dir, tmp_path):
     runs = tmp_path / "runs"
     run = damaged_run(run_dir, runs / "run", kind)
@@ -290,6 +297,7 @@ def test_label_names_the_line_of_bad_text(name, tmp_path, out):
 
 # -- empty and huge reports -----------------------------------------------------------------------
 
+@pytest.mark.slow  # 5 MB through the labeller and the scorer
 def test_a_5_mb_report_is_labelled_and_scored(tmp_path, out):
     """A 5 MB report is no error: the labeller reads its first 100 kB, the scorer all of it."""
     reports = tmp_path / "huge.txt"

@@ -29,6 +29,7 @@ from typer.testing import CliRunner
 from irralctl.cli.main import app
 from tests.fixtures.faults import FaultyDisk, debris, error_line, is_debris, snapshot
 from tests.fixtures.generation import write_png
+from tests.fixtures.marks import fast_few
 
 runner = CliRunner()
 ROOT = Path(__file__).resolve().parents[2]
@@ -42,6 +43,9 @@ TINY_TRAIN = ["--size", "paper", "--backbone", "tiny", "--tiny-width", "8", "--i
               "--memory-topk", "4", "--batch-size", "8", "--eval-batch-size", "16", "--workers", "0",
               "--warmup", "2", "--max-report-tokens", "20", "--meteor", "off", "--no-mfa"]
 REASONS = {errno.ENOSPC: "the disk is full", errno.EROFS: "the file system is read-only"}
+# The commands whose faults the fast subset checks: they run in a fraction of a second. The others
+# (generate, heatmap, phantoms, train: a model or a dataset per case) run in the full suite.
+FAST = ("label", "score")
 
 
 @pytest.fixture(scope="module")
@@ -179,19 +183,22 @@ def _check_failed_run(result, out: Path, before: dict[str, bytes], reason: str) 
 
 
 def _fault_cases():
+    def marks(name):
+        return () if name in FAST else pytest.mark.slow
+
     cases = []
     for name, writers in WRITERS.items():
         for writer in writers:
             for kind in (errno.ENOSPC, errno.EROFS):
-                cases.append(pytest.param(name, writer, kind, 0,
+                cases.append(pytest.param(name, writer, kind, 0, marks=marks(name),
                                           id=f"{name}-{writer.split('/')[-1]}-{errno.errorcode[kind]}"))
     for name, writer, skip_writes in LATER:
-        cases.append(pytest.param(name, writer, errno.ENOSPC, skip_writes,
+        cases.append(pytest.param(name, writer, errno.ENOSPC, skip_writes, marks=marks(name),
                                   id=f"{name}-{writer.split('/')[-1]}-ENOSPC-later"))
     return cases
 
 
-@pytest.mark.parametrize("name", list(WRITERS))
+@pytest.mark.parametrize("name", fast_few(WRITERS, FAST))
 def test_every_writer_is_listed(name, toy, run_dir, inputs, tmp_path, monkeypatch):
     """WRITERS names every file the command writes (a new writer must get its faults too)."""
     cmd = commands(toy, run_dir, inputs)[name]
@@ -240,6 +247,7 @@ def _train_finished_run_further(toy, previous, tmp_path, monkeypatch, writer: st
 COPIED = ["run.partial/config.json", "run.partial/last.pt", "run.partial/metrics.jsonl"]
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("writer", COPIED)
 def test_a_failed_copy_of_a_finished_run_is_one_line(writer, toy, previous, tmp_path, monkeypatch):
     """`train --resume RUN` of a finished run copies it into its stage first (shutil.copytree, whose
@@ -253,6 +261,7 @@ def test_a_failed_copy_of_a_finished_run_is_one_line(writer, toy, previous, tmp_
     assert snapshot(out / "run") == {k.split("/", 1)[1]: v for k, v in before.items()}
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("writer", COPIED)
 def test_a_failed_copy_of_a_finished_run_leaves_no_stage(writer, toy, previous, tmp_path, monkeypatch):
     out, _, resume, _ = _train_finished_run_further(toy, previous, tmp_path, monkeypatch, writer)
@@ -262,6 +271,7 @@ def test_a_failed_copy_of_a_finished_run_leaves_no_stage(writer, toy, previous, 
     assert [json.loads(x)["epoch"] for x in (out / "run" / "metrics.jsonl").read_text().splitlines()] == [1, 2]
 
 
+@pytest.mark.slow  # trains a run
 def test_an_interrupted_training_run_is_kept_and_named(toy, run_dir, inputs, previous, tmp_path, monkeypatch):
     """Ctrl-C after the first checkpoint: exit 1, one line naming the kept stage, the previous run intact;
     `--resume` then finishes the run from that checkpoint."""
@@ -286,6 +296,7 @@ def test_an_interrupted_training_run_is_kept_and_named(toy, run_dir, inputs, pre
     assert debris(out) == [] and (out / "run" / "test_metrics.json").is_file()
 
 
+@pytest.mark.slow  # trains a run
 def test_an_interrupted_training_run_says_how_to_continue(toy, run_dir, inputs, previous, tmp_path, monkeypatch):
     from irralctl.training import trainer
 
@@ -301,6 +312,7 @@ def test_an_interrupted_training_run_says_how_to_continue(toy, run_dir, inputs, 
     assert "--resume" in line and "run the same command again" not in line, line
 
 
+@pytest.mark.slow  # trains a run
 def test_ctrl_c_while_the_test_split_is_decoded(toy, run_dir, inputs, previous, tmp_path, monkeypatch):
     from irralctl.generation import pipeline
 
@@ -524,6 +536,7 @@ def _run_patched(patch: str, argv: list[str], tmp_path: Path) -> subprocess.Comp
                           text=True, timeout=300, check=False)
 
 
+@pytest.mark.slow  # a process per case
 @pytest.mark.parametrize("where", list(CTRL_C_AT))
 def test_ctrl_c_at_the_edges_of_a_command_is_one_line_and_exit_1(where, inputs, tmp_path):
     proc = _run_patched(CTRL_C_AT[where], ["label", inputs / "reports.txt", "--out", tmp_path / "l.csv"], tmp_path)
@@ -531,6 +544,7 @@ def test_ctrl_c_at_the_edges_of_a_command_is_one_line_and_exit_1(where, inputs, 
     assert error_line(proc.stderr) == "error: interrupted" and not (tmp_path / "l.csv").exists()
 
 
+@pytest.mark.slow  # a process of its own, which trains a run
 def test_ctrl_c_as_a_checkpoint_is_closed_does_not_abort_the_process(toy, tmp_path):
     """A Ctrl-C as torch.save's zip writer closes leaves the writer unfinished; it writes its end when it
     is destroyed, into the closed file, and an exception there (std::terminate) aborted the process after
@@ -570,7 +584,7 @@ def _reaped_pid() -> int:
     return proc.pid
 
 
-@pytest.mark.parametrize("name", ["label", "heatmap"])
+@pytest.mark.parametrize("name", fast_few(["label", "heatmap"], FAST))
 @pytest.mark.parametrize("moment", ["between the renames", "removing the old output"])
 def test_a_replacement_killed_half_way_is_repaired_by_the_next_run(name, moment, toy, run_dir, inputs, previous,
                                                                    tmp_path):
@@ -591,7 +605,7 @@ def test_a_replacement_killed_half_way_is_repaired_by_the_next_run(name, moment,
     assert _invoke(cmd.line(out)).exit_code == 0 and debris(out) == []
 
 
-@pytest.mark.parametrize("name", ["label", "heatmap", "phantoms"])
+@pytest.mark.parametrize("name", fast_few(["label", "heatmap", "phantoms"], FAST))
 def test_ctrl_c_while_the_old_output_is_removed(name, toy, run_dir, inputs, previous, tmp_path, monkeypatch):
     """The new output is in place when Ctrl-C comes during the removal of the old one: the removal
     finishes, and the error says the output is complete."""
@@ -623,6 +637,7 @@ def test_ctrl_c_while_the_old_output_is_removed(name, toy, run_dir, inputs, prev
     assert snapshot(out).keys() == snapshot(fresh).keys()
 
 
+@pytest.mark.slow  # trains a run
 def test_ctrl_c_while_a_checkpoint_is_saved(toy, run_dir, inputs, previous, tmp_path, monkeypatch):
     """Ctrl-C inside torch.save (which reports the torn archive as a RuntimeError): an interruption like
     any other, not a traceback; the previous run intact."""

@@ -36,7 +36,8 @@ HELP_MODULES = {"irralctl", "irralctl.cli", "irralctl.cli.main", "irralctl.cli._
 
 
 def _modules_after(code: str, tmp_path: Path) -> set[str]:
-    """The modules loaded when `code` has run (or exited) in a fresh interpreter."""
+    """The modules loaded when `code` has run (or exited) in a fresh interpreter (the tests that start
+    one are marked slow: the full suite runs them)."""
     out = tmp_path / "modules.json"
     prologue = ("import atexit, json, sys\n"
                 f"atexit.register(lambda: open({str(out)!r}, 'w').write(json.dumps(sorted(sys.modules))))\n")
@@ -55,6 +56,7 @@ def _loaded(modules: set[str], names) -> list[str]:
     return sorted(m for m in modules if any(m == n or m.startswith(n + ".") for n in names))
 
 
+@pytest.mark.slow  # a fresh interpreter
 def test_importing_the_cli_imports_no_command_and_nothing_heavy(tmp_path):
     modules = _modules_after("import irralctl.cli.main\n", tmp_path)
     assert _loaded(modules, HEAVY + LABELLER) == []
@@ -62,6 +64,7 @@ def test_importing_the_cli_imports_no_command_and_nothing_heavy(tmp_path):
     assert "rich.logging" not in modules  # built on the first log record (see main._RichLogHandler)
 
 
+@pytest.mark.slow  # a fresh interpreter
 def test_help_imports_only_typer_rich_and_the_entry_point(tmp_path):
     modules = _run_cli(["--help"], tmp_path)
     assert "typer.rich_utils" in modules, "the check ran no --help"
@@ -69,6 +72,7 @@ def test_help_imports_only_typer_rich_and_the_entry_point(tmp_path):
     assert {m for m in modules if m.startswith("irralctl")} <= HELP_MODULES
 
 
+@pytest.mark.slow  # a fresh interpreter
 def test_label_imports_the_labeller_and_nothing_heavy(tmp_path):
     (tmp_path / "r.txt").write_text("Heart size normal. No pleural effusion.\n")
     modules = _run_cli(["label", "r.txt", "--out", "l.csv"], tmp_path)
@@ -79,6 +83,7 @@ def test_label_imports_the_labeller_and_nothing_heavy(tmp_path):
     assert commands == {"irralctl.cli.label"}
 
 
+@pytest.mark.slow  # a fresh interpreter
 def test_score_without_clinical_efficacy_loads_neither_labeller_nor_torch(tmp_path):
     rows = [{"id": f"s{i}", "prediction": "the lungs are clear .", "reference": "no acute disease ."} for i in range(3)]
     (tmp_path / "p.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows))

@@ -48,6 +48,7 @@ def _same(a: dict, b: dict, *, views: bool = True) -> None:
             assert len(pixels2) == len(pixels) and all(np.array_equal(x, y) for x, y in zip(pixels, pixels2)), sid
 
 
+@pytest.mark.slow  # Hugging Face datasets (its import alone is a second)
 def test_hf_round_trip(phantoms, tmp_path):
     r = cli("export", phantoms, "--to", "hf", tmp_path / "hf")
     assert r.exit_code == 0, r.output
@@ -77,6 +78,7 @@ def test_hf_round_trip(phantoms, tmp_path):
     _same(_studies(phantoms), _studies(tmp_path / "back"))
 
 
+@pytest.mark.slow  # Hugging Face datasets
 def test_hf_parquet_files_splits_and_errors(phantoms, tmp_path):
     assert cli("export", phantoms, "--to", "hf", tmp_path / "hf").exit_code == 0
     import datasets

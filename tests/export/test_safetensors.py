@@ -37,6 +37,7 @@ def _rows(path) -> list[dict]:
     return [json.loads(line) for line in path.read_text().splitlines()]
 
 
+@pytest.mark.slow  # generate and heatmap, each from the run and from the export
 def test_generate_and_heatmap_from_the_export_equal_the_run(exported, run_dir, toy, tmp_path):
     for name, checkpoint in (("run", run_dir), ("export", exported)):
         r = cli("generate", "--dataset", toy, "--split", "test", "--checkpoint", checkpoint, "--out",

@@ -115,14 +115,23 @@ def assert_same(run, batch, cfg: DecodeConfig, max_len: int):
 
 # -- equivalence --------------------------------------------------------------------------------
 
+# The reference runs the whole model again at every step of every hypothesis (a second or two per
+# setting): the fast subset checks one (beam, n-best, minimum length, negative length penalty), the
+# full suite all of them.
+slow = pytest.mark.slow
+
+
 @pytest.mark.parametrize("cfg, max_len", [
-    (DecodeConfig(beam_size=1, max_tokens=24), 24),
-    (DecodeConfig(beam_size=3, n_best=3, max_tokens=24), 24),
-    (DecodeConfig(beam_size=5, n_best=5, check_every=1, max_tokens=24), 24),
-    (DecodeConfig(beam_size=3, n_best=2, min_tokens=22, no_repeat_ngram=2, max_tokens=26), 26),
-    (DecodeConfig(beam_size=3, n_best=3, length_penalty=1.0, no_repeat_ngram=3, check_every=2, max_tokens=24), 24),
-    (DecodeConfig(beam_size=4, n_best=2, length_penalty=-0.5, min_tokens=5, max_tokens=8), 8),
-], ids=["greedy", "beam3", "beam5-check1", "minlen-ngram2", "lp1-ngram3", "lp-negative-short"])
+    pytest.param(DecodeConfig(beam_size=1, max_tokens=24), 24, marks=slow, id="greedy"),
+    pytest.param(DecodeConfig(beam_size=3, n_best=3, max_tokens=24), 24, marks=slow, id="beam3"),
+    pytest.param(DecodeConfig(beam_size=5, n_best=5, check_every=1, max_tokens=24), 24, marks=slow, id="beam5-check1"),
+    pytest.param(DecodeConfig(beam_size=3, n_best=2, min_tokens=22, no_repeat_ngram=2, max_tokens=26), 26, marks=slow,
+                 id="minlen-ngram2"),
+    pytest.param(DecodeConfig(beam_size=3, n_best=3, length_penalty=1.0, no_repeat_ngram=3, check_every=2,
+                              max_tokens=24), 24, marks=slow, id="lp1-ngram3"),
+    pytest.param(DecodeConfig(beam_size=4, n_best=2, length_penalty=-0.5, min_tokens=5, max_tokens=8), 8,
+                 id="lp-negative-short"),
+])
 def test_fast_beam_search_equals_reference_bpe(bpe_run, toy, cfg, max_len):
     fast = assert_same(bpe_run, toy_batch(bpe_run, toy), cfg, max_len)
     if cfg.min_tokens:
@@ -130,6 +139,7 @@ def test_fast_beam_search_equals_reference_bpe(bpe_run, toy, cfg, max_len):
     assert (fast.lengths - 1 <= max_len).all()
 
 
+@pytest.mark.slow  # and `legacy_run` trains a second model
 @pytest.mark.parametrize("cfg", [DecodeConfig(beam_size=1), DecodeConfig(beam_size=3, n_best=3),
                                  DecodeConfig(beam_size=3, min_tokens=20, no_repeat_ngram=3, length_penalty=0.6)],
                          ids=["greedy", "beam3", "minlen-ngram3-lp"])

@@ -50,6 +50,7 @@ def _lateral_copy(src, dst):
     return dst
 
 
+@pytest.mark.slow  # full-size real radiographs, decoded and run through the model
 def test_real_radiographs_end_to_end(shared_data, run_dir, tmp_path):
     images = shared_data / "images"
     studies = tmp_path / "in"
@@ -130,6 +131,7 @@ def test_files_and_prepared_split_give_the_same_reports(toy, run_dir, tmp_path):
         assert float(t["Lung Lesion"]) == pytest.approx(r["observations"]["Lung Lesion"], abs=1e-4)
 
 
+@pytest.mark.slow  # five generate runs
 def test_resume_after_a_crash_keeps_whole_batches(toy, run_dir, tmp_path, monkeypatch):
     out = tmp_path / "preds.jsonl"
     out.write_text("an older file that must survive a failed run\n")

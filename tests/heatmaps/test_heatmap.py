@@ -37,6 +37,7 @@ def png_size(path) -> tuple[int, int]:
         return img.size
 
 
+@pytest.mark.slow  # full-size real radiographs, four words drawn
 def test_two_view_study_of_real_radiographs(shared_data, run_dir, tmp_path):
     study = tmp_path / "study"
     study.mkdir()
@@ -74,6 +75,7 @@ def test_two_view_study_of_real_radiographs(shared_data, run_dir, tmp_path):
     assert meta["attention"]["layer"] == "mean" and meta["attention"]["colormap"] == "jet, 0 to 1"
 
 
+@pytest.mark.slow  # two runs' maps and the comparison figure
 def test_dataset_study_words_from_reference_and_the_comparison_figure(toy, run_dir, tmp_path):
     record = next(r for r in PreparedDataset(toy).records("test") if len(r["images"]) == 1)
     out = tmp_path / "fig3"
@@ -95,6 +97,7 @@ def test_dataset_study_words_from_reference_and_the_comparison_figure(toy, run_d
     assert h > w / 3  # three rows of words
 
 
+@pytest.mark.slow  # three heatmap runs
 def test_layer_and_head_choice(toy, run_dir, tmp_path):
     record = PreparedDataset(toy).records("test")[0]
     base = ["--checkpoint", run_dir, "--dataset", toy, "--id", record["id"], "--words", "heart"]

@@ -52,6 +52,7 @@ def _script():
     return module
 
 
+# Slow: the tests that read the real reports (`iu_reports`: 3,955 of them) and label them twice (`scored`).
 @pytest.fixture(scope="module")
 def iu_reports(shared_data) -> dict[str, dict[str, str]]:
     return dict(iter_iu_reports(shared_data / "iu_xray" / "NLMCXR_reports.tgz"))
@@ -90,6 +91,7 @@ def test_incidental_column_differs_only_where_the_convention_does():
     assert changed == INCIDENTAL_CHANGES
 
 
+@pytest.mark.slow
 def test_csv_is_the_seeded_draw(iu_reports):
     rows = _rows()
     assert list(rows[0]) == ["report", *OBSERVATIONS, NO_FINDING_COLUMNS["incidental"]]
@@ -107,6 +109,7 @@ def test_csv_is_the_seeded_draw(iu_reports):
         assert any(item.labels[j] == 1 for item in items), name
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("policy", NO_FINDING_POLICIES)
 def test_gold_v2_f1_floors(scored, policy):
     _, by_policy = scored
@@ -118,6 +121,7 @@ def test_gold_v2_f1_floors(scored, policy):
     assert scores["held-out"]["micro"]["all"]["f1"] >= MICRO_FLOOR
 
 
+@pytest.mark.slow
 def test_policies_differ_only_in_no_finding(scored):
     _, by_policy = scored
     a, b = (by_policy[p]["all"]["observations"] for p in NO_FINDING_POLICIES)
@@ -125,6 +129,7 @@ def test_policies_differ_only_in_no_finding(scored):
     assert a["No Finding"]["gold_positive"] > b["No Finding"]["gold_positive"]
 
 
+@pytest.mark.slow
 def test_readme_table_is_the_scripts_output(scored):
     script, scores = scored
     block = script.v2_table(scores, NO_FINDING_POLICIES[0], "python scripts/eval_label_gold.py --write-readme")

@@ -55,6 +55,7 @@ REFS = ["the heart size is normal .", "there is a small left pleural effusion ."
         "the lungs are clear ."]
 
 
+@pytest.mark.slow  # loads MiniLM-L6 (seconds)
 def test_identical_texts_score_one_and_others_less(scorer):
     s = scorer.score(CANDS, REFS)
     assert s["bertscore_f1"][3] == pytest.approx(1.0, abs=1e-6)
@@ -67,6 +68,7 @@ def test_identical_texts_score_one_and_others_less(scorer):
     assert alone["bertscore_f1"][0] == pytest.approx(s["bertscore_f1"][0], abs=1e-6)
 
 
+@pytest.mark.slow  # loads MiniLM-L6 (seconds)
 def test_same_as_the_bert_score_package(scorer):
     """Where the authors' package is installed, both give the same numbers on the same local model and layer."""
     bert_score = pytest.importorskip("bert_score")
@@ -78,6 +80,7 @@ def test_same_as_the_bert_score_package(scorer):
             assert np.abs(theirs.numpy() - ours[name]).max() < 1e-6
 
 
+@pytest.mark.slow  # loads MiniLM-L6 (seconds)
 def test_score_reports_with_bertscore(scorer, tmp_path):
     preds = dict(zip("abcd", CANDS))
     refs = dict(zip("abcd", REFS))

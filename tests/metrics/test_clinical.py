@@ -53,6 +53,7 @@ def test_zero_division_is_zero():
         assert ce["subsets"]["14"][avg] == {"precision": 0.0, "recall": 0.0, "f1": 0.0}
 
 
+@pytest.mark.slow  # scikit-learn's import is most of it
 @pytest.mark.parametrize("uncertain", ["negative", "positive"])
 def test_matches_sklearn(uncertain):
     metrics = pytest.importorskip("sklearn.metrics")

@@ -46,6 +46,7 @@ def _check(coco, jar, gts, res):
     assert abs(float(agg) - corpus) < 1e-9
 
 
+@pytest.mark.slow  # a JVM starts and loads METEOR's tables: seconds
 @needs_java
 def test_jar_equals_pycocoevalcap_on_generated_and_edge_cases(coco, jar):
     gts, res = pairs(21, 250)
@@ -54,6 +55,7 @@ def test_jar_equals_pycocoevalcap_on_generated_and_edge_cases(coco, jar):
     _check(coco, jar, gts, res)
 
 
+@pytest.mark.slow  # a JVM starts and loads METEOR's tables: seconds
 @needs_java
 def test_jar_equals_pycocoevalcap_on_real_iu_reports(shared_data, coco, jar):
     from irralctl.data.cleaning import legacy_iu_xray
@@ -66,6 +68,7 @@ def test_jar_equals_pycocoevalcap_on_real_iu_reports(shared_data, coco, jar):
     _check(coco, jar, gts, res)
 
 
+@pytest.mark.slow  # a JVM starts and loads METEOR's tables: seconds
 @needs_java
 def test_jar_process_stops_when_the_context_ends():
     with meteor.MeteorJar() as jar:
@@ -159,12 +162,14 @@ def test_requested_jar_without_pycocoevalcap_names_the_coco_extra(monkeypatch):
     assert "irralctl[coco]" in str(e.value) and "default-jre-headless" in str(e.value) and "\n" not in str(e.value)
 
 
+@pytest.mark.slow  # imports nltk (seconds)
 def test_requested_nltk_without_wordnet_names_the_packages(monkeypatch, tmp_path):
     _no_wordnet(monkeypatch, tmp_path)
     with pytest.raises(meteor.MeteorUnavailable, match="^--meteor nltk: WordNet 3.0 not found.*wordnet-base wordnet-sense-index"):
         score_reports({"a": "x"}, {"a": "x"}, ScoreConfig(meteor="nltk", clinical=False))
 
 
+@pytest.mark.slow  # imports nltk (seconds)
 def test_auto_falls_back_and_logs_why(monkeypatch, tmp_path, caplog):
     _no_pycocoevalcap(monkeypatch)
     with caplog.at_level(logging.INFO, logger="irralctl.metrics.scoring"):
@@ -205,6 +210,7 @@ def test_training_checks_the_requested_meteor_before_the_first_epoch(monkeypatch
         check_meteor("jar")
 
 
+@pytest.mark.slow  # a JVM starts and loads METEOR's tables: seconds
 @needs_java
 def test_score_reports_reuses_a_callers_jar(jar):
     preds, refs = {"a": "the heart is normal .", "b": "no effusion ."}, {"a": "heart size is normal .", "b": "no pleural effusion ."}

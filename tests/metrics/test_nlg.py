@@ -39,12 +39,14 @@ def _assert_parity(gts, res):
         np.testing.assert_allclose(items, want[name][1], rtol=0, atol=TOL, err_msg=name)
 
 
+@pytest.mark.slow  # 1,500 pairs through pycocoevalcap each (the edge cases below are the fast subset's)
 @pytest.mark.parametrize("seed", [0, 1, 2])
 def test_parity_on_generated_texts(seed):
     gts, res = pairs(seed, 1500)
     _assert_parity(gts, res)
 
 
+@pytest.mark.slow  # 3,000 real pairs through pycocoevalcap
 def test_parity_on_real_iu_reports(shared_data):
     from irralctl.data.cleaning import default_clean, legacy_iu_xray
 

@@ -219,6 +219,7 @@ def test_against_with_few_studies_warns_and_interval_and_p_agree(tmp_path):
     assert "only 10 studies" in " ".join(result.output.split())
 
 
+@pytest.mark.slow  # draws the figures
 def test_plot_writes_observation_f1_and_lengths(tmp_path):
     from irralctl.plots.reports import LENGTHS, OBSERVATION_F1
 
@@ -245,6 +246,7 @@ def test_bootstrap_intervals_in_table_and_json(tmp_path):
     assert data["intervals"]["seed"] == 1 and len(data["per_study"]["rouge_l"]) == 50
 
 
+@pytest.mark.slow  # imports rouge-score, and with it nltk (two seconds)
 def test_standard_metrics_have_signatures(tmp_path):
     out = tmp_path / "s.json"
     result = _score(_write_jsonl(tmp_path / "p.jsonl", _rows(10)), "--standard", "--no-clinical", "--json", out)

@@ -7,9 +7,10 @@ import torchvision
 
 from irralctl.errors import InputError
 from irralctl.model.backbone import ResNetTrunk, load_visual_weights
+from tests.fixtures.marks import fast_few
 
 
-@pytest.mark.parametrize("depth", [18, 50])
+@pytest.mark.parametrize("depth", fast_few([18, 50], {18}))
 def test_resnet_trunk_equals_torchvision(depth):
     torch.manual_seed(0)
     ref = getattr(torchvision.models, f"resnet{depth}")(weights=None).eval()
@@ -49,7 +50,7 @@ def _features(trunk, grey):
         return trunk.eval()(grey)[1]
 
 
-@pytest.mark.parametrize("wrap", ["plain", "ddp_prefix", "timm_checkpoint"])
+@pytest.mark.parametrize("wrap", fast_few(["plain", "ddp_prefix", "timm_checkpoint"], {"plain"}))
 def test_visual_weights_from_safetensors(tmp_path, wrap):
     """A .safetensors file loads like a .pth: torchvision names, or timm's (the same for its ResNets, with
     `fc` dropped), bare or under a DDP `module.` prefix."""

@@ -22,6 +22,7 @@ def _loss(out):
     return loss + (out.z_img * out.z_txt).sum()
 
 
+@pytest.mark.slow  # Dynamo traces every block
 def test_every_repeated_block_is_compiled_in_place_and_nothing_else_changes():
     torch._dynamo.reset()
     cfg = tiny(**apply_preset("irral"), enc_layers=2, dec_layers=2)
@@ -43,6 +44,7 @@ def test_every_repeated_block_is_compiled_in_place_and_nothing_else_changes():
             torch.testing.assert_close(p.grad, grads[name].grad, msg=name)
 
 
+@pytest.mark.slow  # Dynamo traces the blocks
 def test_blocks_run_eagerly_inside_eager():
     from torch._dynamo.utils import counters
 

@@ -204,6 +204,7 @@ def test_resnet_backbone_grid_and_multiscale():
         model.encode(torch.zeros(1, 2, 96, 96, dtype=torch.uint8), torch.ones(1, 2, dtype=torch.bool))
 
 
+@pytest.mark.slow  # builds torchvision's ResNet-18 and -50 and saves their weights (100 MB)
 def test_visual_weights_load_from_torchvision_state_dict(tmp_path):
     import torchvision
 

@@ -7,13 +7,8 @@ import torch
 
 from irralctl.errors import InputError
 from irralctl.model.text_encoder import TextEncoder, TextFeatureCache, default_text_encoder_path
-from tests.fixtures.train_data import make_tiny_bert
 
-
-
-@pytest.fixture(scope="module")
-def tiny_bert(tmp_path_factory):
-    return make_tiny_bert(tmp_path_factory.mktemp("tiny_bert"))
+pytestmark = pytest.mark.slow  # Hugging Face models: importing transformers alone takes a second
 
 
 def test_local_model_loads_frozen_and_stays_in_eval(tiny_bert):

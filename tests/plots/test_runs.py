@@ -115,6 +115,7 @@ def test_smoothing_is_a_trailing_mean_that_skips_gaps():
     assert list(smoothed([5, 6], 1)) == [5, 6]
 
 
+@pytest.mark.slow  # renders the five figures through the CLI
 def test_cli_writes_five_pngs(runs, tmp_path):
     out = tmp_path / "figures"
     r = runner.invoke(app, ["plot", *map(str, runs), "--out", str(out)])

@@ -31,7 +31,6 @@ from irralctl.utils.config import (
     tiny_values,
     to_jsonable,
 )
-from tests.fixtures.train_data import make_dataset
 
 runner = CliRunner()
 pytestmark = pytest.mark.usefixtures("one_thread")
@@ -117,11 +116,10 @@ def test_a_config_built_in_code_is_sized_where_it_left_the_defaults():
 
 
 @pytest.fixture(scope="module")
-def sized_run(tmp_path_factory):
+def sized_run(toy, tmp_path_factory):
     """A real run of --size cpu with a few sizes typed smaller, so that it trains in seconds."""
-    root = tmp_path_factory.mktemp("sized")
-    data = make_dataset(root)
-    run = root / "run"
+    data = toy
+    run = tmp_path_factory.mktemp("sized") / "run"
     with pytest.MonkeyPatch.context() as mp:
         mp.delenv(TINY_ENV, raising=False)
         r = runner.invoke(app, ["train", str(data), "--out", str(run), "--size", "cpu", "--preset", "baseline",

@@ -25,7 +25,6 @@ from irralctl.training.data import make_loader, to_device
 from irralctl.training.distributed import DistState
 from irralctl.training.loop import train_step
 from irralctl.training.trainer import build_run, open_dataset
-from tests.fixtures.train_data import make_dataset, make_tiny_bert
 from tests.training.test_train import tiny_cfg
 
 # Tensor methods that copy values to the host (a device sync on CUDA).
@@ -33,11 +32,6 @@ READ_BACK = ("item", "tolist", "cpu", "numpy", "__bool__", "__float__", "__int__
              "nonzero", "any_nonzero")
 
 pytestmark = pytest.mark.usefixtures("one_thread")
-
-
-@pytest.fixture(scope="module")
-def toy(tmp_path_factory):
-    return make_dataset(tmp_path_factory.mktemp("data"))
 
 
 class _Counted:
@@ -59,14 +53,16 @@ class _Counted:
         return counted
 
 
+# The irral cases load MFA's text encoder (transformers: a second to import), so they run in the full suite.
 @pytest.mark.parametrize("preset, extra", [
-    ("irral", {}),                                       # ACL + MFA (frozen text encoder, cached features) + memory
-    ("irral", {"context_from_labels": 0.5}),            # the labels' clinical context for half the studies
+    pytest.param("irral", {}, marks=pytest.mark.slow),  # ACL + MFA (frozen text encoder, cached features) + memory
+    pytest.param("irral", {"context_from_labels": 0.5}, marks=pytest.mark.slow),  # the labels' clinical context
     ("baseline", {"grad_clip": 0.0}),                   # the norm computed without clipping
 ])
-def test_a_training_step_reads_nothing_back_to_the_host(toy, tmp_path, monkeypatch, preset, extra):
-    bert = make_tiny_bert(tmp_path / "bert")
-    cfg = tiny_cfg(toy, tmp_path / "run", preset=preset, mfa=preset == "irral", text_encoder=str(bert), **extra)
+def test_a_training_step_reads_nothing_back_to_the_host(toy, tmp_path, monkeypatch, request, preset, extra):
+    mfa = preset == "irral"
+    text_encoder = str(request.getfixturevalue("tiny_bert")) if mfa else None
+    cfg = tiny_cfg(toy, tmp_path / "run", preset=preset, mfa=mfa, text_encoder=text_encoder, **extra)
     dist, device = DistState(), torch.device("cpu")
     ds = open_dataset(cfg)
     run, _ = build_run(cfg, ds, dist, device)
@@ -86,6 +82,7 @@ def test_a_training_step_reads_nothing_back_to_the_host(toy, tmp_path, monkeypat
     assert stats.shape == (8,) and torch.isfinite(stats).all()
 
 
+@pytest.mark.slow  # two trainings, one through Dynamo
 def test_a_compiled_run_trains_validates_eagerly_and_saves_plain_names(toy, tmp_path, monkeypatch):
     """`--compile` end to end on the CPU (Dynamo's eager backend: the same regions, no code generation):
     same losses as an uncompiled run, checkpoint names without compile's wrapper."""

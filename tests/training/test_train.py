@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import errno
 import json
+import shutil
 
 import pytest
 import torch
@@ -18,7 +19,7 @@ from irralctl.runs.loaded import load_run
 from irralctl.training import TrainConfig, resume_config, train
 from irralctl.utils.config import from_flat
 from irralctl.utils.io import iter_jsonl
-from tests.fixtures.train_data import make_dataset, make_tiny_bert
+from tests.fixtures.train_data import make_dataset
 
 runner = CliRunner()
 # --size paper: the sizes typed here and the defaults for the rest, on any machine (auto would pick
@@ -30,16 +31,7 @@ TINY_FLAGS = ["--size", "paper", "--backbone", "tiny", "--tiny-width", "8", "--i
 
 
 pytestmark = pytest.mark.usefixtures("one_thread")
-
-
-@pytest.fixture(scope="module")
-def toy(tmp_path_factory):
-    return make_dataset(tmp_path_factory.mktemp("data"))
-
-
-@pytest.fixture(scope="module")
-def bert(tmp_path_factory):
-    return make_tiny_bert(tmp_path_factory.mktemp("bert"))
+# `toy` (the dataset) and `tiny_bert` (MFA's text encoder) are the session's (tests/conftest.py).
 
 
 def said(result) -> str:
@@ -59,9 +51,18 @@ def tiny_cfg(dataset, out, **kw) -> TrainConfig:
     return from_flat(TrainConfig, **base)
 
 
-def test_cli_run_directory_explains_itself(toy, tmp_path, bert):
+@pytest.fixture(scope="module")
+def one_epoch(toy, tmp_path_factory):
+    """A run of `tiny_cfg` trained for one epoch; a test that resumes it works on a copy."""
+    run = tmp_path_factory.mktemp("one_epoch") / "run"
+    train(tiny_cfg(toy, run, epochs=1))
+    return run
+
+
+@pytest.mark.slow  # trains, generates and scores: the end-to-end run of the CLI
+def test_cli_run_directory_explains_itself(toy, tmp_path, tiny_bert):
     run = tmp_path / "run"
-    result = runner.invoke(app, ["train", str(toy), "--out", str(run), "--epochs", "2", "--text-encoder", str(bert),
+    result = runner.invoke(app, ["train", str(toy), "--out", str(run), "--epochs", "2", "--text-encoder", str(tiny_bert),
                                  *TINY_FLAGS])
     assert result.exit_code == 0, result.output
     assert "trained 2 epoch(s)" in result.output
@@ -149,9 +150,10 @@ def test_legacy_tokenizer_baseline_and_language_prior(toy, tmp_path):
     assert model.visual is None and model.cfg.no_image and loaded.text_field == "legacy_target"
 
 
-def test_resume_continues_exactly(toy, tmp_path, bert):
+@pytest.mark.slow  # three trainings
+def test_resume_continues_exactly(toy, tmp_path, tiny_bert):
     # Dropout, random crops and MFA's cached BERT features are all on: every RNG must be restored.
-    kw = dict(dropout=0.1, mfa=True, text_encoder=bert, epochs=2)
+    kw = dict(dropout=0.1, mfa=True, text_encoder=tiny_bert, epochs=2)
     train(tiny_cfg(toy, tmp_path / "straight", **kw))
     train(tiny_cfg(toy, tmp_path / "split", **{**kw, "epochs": 1}))
     steps = tmp_path / "split" / "steps.csv"
@@ -175,6 +177,7 @@ def test_resume_continues_exactly(toy, tmp_path, bert):
         assert split[column] == straight[column], column
 
 
+@pytest.mark.slow  # two trainings
 def test_gradient_norm_is_logged_with_clipping_off(toy, tmp_path):
     from irralctl.plots.runs import read_steps
 
@@ -185,10 +188,11 @@ def test_gradient_norm_is_logged_with_clipping_off(toy, tmp_path):
     assert off["grad_norm"] == pytest.approx(loose["grad_norm"], rel=1e-5) and off["loss"] == loose["loss"]
 
 
-def test_same_seed_same_weights(toy, tmp_path, bert):
+@pytest.mark.slow  # two trainings with loader worker processes
+def test_same_seed_same_weights(toy, tmp_path, tiny_bert):
     # The full preset (memory, MFA with a cached BERT, ACL with its head and label context, dropout,
     # random crops) with loader worker processes: two runs of one config end bit-identical.
-    kw = dict(preset="irral", memory=True, mfa=True, acl=True, multiscale=True, text_encoder=bert, dropout=0.1,
+    kw = dict(preset="irral", memory=True, mfa=True, acl=True, multiscale=True, text_encoder=tiny_bert, dropout=0.1,
               workers=2, epochs=2, seed=5)
     train(tiny_cfg(toy, tmp_path / "a", **kw))
     train(tiny_cfg(toy, tmp_path / "b", **kw))
@@ -203,8 +207,8 @@ def test_same_seed_same_weights(toy, tmp_path, bert):
     assert "val_mfa_recall_at_1" in ma[-1] and "val_head_f1_macro" in ma[-1]
 
 
-def test_resume_refuses_another_tokenizer(toy, tmp_path):
-    train(tiny_cfg(toy, tmp_path / "run", epochs=1))
+def test_resume_refuses_another_tokenizer(one_epoch, tmp_path):
+    shutil.copytree(one_epoch, tmp_path / "run")
     other = make_dataset(tmp_path, name="other", bpe_vocab_size=280)
     with pytest.raises(TrainingError, match="tokeniser"):
         train(resume_config(tmp_path / "run", {"optim.epochs": 2, "dataset": other}), resume=True)
@@ -212,8 +216,8 @@ def test_resume_refuses_another_tokenizer(toy, tmp_path):
         resume_config(tmp_path / "nowhere")
 
 
-def test_resume_refuses_changes_that_break_exact_continuation(toy, tmp_path):
-    train(tiny_cfg(toy, tmp_path / "run", epochs=1))
+def test_resume_refuses_changes_that_break_exact_continuation(one_epoch, toy, tmp_path):
+    shutil.copytree(one_epoch, tmp_path / "run")
     with pytest.raises(ConfigError) as info:
         resume_config(tmp_path / "run", {"optim.lr": 0.5, "model.d_model": 64, "optim.epochs": 3})
     assert "--lr (run: 0.0001, given: 0.5)" in info.value.message and "--d-model (run: 32, given: 64)" in info.value.message
@@ -224,6 +228,7 @@ def test_resume_refuses_changes_that_break_exact_continuation(toy, tmp_path):
     assert r.exit_code == 1 and "cannot change --lr" in said(r)
 
 
+@pytest.mark.slow  # trains twice, the second time resuming the first
 def test_full_disk_keeps_previous_checkpoint(toy, tmp_path, monkeypatch):
     real_save = torch.save
     calls = {"n": 0}
@@ -246,6 +251,7 @@ def test_full_disk_keeps_previous_checkpoint(toy, tmp_path, monkeypatch):
     assert r.epochs_run == 2 and load_checkpoint(run / "last.pt")["epoch"] == 2 and not stage.exists()
 
 
+@pytest.mark.slow  # trains into its second epoch
 def test_non_finite_loss_names_step_and_studies(toy, tmp_path, monkeypatch):
     real = losses.token_nll
     calls = {"n": 0}

@@ -218,6 +218,7 @@ def test_interrupted_preparation_resumes(tree, monkeypatch):
 
 
 # ---- the real IU X-Ray reports (../shared/data) ----
+# Slow: `real_r2gen` prepares a view for every image the 3,955 real reports list.
 
 @pytest.fixture(scope="module")
 def real_r2gen(shared_data, tmp_path_factory):
@@ -241,6 +242,7 @@ def real_r2gen(shared_data, tmp_path_factory):
 from PIL import Image  # noqa: E402
 
 
+@pytest.mark.slow
 def test_real_r2gen_split_is_reproduced_exactly(real_r2gen, shared_data):
     out, value_of = real_r2gen
     ann = json.loads((shared_data / "iu_xray" / "r2gen_annotation.json").read_text())
@@ -265,6 +267,7 @@ def test_real_r2gen_split_is_reproduced_exactly(real_r2gen, shared_data):
     assert views.count("PA") > 2000
 
 
+@pytest.mark.slow
 def test_real_legacy_vocabulary_has_760_entries(real_r2gen):
     out, _ = real_r2gen
     tok = PreparedDataset(out).tokenizer("legacy")

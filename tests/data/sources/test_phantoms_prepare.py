@@ -48,6 +48,7 @@ def test_prepare_phantoms(tmp_path):
     assert ds.info["phantom_variant"] == "standard" and ds.info["options"]["variant"] == "standard"
 
 
+@pytest.mark.slow  # 300 studies per variant (test_phantoms.py checks the labels of every variant's reports)
 @pytest.mark.parametrize("variant", [v for v in VARIANTS if v != "standard"])
 def test_prepare_phantom_variants_label_exactly_the_truth(tmp_path, variant):
     # 300 studies of each variant: our labeller reads from every report, new sentences included,

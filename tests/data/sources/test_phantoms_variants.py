@@ -24,6 +24,7 @@ from irralctl.data.sources.phantoms.reports import (
     write_report,
 )
 from irralctl.errors import ConfigError
+from tests.fixtures.marks import fast_few
 from tests.data.sources.test_phantoms import LOW, SIZE, centroid, low, pair
 
 
@@ -41,6 +42,7 @@ def _draw(variant: str, n: int, seed: int = 0) -> list[PhantomCase]:
 # Every variant
 
 
+@pytest.mark.slow  # renders 300 studies
 def test_standard_is_the_set_drawn_before_variants_existed():
     # Cases, reports and labels of make_phantoms(300, seed=3) as phantom version 1 wrote them
     # (hash taken before variants were added); the images were checked byte for byte too.
@@ -69,7 +71,7 @@ def test_unknown_variant_raises():
         sample_case(np.random.default_rng(0), 0.3, "huge")
 
 
-@pytest.mark.parametrize("variant", VARIANTS)
+@pytest.mark.parametrize("variant", fast_few(VARIANTS, {"structured"}))
 def test_normal_share_and_devices_are_those_of_standard(variant):
     # A variant changes only the abnormal studies: p_normal and the device draw are untouched.
     cases = _draw(variant, 2000, seed=8)
@@ -98,6 +100,7 @@ def test_lateral_variant_draws_lateral_only_findings():
         assert not any(c.effusion == "small" or c.opacity == "retrocardiac" for c in _draw(variant, 1000))
 
 
+@pytest.mark.slow  # renders 80 studies, and each finding's study again without it
 def test_lateral_only_findings_change_the_lateral_view_only_in_rendered_studies():
     seed, found = 2, 0
     for i, study in enumerate(make_phantoms(80, seed, SIZE, variant="lateral")):
@@ -245,6 +248,7 @@ def _combos(case: PhantomCase) -> dict[str, bool]:
     }
 
 
+@pytest.mark.slow  # renders 400 studies
 def test_combination_sentence_appears_iff_the_combination_is_present():
     counts = dict.fromkeys(_combos(PhantomCase()), 0)
     for study in make_phantoms(400, seed=5, size=32, variant="structured"):
