@@ -1,10 +1,10 @@
 """Writing a prepared dataset: the steps every `prepare` source shares.
 
 A source (irralctl.data.sources.*) reads its raw files into records, then uses these: a staging
-folder beside the destination (`.NAME.partial`, which also holds the resumable image store), the
-problems list (`problems.csv`), tokenisers fitted on the train split, CheXpert labels
-(`irralctl.data.labels`), and `finish_dataset`, which writes manifests and `dataset.json` and
-renames the staging folder into place only when everything is written.
+folder beside the destination (`.NAME.partial`, which also holds the resumable image store that
+`decode_images` fills), the problems list (`problems.csv`), tokenisers fitted on the train split,
+CheXpert labels (`irralctl.data.labels`), and `finish_dataset`, which writes manifests and
+`dataset.json` and renames the staging folder into place only when everything is written.
 """
 
 from __future__ import annotations
@@ -13,10 +13,10 @@ import contextlib
 import csv
 import logging
 import shutil
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from irralctl.constants import SPLITS
 from irralctl.data.prepared import FORMAT_VERSION, TOKENIZER_FILES, dataset_fingerprint
@@ -25,6 +25,10 @@ from irralctl.errors import IrralError, StrictStop
 from irralctl.utils.config import provenance, to_jsonable
 from irralctl.utils.io import atomic_write, dumps, read_json, sha256_file, write_json  # noqa: F401
 from irralctl.utils.outputs import check_output, check_replaceable, output_dir
+
+if TYPE_CHECKING:
+    from irralctl.data.store import StoreResult
+    from irralctl.progress import Progress
 
 log = logging.getLogger(__name__)
 
@@ -92,6 +96,22 @@ def _resumable(staging: Path, error: BaseException) -> str | None:
 
     n = decoded_count(staging / "images")
     return f"{n} decoded image(s)" if n else None
+
+
+def decode_images(staging: Path, items: Sequence[tuple[str, str | Path]], problems: list[Problem], *,
+                  size: int | None, workers: int, progress: Progress) -> StoreResult:
+    """Decode each (image id, file) of `items` once into the staging folder's image store (`images/`:
+    resumed after an interruption, in `workers` processes, the shorter side reduced to `size`), with
+    a "decoding images" progress task. An image that cannot be decoded is skipped and listed in
+    `problems` as `unreadable_image` (its reason without the path, which the problem names already);
+    the caller decides whether that stops a `--strict` preparation."""
+    from irralctl.data.store import build_image_store
+
+    with progress.task("decoding images", len(items)) as task:
+        result = build_image_store(items, staging / "images", shorter=size, workers=workers, progress=task.advance)
+    for image_id, path, reason in result.failed:
+        problems.append(Problem("unreadable_image", path, image_id, reason.removeprefix(f"{path}: ")))
+    return result
 
 
 def write_problems(staging: Path, problems: list[Problem]) -> None:

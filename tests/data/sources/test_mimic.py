@@ -258,7 +258,7 @@ def test_bad_official_label_value_names_row_and_column(tree, tmp_path):
 
 def test_resume_decodes_only_the_remaining_images(tree, tmp_path, monkeypatch):
     out = tmp_path / "resume"
-    monkeypatch.setattr(mimic, "build_image_store", functools.partial(store.build_image_store, chunk=4))
+    monkeypatch.setattr(store, "build_image_store", functools.partial(store.build_image_store, chunk=4))
     decoded: list[str] = []
 
     def counting(path, shorter=256):

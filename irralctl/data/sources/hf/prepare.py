@@ -21,11 +21,10 @@ from pathlib import Path
 from irralctl.constants import view_rank
 from irralctl.data.cleaning import get_cleaner
 from irralctl.data.labels import attach_labels
-from irralctl.data.pipeline import Problem, dataset_stage, describe_source, finish_dataset
+from irralctl.data.pipeline import Problem, dataset_stage, decode_images, describe_source, finish_dataset
 from irralctl.data.sources.hf.config import SPLIT_MODES, HFPrepareConfig
 from irralctl.data.sources.hf.reader import Part, image_values, open_source, split_name
 from irralctl.data.splits import random_split
-from irralctl.data.store import build_image_store
 from irralctl.errors import ConfigError, InputError, StrictStop
 from irralctl.progress import SILENT, Progress
 from irralctl.utils.config import to_jsonable
@@ -141,11 +140,7 @@ def prepare_hf(cfg: HFPrepareConfig, progress: Progress = SILENT) -> Path:
                 r["split"] = by_id[r["id"]]
 
         items = [(iid, file) for r in rows for iid, file, _ in r["images"]]
-        with progress.task("decoding images", len(items)) as task:
-            result = build_image_store(items, staging / "images", shorter=cfg.image_size, workers=cfg.workers,
-                                       progress=task.advance)
-        for iid, path, reason in result.failed:
-            problems.append(Problem("unreadable_image", path, iid, reason.removeprefix(f"{path}: ")))
+        result = decode_images(staging, items, problems, size=cfg.image_size, workers=cfg.workers, progress=progress)
         if cfg.strict and result.failed:
             raise StrictStop(f"{len(result.failed)} unreadable image(s) (--strict): {problems[-1].line()}",
                              hint="fix the inputs, or drop --strict to skip them and list them in problems.csv")

@@ -15,12 +15,11 @@ from pathlib import Path
 
 from irralctl.data.cleaning import get_cleaner
 from irralctl.data.labels import attach_labels
-from irralctl.data.pipeline import Problem, describe_source, dataset_stage, finish_dataset
+from irralctl.data.pipeline import Problem, dataset_stage, decode_images, describe_source, finish_dataset
 from irralctl.data.sources.iu_xray import reader as iu_xray
 from irralctl.data.sources.iu_xray.config import SECTION_CHOICES, IUPrepareConfig
 from irralctl.data.splits import r2gen_split, random_split, split_from_annotation
-from irralctl.data.store import build_image_store
-from irralctl.errors import ConfigError, InputError, StrictStop
+from irralctl.errors import InputError, StrictStop
 from irralctl.progress import SILENT, Progress
 
 log = logging.getLogger(__name__)
@@ -39,25 +38,14 @@ def _group_of_annotation_id(study_id: str) -> str:
     return m.group(1) if m else study_id
 
 
-def _check_r2gen_options(cfg: IUPrepareConfig) -> None:
-    """--from-r2gen brings the reports, images and split: refuse options that would choose them."""
-    clash = [flag for flag, given in (("--reports", cfg.reports), ("--images", cfg.images),
-                                      ("--annotation", cfg.annotation), ("--metadata", cfg.metadata)) if given]
-    if cfg.split != "r2gen":
-        clash.append(f"--split {cfg.split}")
-    if cfg.sections != "findings":
-        clash.append(f"--sections {cfg.sections}")
-    if clash:
-        raise ConfigError(f"--from-r2gen takes the reports, images and split from R2Gen's annotation (findings only); "
-                          f"drop {', '.join(clash)}")
-
-
 def prepare_iu_xray(cfg: IUPrepareConfig, progress: Progress = SILENT) -> Path:
     """Build the dataset at `cfg.out`."""
     if cfg.from_r2gen is not None:
-        from irralctl.data.sources.r2gen.prepare import prepare_from_r2gen
+        from irralctl.data.sources.r2gen.prepare import prepare_from_r2gen, refuse_what_r2gen_brings
 
-        _check_r2gen_options(cfg)
+        refuse_what_r2gen_brings(cfg, ("reports", "images", "annotation", "metadata", "split", "sections"),
+                                 "the reports, images and split from R2Gen's annotation (findings only)",
+                                 with_value=("split", "sections"))
         return prepare_from_r2gen(cfg, name="iu_xray", progress=progress)
     if cfg.reports is None and cfg.annotation is None:
         raise InputError("give --reports (NLMCXR_reports.tgz, ecgen-radiology/ or annotation.json) or --annotation")
@@ -133,13 +121,8 @@ def prepare_iu_xray(cfg: IUPrepareConfig, progress: Progress = SILENT) -> Path:
             items = [(i, image_files[i]) for s, _ in kept for i in s.image_ids if i in image_files]
             seen = set()
             items = [x for x in items if not (x[0] in seen or seen.add(x[0]))]
-            task = progress.task("decoding images", len(items))
-            result = build_image_store(items, staging / "images", shorter=cfg.image_size,
-                                       workers=cfg.workers, progress=task.advance)
-            task.close()
-            rows = result.rows
-            for image_id, path, reason in result.failed:
-                problems.append(Problem("unreadable_image", path, image_id, reason))
+            rows = decode_images(staging, items, problems, size=cfg.image_size, workers=cfg.workers,
+                                 progress=progress).rows
             image_info = {"count": len(rows), "size": cfg.image_size, "views_per_study": 2}
             shutil.rmtree(staging / "raw_images", ignore_errors=True)
 

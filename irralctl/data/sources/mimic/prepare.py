@@ -25,7 +25,7 @@ from pathlib import Path
 from irralctl.constants import OBSERVATIONS, view_rank
 from irralctl.data.cleaning import get_cleaner
 from irralctl.data.labels import attach_labels
-from irralctl.data.pipeline import Problem, describe_source, dataset_stage, finish_dataset
+from irralctl.data.pipeline import Problem, dataset_stage, decode_images, describe_source, finish_dataset
 from irralctl.data.sources.mimic.config import MimicPrepareConfig
 from irralctl.data.sources.mimic.reader import (
     CHEXPERT_FILE,
@@ -42,7 +42,6 @@ from irralctl.data.sources.mimic.reader import (
     read_split,
 )
 from irralctl.data.sources.mimic.reports import SECTION_CHOICES, parse_report, target_text
-from irralctl.data.store import build_image_store
 from irralctl.errors import ConfigError, InputError, StrictStop
 from irralctl.progress import SILENT, Progress
 from irralctl.utils.config import to_jsonable
@@ -81,23 +80,14 @@ def _options_dict(cfg: MimicPrepareConfig) -> dict:
 # The preparation
 
 
-def _check_r2gen_options(cfg: MimicPrepareConfig) -> None:
-    """--from-r2gen brings the reports, images, split and layout: refuse options that would choose them."""
-    defaults = MimicPrepareConfig(from_r2gen=cfg.from_r2gen, out=cfg.out)
-    clash = [f"--{name.replace('_', '-')}" for name in ("root", "reports", "split_csv", "metadata", "sections", "views",
-                                                        "per_image", "max_studies")
-             if getattr(cfg, name) != getattr(defaults, name)]
-    if clash:
-        raise ConfigError(f"--from-r2gen takes the reports, images, split and layout from R2Gen's annotation; "
-                          f"drop {', '.join(clash)}")
-
-
 def prepare_mimic(cfg: MimicPrepareConfig, progress: Progress = SILENT) -> Path:
     """Build the dataset at `cfg.out`."""
     if cfg.from_r2gen is not None:
-        from irralctl.data.sources.r2gen.prepare import prepare_from_r2gen
+        from irralctl.data.sources.r2gen.prepare import prepare_from_r2gen, refuse_what_r2gen_brings
 
-        _check_r2gen_options(cfg)
+        refuse_what_r2gen_brings(cfg, ("root", "reports", "split_csv", "metadata", "sections", "views", "per_image",
+                                       "max_studies"),
+                                 "the reports, images, split and layout from R2Gen's annotation")
         return prepare_from_r2gen(cfg, name=NAME, images=cfg.images, official_labels=cfg.chexpert, progress=progress)
     _check_options(cfg)
     cleaner_name, cleaner_version, clean = get_cleaner(cfg.cleaner, NAME)
@@ -128,12 +118,9 @@ def prepare_mimic(cfg: MimicPrepareConfig, progress: Progress = SILENT) -> Path:
         rows: dict[str, int] = {}
         if cfg.images:
             items = [(d, files[d]) for sid in texts for d, _ in chosen[sid]]
-            with progress.task("decoding images", len(items)) as task:
-                result = build_image_store(items, staging / "images", shorter=cfg.image_size, workers=cfg.workers,
-                                           progress=task.advance)
+            result = decode_images(staging, items, problems, size=cfg.image_size, workers=cfg.workers,
+                                   progress=progress)
             rows = result.rows
-            for dicom, path, reason in result.failed:
-                problems.append(Problem("unreadable_image", path, dicom, reason.removeprefix(f"{path}: ")))
             if result.failed:
                 log.warning("%d image(s) could not be decoded, skipped", len(result.failed))
             _stop_if_strict(cfg, [p for p in problems if p.kind == "unreadable_image"])

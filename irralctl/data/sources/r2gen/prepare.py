@@ -16,14 +16,14 @@ from __future__ import annotations
 import logging
 import re
 from collections import Counter
+from collections.abc import Sequence
 from pathlib import Path
 
 from irralctl.constants import OBSERVATIONS
 from irralctl.data.cleaning import get_cleaner
 from irralctl.data.labels import attach_labels
-from irralctl.data.pipeline import Problem, dataset_stage, describe_source, finish_dataset
+from irralctl.data.pipeline import Problem, dataset_stage, decode_images, describe_source, finish_dataset
 from irralctl.data.sources.r2gen.reader import R2GenRow, read_annotation, resolve_images, subject_of
-from irralctl.data.store import build_image_store
 from irralctl.errors import ConfigError, InputError, StrictStop
 from irralctl.progress import SILENT, Progress
 from irralctl.utils.config import to_jsonable
@@ -63,6 +63,21 @@ def _layout(rows: list[R2GenRow], name: str) -> str:
     per_image = name == "mimic_cxr" and all(len(r.image_paths) <= 1 for r in rows) \
         and any(r.study_id is not None and r.study_id != r.id for r in rows)
     return "image" if per_image else "study"
+
+
+def refuse_what_r2gen_brings(cfg, options: Sequence[str], brings: str, *, with_value: Sequence[str] = ()) -> None:
+    """--from-r2gen brings `brings` (reports, images, split, ...): refuse each of `options` (field names
+    of `cfg`, an `IUPrepareConfig` or `MimicPrepareConfig`) given away from its default, naming its flag,
+    and its value too for those in `with_value`."""
+    defaults = type(cfg)(from_r2gen=cfg.from_r2gen, out=cfg.out)
+    clash = []
+    for name in options:
+        value = getattr(cfg, name)
+        if value != getattr(defaults, name):
+            flag = "--" + name.replace("_", "-")
+            clash.append(f"{flag} {value}" if name in with_value else flag)
+    if clash:
+        raise ConfigError(f"--from-r2gen takes {brings}; drop {', '.join(clash)}")
 
 
 def _stop_if_strict(strict: bool, problems: list[Problem]) -> None:
@@ -113,12 +128,8 @@ def prepare_from_r2gen(cfg, *, name: str, images: bool = True, official_labels: 
         rows_of: dict[str, int] = {}
         if images:
             items = list({iid: files[iid] for row in kept for iid in row.image_ids() if iid in files}.items())
-            with progress.task("decoding images", len(items)) as task:
-                result = build_image_store(items, staging / "images", shorter=cfg.image_size, workers=cfg.workers,
-                                           progress=task.advance)
-            rows_of = result.rows
-            for iid, path, reason in result.failed:
-                problems.append(Problem("unreadable_image", path, iid, reason.removeprefix(f"{path}: ")))
+            rows_of = decode_images(staging, items, problems, size=cfg.image_size, workers=cfg.workers,
+                                    progress=progress).rows
             _stop_if_strict(cfg.strict, problems)
 
         splits: dict[str, list[dict]] = {"train": [], "val": [], "test": []}
