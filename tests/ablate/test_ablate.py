@@ -13,17 +13,11 @@ from irralctl.cli.main import app
 from irralctl.model.config import PRESETS
 from irralctl.training import trainer
 from irralctl.utils.config import flatten, to_jsonable
+from tests.fixtures.cli import said
 from tests.training.test_train import TINY_FLAGS
 
 runner = CliRunner()
 pytestmark = pytest.mark.usefixtures("one_thread")
-
-
-def _said(result) -> str:
-    if result.exception is None:
-        return result.output
-    hint = getattr(getattr(result.exception, "error", None), "hint", None) or ""
-    return f"{result.output}{result.exception}\n{hint}"
 
 
 def _ablate(toy, out, *extra):
@@ -49,8 +43,8 @@ def test_grid_trains_compares_and_finishes_after_an_interruption(toy, tmp_path, 
     monkeypatch.setattr(trainer, "test", interrupted_test)
     result = _ablate(toy, out)
     assert result.exit_code == 1
-    said = _said(result)
-    assert "cmn-seed7 (2/2): interrupted" in said and ".cmn-seed7.partial" in said
+    text = said(result)
+    assert "cmn-seed7 (2/2): interrupted" in text and ".cmn-seed7.partial" in text
     assert (runs / "baseline-seed7" / "test_metrics.json").is_file()
     assert (runs / ".cmn-seed7.partial" / "last.pt").is_file() and not (runs / "cmn-seed7").exists()
     assert not (out / "compare.md").exists()
@@ -60,7 +54,7 @@ def test_grid_trains_compares_and_finishes_after_an_interruption(toy, tmp_path, 
     finished = _mtime(runs / "baseline-seed7" / "last.pt")
     checkpoint = _mtime(runs / ".cmn-seed7.partial" / "last.pt")
     result = _ablate(toy, out)
-    assert result.exit_code == 0, _said(result)
+    assert result.exit_code == 0, said(result)
     assert "baseline-seed7: finished, skipped" in result.output
     assert "cmn-seed7: interrupted, resuming from its last checkpoint" in result.output
     assert _mtime(runs / "baseline-seed7" / "last.pt") == finished
@@ -87,7 +81,7 @@ def test_grid_trains_compares_and_finishes_after_an_interruption(toy, tmp_path, 
     (runs / "baseline-seed7" / "test_metrics.json").unlink()
     kept = _mtime(runs / "cmn-seed7" / "last.pt")
     result = _ablate(toy, out)
-    assert result.exit_code == 0, _said(result)
+    assert result.exit_code == 0, said(result)
     assert "baseline-seed7: unfinished without a checkpoint, training again" in result.output
     assert "cmn-seed7: finished, skipped" in result.output
     assert (runs / "baseline-seed7" / "test_metrics.json").is_file() and _mtime(runs / "cmn-seed7" / "last.pt") == kept
@@ -95,7 +89,7 @@ def test_grid_trains_compares_and_finishes_after_an_interruption(toy, tmp_path, 
     # Other options than the grid's: refused before anything trains, naming the option.
     result = _ablate(toy, out, "--lr", "0.001")
     assert result.exit_code == 1
-    assert "was trained with other options than this grid's: --lr (run: 0.0001, grid: 0.001)" in _said(result)
+    assert "was trained with other options than this grid's: --lr (run: 0.0001, grid: 0.001)" in said(result)
 
 
 @pytest.fixture

@@ -16,9 +16,7 @@ import json
 import shutil
 
 import pytest
-from typer.testing import CliRunner
 
-from irralctl.cli.main import app
 from irralctl.data.prepared import PreparedDataset
 from irralctl.generation.output import read_rows
 from tests.fixtures import iu as fx
@@ -34,32 +32,18 @@ from tests.fixtures.bad_inputs import (
     write_image,
     write_text,
 )
-from tests.fixtures.faults import error_line, snapshot
+from tests.fixtures.cli import invoke, refused
+from tests.fixtures.faults import snapshot
 from tests.fixtures.generation import write_png
 from tests.fixtures.marks import fast_few
-
-runner = CliRunner()
 
 pytestmark = pytest.mark.usefixtures("one_thread")
 
 
-def invoke(*args):
-    result = runner.invoke(app, [str(a) for a in args])
-    # A handled error exits through SystemExit(1); anything else escaped the CLI's one handler.
-    assert result.exception is None or isinstance(result.exception, SystemExit), repr(result.exception)
-    return result
-
-
-def refused(result, *fragments: str) -> str:
-    """The one error line of a command that must have stopped; it holds every fragment."""
-    assert result.exit_code == 1, result.output
-    line = error_line(result.output)
-    for fragment in fragments:
-        assert fragment in line, (fragment, line)
-    return line
-
-
-def where(line: str, lineno: int | None, field: str | None) -> None:
+def refused_at(result, lineno: int | None, field: str | None, *fragments: str) -> None:
+    """The command stopped with an error line holding every fragment, and naming the line and the field
+    where there are such."""
+    line = refused(result, *fragments)
     if lineno is not None:
         assert f", line {lineno}" in line, line
     if field is not None:
@@ -147,7 +131,7 @@ def test_prepare_iu_xray_skips_and_lists_an_unreadable_image(kind, iu_tree, out)
     with open(out / "ds" / "problems.csv", newline="", encoding="utf-8") as f:
         problems = list(csv.DictReader(f))
     assert [(p["kind"], p["path"], p["record"]) for p in problems] == [("unreadable_image", str(bad), "CXR7_IM-1000-1001")]
-    assert IMAGES[kind][1] in problems[0]["detail"]
+    assert IMAGES[kind][1] in problems[0]["detail"] and not problems[0]["detail"].startswith(str(bad))  # said once
     ds = PreparedDataset(out / "ds")
     record = next(r for s in ("train", "val", "test") for r in ds.records(s) if r["id"] == "CXR7_IM-1000")
     assert [im["id"] for im in record["images"]] == ["CXR7_IM-1000-2001"]
@@ -224,8 +208,8 @@ def _field(name: str, command_field: str) -> str | None:
 def test_score_names_the_line_and_field_of_bad_predictions(name, tmp_path, out):
     preds = write_text(tmp_path / "in", name, JSONL)
     _, lineno, _, reason = JSONL[name]
-    line = refused(invoke("score", preds, "--meteor", "off", "--json", out / "s.json"), str(preds), reason)
-    where(line, lineno, _field(name, "prediction"))
+    refused_at(invoke("score", preds, "--meteor", "off", "--json", out / "s.json"), lineno, _field(name, "prediction"),
+               str(preds), reason)
     assert snapshot(out) == {}
 
 
@@ -233,8 +217,8 @@ def test_score_names_the_line_and_field_of_bad_predictions(name, tmp_path, out):
 def test_label_names_the_line_and_field_of_bad_jsonl(name, tmp_path, out):
     reports = write_text(tmp_path / "in", name, JSONL)
     _, lineno, _, reason = JSONL[name]
-    line = refused(invoke("label", reports, "--out", out / "labels.jsonl"), str(reports), reason)
-    where(line, lineno, _field(name, "report"))
+    refused_at(invoke("label", reports, "--out", out / "labels.jsonl"), lineno, _field(name, "report"), str(reports),
+               reason)
     assert snapshot(out) == {}
 
 
@@ -269,29 +253,19 @@ def test_score_names_a_broken_reference_split(case, toy, tmp_path, out):
     preds = tmp_path / "preds.jsonl"
     preds.write_text("".join(json.dumps({"id": i, "prediction": "the heart is normal ."}) + "\n" for i in ids))
     lineno, field, reason = _break_split(case, dataset / "test.jsonl")
-    line = refused(invoke("score", preds, "--meteor", "off", "--references", f"{dataset}:test", "--json",
-                          out / "s.json"), str(dataset / "test.jsonl"), reason)
-    where(line, lineno, field)
+    refused_at(invoke("score", preds, "--meteor", "off", "--references", f"{dataset}:test", "--json", out / "s.json"),
+               lineno, field, str(dataset / "test.jsonl"), reason)
     assert snapshot(out) == {}
 
 
 # -- CSV and plain text ---------------------------------------------------------------------------
 
-@pytest.mark.parametrize("name", list(CSV))
-def test_label_names_the_line_of_bad_csv(name, tmp_path, out):
-    reports = write_text(tmp_path / "in", name, CSV)
-    _, lineno, field, reason = CSV[name]
-    line = refused(invoke("label", reports, "--out", out / "labels.csv"), str(reports), reason)
-    where(line, lineno, field)
-    assert snapshot(out) == {}
-
-
-@pytest.mark.parametrize("name", list(TXT))
-def test_label_names_the_line_of_bad_text(name, tmp_path, out):
-    reports = write_text(tmp_path / "in", name, TXT)
-    _, lineno, field, reason = TXT[name]
-    line = refused(invoke("label", reports, "--out", out / "labels.csv"), str(reports), reason)
-    where(line, lineno, field)
+@pytest.mark.parametrize("name", [*CSV, *TXT])
+def test_label_names_the_line_of_bad_csv_or_text(name, tmp_path, out):
+    table = CSV if name in CSV else TXT
+    reports = write_text(tmp_path / "in", name, table)
+    _, lineno, field, reason = table[name]
+    refused_at(invoke("label", reports, "--out", out / "labels.csv"), lineno, field, str(reports), reason)
     assert snapshot(out) == {}
 
 
@@ -330,5 +304,5 @@ def test_an_empty_text_is_scored_or_named(empty, tmp_path, out):
     if result.exit_code == 0:
         assert json.loads((out / "s.json").read_text())["n_studies"] == 2
     else:
-        where(refused(result, str(preds)), 2, empty)
+        refused_at(result, 2, empty, str(preds))
         assert snapshot(out) == {}

@@ -24,14 +24,12 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
-from typer.testing import CliRunner
 
-from irralctl.cli.main import app
+from tests.fixtures.cli import invoke, refused
 from tests.fixtures.faults import FaultyDisk, debris, error_line, is_debris, snapshot
 from tests.fixtures.generation import write_png
 from tests.fixtures.marks import fast_few
 
-runner = CliRunner()
 ROOT = Path(__file__).resolve().parents[2]
 
 pytestmark = pytest.mark.usefixtures("one_thread")
@@ -142,19 +140,12 @@ def previous(toy, run_dir, inputs, tmp_path_factory):
     def get(name: str) -> Path:
         if name not in built:
             folder = tmp_path_factory.mktemp(f"previous-{name}")
-            result = runner.invoke(app, commands(toy, run_dir, inputs)[name].line(folder, previous=True))
+            result = invoke(*commands(toy, run_dir, inputs)[name].line(folder, previous=True))
             assert result.exit_code == 0, result.output
             built[name] = folder
         return built[name]
 
     return get
-
-
-def _invoke(args: list[str]):
-    result = runner.invoke(app, args)
-    # A handled error exits through SystemExit(1); anything else escaped the CLI's one handler.
-    assert result.exception is None or isinstance(result.exception, SystemExit), repr(result.exception)
-    return result
 
 
 def _kept_stages(line: str, out: Path) -> set[str]:
@@ -171,9 +162,7 @@ def _kept_stages(line: str, out: Path) -> set[str]:
 
 def _check_failed_run(result, out: Path, before: dict[str, bytes], reason: str) -> set[str]:
     """The checks of every failed run; returns the resumable stages it kept (named in the error)."""
-    assert result.exit_code == 1, result.output
-    line = error_line(result.output)
-    assert reason in line, line
+    line = refused(result, reason)
     kept = _kept_stages(line, out)
     after = {k: v for k, v in snapshot(out).items() if k.split("/")[0] not in kept}
     assert after.keys() == before.keys(), sorted(after.keys() ^ before.keys())
@@ -205,7 +194,7 @@ def test_every_writer_is_listed(name, toy, run_dir, inputs, tmp_path, monkeypatc
     out = tmp_path / "out"
     out.mkdir()
     disk = FaultyDisk(out, None).install(monkeypatch)
-    result = _invoke(cmd.line(out))
+    result = invoke(*cmd.line(out))
     monkeypatch.undo()
     assert result.exit_code == 0, result.output
     assert sorted(set(disk.keys)) == sorted(WRITERS[name])
@@ -221,12 +210,12 @@ def test_a_failing_writer_leaves_the_previous_output(name, writer, kind, skip_wr
     shutil.copytree(previous(name), out)
     before = snapshot(out)
     disk = FaultyDisk(out, kind, lambda key: key == writer, skip_writes=skip_writes).install(monkeypatch)
-    result = _invoke(cmd.line(out))
+    result = invoke(*cmd.line(out))
     monkeypatch.undo()
     assert disk.failed, f"no write to {writer} failed"
     if _check_failed_run(result, out, before, REASONS[kind]):
         # What was kept is continued as the message says, into a complete output and no stage.
-        rerun = _invoke([a.replace("{out}", str(out)) for a in (cmd.resume or cmd.args)])
+        rerun = invoke(*[a.replace("{out}", str(out)) for a in (cmd.resume or cmd.args)])
         assert rerun.exit_code == 0, rerun.output
         assert debris(out) == [] and (out / cmd.target).exists()
 
@@ -238,7 +227,7 @@ def _train_finished_run_further(toy, previous, tmp_path, monkeypatch, writer: st
     before = snapshot(out)
     resume = ["train", str(toy), "--resume", str(out / "run"), "--epochs", "2"]
     disk = FaultyDisk(out, errno.EROFS, lambda key: key == writer).install(monkeypatch)
-    result = _invoke(resume)
+    result = invoke(*resume)
     monkeypatch.undo()
     assert disk.failed
     return out, before, resume, result
@@ -266,9 +255,25 @@ def test_a_failed_copy_of_a_finished_run_is_one_line(writer, toy, previous, tmp_
 def test_a_failed_copy_of_a_finished_run_leaves_no_stage(writer, toy, previous, tmp_path, monkeypatch):
     out, _, resume, _ = _train_finished_run_further(toy, previous, tmp_path, monkeypatch, writer)
     assert debris(out) == []
-    rerun = _invoke(resume)
+    rerun = invoke(*resume)
     assert rerun.exit_code == 0, rerun.output
     assert [json.loads(x)["epoch"] for x in (out / "run" / "metrics.jsonl").read_text().splitlines()] == [1, 2]
+
+
+def _train_with_ctrl_c_at(where, name: str, cmd: Command, previous, tmp_path, monkeypatch):
+    """`train --overwrite` over the previous run, with Ctrl-C where `where.name` is called:
+    (the folder, its files before, the result)."""
+    out = tmp_path / "out"
+    shutil.copytree(previous("train"), out)
+    before = snapshot(out)
+
+    def interrupted(*args, **kwargs):
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(where, name, interrupted)
+    result = invoke(*cmd.line(out))
+    monkeypatch.undo()
+    return out, before, result
 
 
 @pytest.mark.slow  # trains a run
@@ -278,20 +283,11 @@ def test_an_interrupted_training_run_is_kept_and_named(toy, run_dir, inputs, pre
     from irralctl.training import trainer
 
     cmd = commands(toy, run_dir, inputs)["train"]
-    out = tmp_path / "out"
-    shutil.copytree(previous("train"), out)
-    before = snapshot(out)
-
-    def interrupted(*args, **kwargs):
-        raise KeyboardInterrupt
-
-    monkeypatch.setattr(trainer, "test", interrupted)
-    result = _invoke(cmd.line(out))
-    monkeypatch.undo()
+    out, before, result = _train_with_ctrl_c_at(trainer, "test", cmd, previous, tmp_path, monkeypatch)
     line = error_line(result.output)
     assert line.startswith("error: interrupted; the checkpoint of epoch 1 kept in ") and ".run.partial" in line, line
     assert _check_failed_run(result, out, before, "interrupted") == {".run.partial", ".run.partial.json"}
-    rerun = _invoke([a.replace("{out}", str(out)) for a in cmd.resume])
+    rerun = invoke(*[a.replace("{out}", str(out)) for a in cmd.resume])
     assert rerun.exit_code == 0, rerun.output
     assert debris(out) == [] and (out / "run" / "test_metrics.json").is_file()
 
@@ -301,14 +297,7 @@ def test_an_interrupted_training_run_says_how_to_continue(toy, run_dir, inputs, 
     from irralctl.training import trainer
 
     cmd = commands(toy, run_dir, inputs)["train"]
-    out = tmp_path / "out"
-    shutil.copytree(previous("train"), out)
-
-    def interrupted(*args, **kwargs):
-        raise KeyboardInterrupt
-
-    monkeypatch.setattr(trainer, "test", interrupted)
-    line = error_line(_invoke(cmd.line(out)).output)
+    line = error_line(_train_with_ctrl_c_at(trainer, "test", cmd, previous, tmp_path, monkeypatch)[2].output)
     assert "--resume" in line and "run the same command again" not in line, line
 
 
@@ -317,14 +306,8 @@ def test_ctrl_c_while_the_test_split_is_decoded(toy, run_dir, inputs, previous, 
     from irralctl.generation import pipeline
 
     cmd = commands(toy, run_dir, inputs)["train"]
-    out = tmp_path / "out"
-    shutil.copytree(previous("train"), out)
-
-    def interrupted(*args, **kwargs):
-        raise KeyboardInterrupt
-
-    monkeypatch.setattr(pipeline, "_decode_batch", interrupted)
-    line = error_line(_invoke(cmd.line(out)).output)
+    out, _, result = _train_with_ctrl_c_at(pipeline, "_decode_batch", cmd, previous, tmp_path, monkeypatch)
+    line = error_line(result.output)
     assert line.startswith("error: interrupted; the checkpoint of epoch 1 kept in "), line
     assert "scoring" not in line and f"irralctl train --resume {out / 'run'}" in line, line
 
@@ -501,7 +484,7 @@ def test_a_signal_at_a_random_point(name, when, sig, toy, run_dir, big_inputs, p
         assert _content(name, out) == want, said
         assert "nothing was written" not in line, said
     # The same command again, uninterrupted: it cleans or resumes what the signal left, and ends complete.
-    rerun = _invoke(process_line(cmd, name, out, big_inputs))
+    rerun = invoke(*process_line(cmd, name, out, big_inputs))
     assert rerun.exit_code == 0, rerun.output
     assert debris(out) == [] and _content(name, out) == want, f"{said}\nrerun:\n{rerun.output}"
 
@@ -569,7 +552,7 @@ def test_an_error_after_a_line_cut_short_starts_its_own_line(inputs, tmp_path, m
         raise KeyboardInterrupt
 
     monkeypatch.setattr(label_cli, "build", build)
-    result = _invoke(["label", str(inputs / "reports.txt"), "--out", str(tmp_path / "labels.csv")])
+    result = invoke("label", inputs / "reports.txt", "--out", tmp_path / "labels.csv")
     assert result.exit_code == 1 and error_line(result.output) == "error: interrupted", result.output
 
 
@@ -599,10 +582,10 @@ def test_a_replacement_killed_half_way_is_repaired_by_the_next_run(name, moment,
     else:                                 # the new output in place, the old one half removed
         shutil.copytree(target, old) if target.is_dir() else shutil.copy(target, old)
     no_overwrite = [a for a in cmd.line(out) if a != "--overwrite"]
-    result = _invoke(no_overwrite)
+    result = invoke(*no_overwrite)
     assert result.exit_code == 1 and "already exists" in error_line(result.output), result.output
     assert snapshot(out) == before  # the previous output is back in place, nothing else is left
-    assert _invoke(cmd.line(out)).exit_code == 0 and debris(out) == []
+    assert invoke(*cmd.line(out)).exit_code == 0 and debris(out) == []
 
 
 @pytest.mark.parametrize("name", fast_few(["label", "heatmap", "phantoms"], FAST))
@@ -625,7 +608,7 @@ def test_ctrl_c_while_the_old_output_is_removed(name, toy, run_dir, inputs, prev
         real(path)
 
     monkeypatch.setattr(outputs, "_remove", remove)
-    result = _invoke(cmd.line(out))
+    result = invoke(*cmd.line(out))
     monkeypatch.undo()
     assert interrupted
     line = error_line(result.output)
@@ -633,7 +616,7 @@ def test_ctrl_c_while_the_old_output_is_removed(name, toy, run_dir, inputs, prev
     assert debris(out) == []
     fresh = tmp_path / "fresh"
     fresh.mkdir()
-    assert _invoke(cmd.line(fresh)).exit_code == 0
+    assert invoke(*cmd.line(fresh)).exit_code == 0
     assert snapshot(out).keys() == snapshot(fresh).keys()
 
 
@@ -656,7 +639,7 @@ def test_ctrl_c_while_a_checkpoint_is_saved(toy, run_dir, inputs, previous, tmp_
         return real(self, data)
 
     monkeypatch.setattr(checkpoint._RecordingFile, "write", write)
-    result = _invoke(cmd.line(out))
+    result = invoke(*cmd.line(out))
     monkeypatch.undo()
     assert error_line(result.output).startswith("error: interrupted"), result.output
     _check_failed_run(result, out, before, "interrupted")
@@ -680,7 +663,7 @@ def test_an_output_and_its_options_are_replaced_together(toy, run_dir, inputs, p
         return real(stage, target)
 
     monkeypatch.setattr(outputs, "replace", replace)
-    result = _invoke(cmd.line(out))
+    result = invoke(*cmd.line(out))
     monkeypatch.undo()
     assert [c.name for c in calls] == ["labels.csv", "labels.csv.config.json"]
     _check_failed_run(result, out, before, REASONS[errno.ENOSPC])

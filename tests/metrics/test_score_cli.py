@@ -11,6 +11,7 @@ from typer.testing import CliRunner
 
 from irralctl.cli.main import app
 from irralctl.metrics import bleu
+from tests.fixtures.cli import said
 from tests.fixtures.metric_texts import report
 
 runner = CliRunner()
@@ -37,14 +38,6 @@ def _rows(n=30, seed=0, labels=True):
 
 def _score(*args):
     return runner.invoke(app, ["score", *map(str, args), "--meteor", "off"])
-
-
-def _said(result) -> str:
-    """What the user saw: the output, and the message of an error the CLI turned into exit 1."""
-    if result.exception is None:
-        return result.output
-    hint = getattr(getattr(result.exception, "error", None), "hint", None) or ""
-    return f"{result.output}{result.exception}\n{hint}"
 
 
 def test_scores_a_file_and_writes_json(tmp_path):
@@ -83,7 +76,7 @@ def test_bad_input_stops_with_file_and_line_and_writes_nothing(tmp_path, content
     out.write_text("previous", encoding="utf-8")
     result = _score(preds, "--json", out, "--overwrite")
     assert result.exit_code == 1
-    assert "preds.jsonl" in _said(result) and where in _said(result), _said(result)
+    assert "preds.jsonl" in said(result) and where in said(result), said(result)
     assert out.read_text() == "previous"  # an existing output survives
     assert sorted(p.name for p in tmp_path.iterdir()) == ["preds.jsonl", "scores.json"]  # no temporary left
 
@@ -92,8 +85,8 @@ def test_duplicate_ids_are_all_listed(tmp_path):
     rows = [{"id": i, "prediction": "x", "reference": "y"} for i in ("a", "b", "a", "c", "b")]
     result = _score(_write_jsonl(tmp_path / "p.jsonl", rows))
     assert result.exit_code == 1
-    said = _said(result)
-    assert "2 duplicate id(s)" in said and "a (lines 1, 3)" in said and "b (lines 2, 5)" in said
+    text = said(result)
+    assert "2 duplicate id(s)" in text and "a (lines 1, 3)" in text and "b (lines 2, 5)" in text
 
 
 def _dataset(tmp_path, n=12, seed=1):
@@ -134,13 +127,13 @@ def test_dataset_ids_must_match(tmp_path):
     root, records = _dataset(tmp_path)
     rows = [{"id": r["id"], "prediction": "x", "prediction_labels": NONE14} for r in records[:5]] + [{"id": "ghost", "prediction": "x", "prediction_labels": NONE14}]
     result = _score(_write_jsonl(tmp_path / "p.jsonl", rows), "--references", root)
-    assert result.exit_code == 1 and "1 prediction id(s) not in split 'test': ghost" in _said(result)
+    assert result.exit_code == 1 and "1 prediction id(s) not in split 'test': ghost" in said(result)
     rows = rows[:-1]
     result = _score(_write_jsonl(tmp_path / "p.jsonl", rows), "--references", f"{root}:test")
-    assert result.exit_code == 1 and "7 stud(y/ies) of split 'test' have no prediction" in _said(result)
-    assert "--allow-subset" in _said(result)
+    assert result.exit_code == 1 and "7 stud(y/ies) of split 'test' have no prediction" in said(result)
+    assert "--allow-subset" in said(result)
     result = _score(tmp_path / "p.jsonl", "--references", f"{root}:val", "--allow-subset")
-    assert result.exit_code == 1 and "not in split 'val'" in _said(result)
+    assert result.exit_code == 1 and "not in split 'val'" in said(result)
     result = _score(tmp_path / "p.jsonl", "--references", root, "--allow-subset")
     assert result.exit_code == 0, result.output
     assert "5 studies" in result.output
@@ -169,7 +162,7 @@ def test_legacy_eval_truncates_and_maps_to_unk(tmp_path):
 def test_legacy_eval_from_a_file_needs_a_vocabulary(tmp_path):
     preds = _write_jsonl(tmp_path / "p.jsonl", _rows(5))
     result = _score(preds, "--legacy-eval")
-    assert result.exit_code == 1 and "--vocab" in _said(result)
+    assert result.exit_code == 1 and "--vocab" in said(result)
     vocab = tmp_path / "vocab.json"
     vocab.write_text(json.dumps({"token2idx": {"the": 1, "heart": 2}}))
     out = tmp_path / "s.json"
@@ -195,7 +188,7 @@ def test_against_runs_a_paired_comparison(tmp_path):
     assert paired["metrics"]["ce_micro_f1_14"]["b"] == 1.0
     # different study sets are refused
     result = _score(a, "--against", _write_jsonl(tmp_path / "c.jsonl", rows[:-1]))
-    assert result.exit_code == 1 and "different studies" in _said(result)
+    assert result.exit_code == 1 and "different studies" in said(result)
 
 
 def test_against_with_few_studies_warns_and_interval_and_p_agree(tmp_path):

@@ -19,6 +19,7 @@ from irralctl.runs.loaded import load_run
 from irralctl.training import TrainConfig, resume_config, train
 from irralctl.utils.config import from_flat
 from irralctl.utils.io import iter_jsonl
+from tests.fixtures.cli import said
 from tests.fixtures.train_data import make_dataset
 
 runner = CliRunner()
@@ -32,14 +33,6 @@ TINY_FLAGS = ["--size", "paper", "--backbone", "tiny", "--tiny-width", "8", "--i
 
 pytestmark = pytest.mark.usefixtures("one_thread")
 # `toy` (the dataset) and `tiny_bert` (MFA's text encoder) are the session's (tests/conftest.py).
-
-
-def said(result) -> str:
-    """What the user saw: the output, and the message and hint of an error the CLI turned into exit 1."""
-    if result.exception is None:
-        return result.output
-    hint = getattr(getattr(result.exception, "error", None), "hint", None) or ""
-    return f"{result.output}{result.exception}\n{hint}"
 
 
 def tiny_cfg(dataset, out, **kw) -> TrainConfig:
