@@ -46,7 +46,7 @@ from irralctl.runs.loaded import LoadedRun, load_run
 from irralctl.utils.config import save_config, to_jsonable
 from irralctl.utils.io import describe_os_error
 from irralctl.utils.outputs import Interrupted, check_output
-from irralctl.utils.parallel import cpu_count, worker_count
+from irralctl.utils.parallel import cpu_count, spawn_quietly, worker_count
 
 log = logging.getLogger(__name__)
 
@@ -235,7 +235,7 @@ def generate_reports(cfg: GenerateConfig, progress: Progress = SILENT) -> Genera
                                 collate_fn=collate_studies, pin_memory=device.type == "cuda",
                                 persistent_workers=False, prefetch_factor=2 if workers else None)
             with progress.task("generate", len(studies), len(studies) - len(todo)) as task:
-                for batch_items in loader:
+                for batch_items in spawn_quietly(loader):
                     rows = _decode_batch(batch_items, studies, run, decoder, decoding, cfg.skip_unreadable, skipped)
                     journal.append(rows)
                     for r in rows:

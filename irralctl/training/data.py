@@ -26,7 +26,7 @@ from irralctl.data.tokenizers import ReportTokenizer
 from irralctl.errors import ConfigError
 from irralctl.training.config import TrainConfig
 from irralctl.training.distributed import DistState
-from irralctl.utils.parallel import worker_count
+from irralctl.utils.parallel import spawn_quietly, worker_count
 
 BATCH_KEYS = ("images", "view_mask", "tokens", "lengths", "labels")
 
@@ -91,8 +91,9 @@ def device_batches(loader: Iterable[dict], device: torch.device) -> Iterator[dic
     stream before batch n is handed over, so it overlaps step n's kernels instead of waiting behind
     them on the compute stream; each batch's tensors are marked as used by the compute stream, so the
     allocator does not reuse their memory while the step still reads it."""
+    raws = spawn_quietly(loader)
     if device.type != "cuda":
-        for raw in loader:
+        for raw in raws:
             yield to_device(raw, device)
         return
     side = torch.cuda.Stream(device)
@@ -106,7 +107,6 @@ def device_batches(loader: Iterable[dict], device: torch.device) -> Iterator[dic
             ready.record(side)
         return batch, ready
 
-    raws = iter(loader)
     first = next(raws, None)
     queued = None if first is None else start(first)
     while queued is not None:
