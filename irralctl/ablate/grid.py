@@ -111,7 +111,7 @@ def _saved_options(run: GridRun, current: str) -> TrainConfig:
     from irralctl.training import saved_config
 
     if current == FINISHED:
-        return from_dict(TrainConfig, load_config_file(RunLayout(run.path).config))
+        return from_dict(TrainConfig, load_config_file(RunLayout(run.path).config), saved=True)
     return saved_config(run.path)  # the interrupted stage's last.pt
 
 

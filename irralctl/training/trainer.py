@@ -75,7 +75,7 @@ def saved_config(run_dir: str | Path) -> TrainConfig:
     run_dir = Path(run_dir)
     for layout in (RunLayout(stage_of(run_dir)), RunLayout(run_dir)):
         if layout.last.is_file():
-            return from_dict(TrainConfig, load_checkpoint(layout.last, verify="none")["train_config"])
+            return from_dict(TrainConfig, load_checkpoint(layout.last, verify="none")["train_config"], saved=True)
     raise InputError("nothing to resume: no last.pt here (nor an interrupted run beside it)", path=run_dir,
                      hint="point --resume at the run directory of an interrupted or finished `irralctl train`")
 
