@@ -5,7 +5,8 @@
     x = V0 + Memory(V0)                                       (CMN, --memory)
     x = ACL(EncoderLayer_l(x), C) for l = 1..3                (Eq. 5, --acl)
     x = x + ClinicalContext(C)                                (ACL: C added to every token)
-    tokens --embed--> e;  e = e + Memory(e)                   (CMN, --memory)
+    tokens --embed--> e;  e = e + ClinicalContext(C)          (ACL with --context-words)
+    e = e + Memory(e)                                         (CMN, --memory)
     logits = Decoder(e, x)
     Z_img = mean TextSpace(V0);  Z_txt = TextHead(T)          (MFA, Eq. 3-4)
 
