@@ -106,8 +106,10 @@ def resume_config(run_dir: str | Path, changes: dict[str, Any] | None = None) ->
     return from_dict(TrainConfig, unflatten(flat))
 
 
-def train(cfg: TrainConfig, progress: Progress = SILENT, *, resume: bool = False) -> TrainResult:
+def train(cfg: TrainConfig, progress: Progress = SILENT, *, resume: bool = False, again: str | None = None
+          ) -> TrainResult:
     """Train per `cfg` (continuing `cfg.out` when `resume`). Works alone or under torchrun.
+    `again`: how an interrupted run is continued, for the error (default: `irralctl train --resume`).
 
     A config built in code may leave `size` at auto: it is resolved here on the device the run
     uses (`TrainConfig.sized`), and config.json records the result. A resumed run keeps the sizes
@@ -391,7 +393,7 @@ def _train(cfg: TrainConfig, progress: Progress, resume: bool, dist: DistState, 
     # run is replaced only then); a failure keeps the stage when it holds a checkpoint to resume.
     # The run's open log files close (the ExitStack) before the stage is moved.
     with output_dir(cfg.out, overwrite=True, stage=stage, keep=_resumable, exists_ok=True,
-                    again=f"continue with: irralctl train --resume {cfg.out}"), \
+                    again=again or f"continue with: irralctl train --resume {cfg.out}"), \
             contextlib.ExitStack() as files:
         return _run(cfg, progress, resume, dist, device, ds, files)
 

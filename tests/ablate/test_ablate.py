@@ -56,6 +56,7 @@ def test_grid_trains_compares_and_finishes_after_an_interruption(toy, tmp_path, 
     assert result.exit_code == 1
     said = _said(result)
     assert "cmn-seed7 (2/2): interrupted" in said and ".cmn-seed7.partial" in said
+    assert "run the same `irralctl ablate` command again" in said and "train --resume" not in said
     assert (runs / "baseline-seed7" / "test_metrics.json").is_file()
     assert (runs / ".cmn-seed7.partial" / "last.pt").is_file() and not (runs / "cmn-seed7").exists()
     assert not (out / "compare.md").exists()
