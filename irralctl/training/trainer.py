@@ -123,7 +123,7 @@ def train(cfg: TrainConfig, progress: Progress = SILENT, *, resume: bool = False
         cfg = resolved_size(cfg, device)
     dist.init(device)
     try:
-        return _train(cfg, progress, resume, dist, device)
+        return _train(cfg, progress, resume, dist, device, again)
     finally:
         dist.close()
 
@@ -377,7 +377,8 @@ def _check_resumable(ckpt: dict, ds: PreparedDataset, cfg: TrainConfig) -> None:
 
 # -- the run ------------------------------------------------------------------------------------
 
-def _train(cfg: TrainConfig, progress: Progress, resume: bool, dist: DistState, device: torch.device) -> TrainResult:
+def _train(cfg: TrainConfig, progress: Progress, resume: bool, dist: DistState, device: torch.device,
+           again: str | None = None) -> TrainResult:
     ds = open_dataset(cfg)
     if dist.is_main:  # the final test scores with --meteor: a missing METEOR must stop the run now, not after it
         from irralctl.metrics.scoring import check_meteor
