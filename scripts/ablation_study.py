@@ -246,7 +246,7 @@ def main(argv: list[str] | None = None) -> int:
         grid = args.out / "grids" / f"long-{long_epochs}"
         result = ablate(args.out / "data" / "standard", grid, LONG_PRESETS, 1, long_epochs, args.workers)
         rows = ["| preset | test CE F1 macro-14 at " + f"{size['epochs']} epochs (seed 0) | at {long_epochs} epochs "
-                "| first epoch with validation CE F1 macro-14 above the prior's + 0.05 |", "|---|---|---|---|"]
+                "| first epoch whose validation CE F1 macro-14 passes its first epoch's by 0.05 |", "|---|---|---|---|"]
         short = {g["name"]: g for g in results["standard"]["groups"]}
         for g in result["groups"]:
             epochs = [json.loads(x) for x in (grid / "runs" / f"{g['name']}-seed0" / "metrics.jsonl").read_text()
