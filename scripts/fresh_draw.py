@@ -88,6 +88,9 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--draw-seed", type=int, help="phantom draw seed (default: drawn from the OS and printed)")
     ap.add_argument("--quick", action="store_true", help="tiny sizes: checks every step, proves nothing")
     ap.add_argument("--workers", type=int, default=1)
+    ap.add_argument("--batch-size", type=int, default=16, help="studies per step (the study's: 16)")
+    ap.add_argument("--presets", default="no-image,irral,baseline", help="presets of the main grid (no-image first)")
+    ap.add_argument("--no-context-off", action="store_true", help="skip irral with --no-context-words")
     ap.add_argument("--doc", default=str(ROOT / "docs" / "fresh-draw.md"), help="page to write ('-': print it)")
     args = ap.parse_args(argv)
     size = SIZES["quick" if args.quick else "full"]
@@ -103,19 +106,28 @@ def main(argv: list[str] | None = None) -> int:
         run(["irralctl", "prepare", "phantoms", "--variant", "standard", "--n", str(size["n"]), "--image-size", "64",
              "--seed", str(args.draw_seed), "--workers", str(args.workers), "--out", str(data)])
     model = MODEL + (QUICK_MODEL if args.quick else [])
+    training = list(TRAINING)
+    training[training.index("--batch-size") + 1] = str(args.batch_size)
     common = ["--seeds", str(size["seeds"]), "--epochs", str(size["epochs"]), "--workers", str(args.workers),
-              *model, *TRAINING]
+              *model, *training]
     main_grid, off_grid = args.out / "grid", args.out / "grid-context-off"
-    run(["irralctl", "ablate", str(data), "--out", str(main_grid), "--presets", "no-image,irral,baseline", *common])
-    run(["irralctl", "ablate", str(data), "--out", str(off_grid), "--presets", "irral", "--no-context-words", *common])
+    run(["irralctl", "ablate", str(data), "--out", str(main_grid), "--presets", args.presets, *common])
+    grids = [main_grid]
+    if not args.no_context_off:
+        run(["irralctl", "ablate", str(data), "--out", str(off_grid), "--presets", "irral", "--no-context-words",
+             *common])
+        grids.append(off_grid)
     both = args.out / "compare"
-    run(["irralctl", "compare", *map(str, sorted((main_grid / "runs").iterdir())),
-         *map(str, sorted((off_grid / "runs").iterdir())), "--reference", "no-image", "--meteor", "off",
-         "--out", str(both), "--overwrite"])
+    run(["irralctl", "compare", *(str(p) for g in grids for p in sorted((g / "runs").iterdir())),
+         "--reference", "no-image", "--meteor", "off", "--out", str(both), "--overwrite"])
     result = json.loads((both / "compare.json").read_text())
-    effect = context_effect(data, [main_grid, off_grid], args.out / "compare-context")
+    effect = (context_effect(data, grids, args.out / "compare-context") if len(grids) == 2
+              else "Not measured in this run (`--no-context-off`).")
 
-    shlex_cmd = "python scripts/fresh_draw.py --out DIR" + (" --quick" if args.quick else "")
+    shlex_cmd = ("python scripts/fresh_draw.py --out DIR" + (" --quick" if args.quick else "")
+                 + (f" --batch-size {args.batch_size}" if args.batch_size != 16 else "")
+                 + (f" --presets {args.presets}" if args.presets != "no-image,irral,baseline" else "")
+                 + (" --no-context-off" if args.no_context_off else ""))
     page = [
         "# Does IRRAL-Net learn early? A phantom draw nobody chose",
         "",
@@ -126,8 +138,9 @@ def main(argv: list[str] | None = None) -> int:
         "",
         f"Draw: {size['n']} standard phantoms at 64 px, seed **{args.draw_seed}** taken from the operating system "
         f"(`irralctl prepare phantoms --variant standard --n {size['n']} --seed {args.draw_seed}`). Training: the "
-        f"demo's model size, {size['epochs']} epochs, {size['seeds']} seeds per preset, the settings of the README's "
-        "ablation (`scripts/ablation_study.py`: batch 16, learning rate 2e-3, CPU).",
+        f"demo's model size, {size['epochs']} epochs, {size['seeds']} seeds per preset, batch {args.batch_size}, "
+        "otherwise the settings of the README's ablation (`scripts/ablation_study.py`: batch 16, learning rate "
+        "2e-3, CPU).",
         "",
         "## The thresholds",
         "",
@@ -151,10 +164,8 @@ def main(argv: list[str] | None = None) -> int:
         "",
         curves(main_grid / "runs" / "irral-seed0"),
         "",
-        "`irral[context-words=off]`:",
-        "",
-        curves(off_grid / "runs" / "irral-seed0"),
-        "",
+        *(["`irral[context-words=off]`:", "", curves(off_grid / "runs" / "irral-seed0"), ""] if len(grids) == 2
+          else []),
         "## Every metric against the language prior",
         "",
         full_compare(both),
