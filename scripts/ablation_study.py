@@ -29,7 +29,10 @@ ROOT = Path(__file__).resolve().parents[1]
 VARIANTS = ("standard", "lateral", "rare", "small", "structured")
 PRESETS = ("baseline", "no-image", "cmn", "irral")
 MFA_MODES = ("literal", "centered", "infonce")
-ACL_OPTIONS = (("mean", 0.0), ("mean", 0.5), ("attention", 0.0), ("attention", 0.5))
+# ACL's design options: head pooling, share of label context in training, context on the words.
+ACL_OPTIONS = (("mean", 0.0, True), ("mean", 0.5, True), ("attention", 0.0, True), ("attention", 0.5, True),
+               ("attention", 0.5, False))
+LONG_PRESETS = ("baseline", "no-image", "cmn")  # the presets without ACL, given more epochs
 
 # The demo's model size (irralctl/demo), on 64 px phantoms: a CPU-sized IRRAL-Net.
 MODEL = ["--backbone", "tiny", "--tiny-width", "16", "--image-size", "64", "--resize", "72", "--d-model", "64",
@@ -138,6 +141,12 @@ def mfa_table(grids: dict[str, Path]) -> str:
     return "\n".join(out)
 
 
+def _seed0(grid: Path, preset: str) -> float | None:
+    """Test CE F1 macro-14 of a grid's `preset` run at seed 0."""
+    metrics = grid / "runs" / f"{preset}-seed0" / "test_metrics.json"
+    return json.loads(metrics.read_text())["metrics"]["ce_macro_f1_14"] if metrics.is_file() else None
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--out", type=Path, required=True)
@@ -152,6 +161,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--extra-variants-presets",
                         help="presets on the variants other than `standard` (default: --presets)")
     parser.add_argument("--no-options", action="store_true", help="skip the MFA-mode and ACL-option tables")
+    parser.add_argument("--long-epochs", type=int,
+                        help="also train baseline, no-image and cmn this long on `standard`, seed 0 "
+                             "(default: 30; --quick: 3; 0: skip)")
     parser.add_argument("--write-readme", action="store_true")
     parser.add_argument("--readme", type=Path, default=ROOT / "README.md", help="the README --write-readme rewrites")
     args = parser.parse_args(argv)
@@ -216,18 +228,36 @@ def main(argv: list[str] | None = None) -> int:
             mfa_grids[mode] = grid
         sections += ["#### MFA: does the alignment collapse? (`mfa` preset, `standard`, seed 0, last epoch)", "",
                      mfa_table(mfa_grids), ""]
-        acl_rows = ["| ACL head pooling | label context share | val head F1 macro (last epoch) | test CE F1 micro-14 "
-                    "| test CE F1 macro-14 |", "|---|---|---|---|---|"]
-        for pooling, share in ACL_OPTIONS:
-            grid = args.out / "grids" / f"acl-{pooling}-{share}"
+        acl_rows = ["| ACL head pooling | label context share | context on the words | val head F1 macro (last epoch) "
+                    "| test CE F1 micro-14 | test CE F1 macro-14 |", "|---|---|---|---|---|---|"]
+        for pooling, share, words in ACL_OPTIONS:
+            grid = args.out / "grids" / (f"acl-{pooling}-{share}" + ("" if words else "-context-off"))
             ablate(data, grid, ("acl",), 1, size["epochs"], args.workers,
-                   ["--head-pooling", pooling, "--context-from-labels", str(share)])
+                   ["--head-pooling", pooling, "--context-from-labels", str(share),
+                    "--context-words" if words else "--no-context-words"])
             run_dir = next((grid / "runs").iterdir())
             last = [json.loads(x) for x in (run_dir / "metrics.jsonl").read_text().splitlines() if x.strip()][-1]
             test = json.loads((run_dir / "test_metrics.json").read_text())["metrics"]
-            acl_rows.append(f"| {pooling} | {share} | {last['val_head_f1_macro']:.3f} | {test['ce_micro_f1_14']:.3f} "
-                            f"| {test['ce_macro_f1_14']:.3f} |")
+            acl_rows.append(f"| {pooling} | {share} | {'yes' if words else 'no'} | {last['val_head_f1_macro']:.3f} "
+                            f"| {test['ce_micro_f1_14']:.3f} | {test['ce_macro_f1_14']:.3f} |")
         sections += ["#### ACL head and context (`acl` preset, `standard`, seed 0)", "", "\n".join(acl_rows), ""]
+    long_epochs = args.long_epochs if args.long_epochs is not None else (3 if args.quick else 30)
+    if "standard" in variants and long_epochs:
+        grid = args.out / "grids" / f"long-{long_epochs}"
+        result = ablate(args.out / "data" / "standard", grid, LONG_PRESETS, 1, long_epochs, args.workers)
+        rows = ["| preset | test CE F1 macro-14 at " + f"{size['epochs']} epochs (seed 0) | at {long_epochs} epochs "
+                "| first epoch whose validation CE F1 macro-14 passes its first epoch's by 0.05 |", "|---|---|---|---|"]
+        short = {g["name"]: g for g in results["standard"]["groups"]}
+        for g in result["groups"]:
+            epochs = [json.loads(x) for x in (grid / "runs" / f"{g['name']}-seed0" / "metrics.jsonl").read_text()
+                      .splitlines() if x.strip()]
+            prior = epochs[0]["val_ce_macro_f1_14"]
+            start = next((r["epoch"] for r in epochs if r["val_ce_macro_f1_14"] > prior + 0.05), None)
+            at_short = _seed0(args.out / "grids" / "standard", g["name"]) if g["name"] in short else None
+            rows.append(f"| {g['name']} | {'-' if at_short is None else f'{at_short:.3f}'} "
+                        f"| {g['metrics']['ce_macro_f1_14']['mean']:.3f} | {start or 'never'} |")
+        sections += [f"#### Without ACL, given more steps (`standard`, seed 0, {long_epochs} epochs)", "",
+                     "\n".join(rows), ""]
 
     text = "\n".join(sections).rstrip() + "\n"
     given = list(argv if argv is not None else sys.argv[1:])

@@ -111,7 +111,7 @@ def _saved_options(run: GridRun, current: str) -> TrainConfig:
     from irralctl.training import saved_config
 
     if current == FINISHED:
-        return from_dict(TrainConfig, load_config_file(RunLayout(run.path).config))
+        return from_dict(TrainConfig, load_config_file(RunLayout(run.path).config), saved=True)
     return saved_config(run.path)  # the interrupted stage's last.pt
 
 
@@ -179,9 +179,13 @@ def _bring_up(run: GridRun, current: str, wanted: TrainConfig, progress: Progres
         # The trainer's own resume path: the saved options, with where and how fast it runs now.
         changes = {"dataset": wanted.dataset, **{f"runtime.{k}": getattr(wanted.runtime, k)
                                                  for k in ("device", "workers", "prefetch")}}
-        train(resume_config(run.path, changes), progress, resume=True)
+        train(resume_config(run.path, changes), progress, resume=True, again=_AGAIN)
     elif current in (NEW, BROKEN):
-        train(replace(wanted, overwrite=current == BROKEN), progress)
+        train(replace(wanted, overwrite=current == BROKEN), progress, again=_AGAIN)
+
+
+# An interrupted run of the grid continues where it stopped when the grid runs again.
+_AGAIN = "run the same `irralctl ablate` command again to continue (it resumes this run)"
 
 
 def _compare(cfg: AblateConfig, runs: list[GridRun], progress: Progress) -> tuple[dict, list[Path]]:

@@ -12,7 +12,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
-from irralctl.errors import InputError
+from irralctl.errors import InputError, IrralError
 from irralctl.metrics.inputs import Studies, read_predictions
 from irralctl.model.config import PRESETS, SWITCHES
 from irralctl.runs.layout import RunLayout
@@ -22,8 +22,20 @@ from irralctl.utils.io import read_json
 # Options that cannot change a run's results: left out of the check that runs differ only where
 # a comparison says they do.
 _NO_EFFECT = ("out", "overwrite", "dataset", "runtime.device", "runtime.workers", "runtime.prefetch")
+# Design options of a component (-> the switch that turns the component on): a run with the
+# component that changes one from its default is its own group, labelled by the change
+# (`irral[context-words=off]`), so one ablation can compare the choices.
+DESIGN_OPTIONS = {"model.context_words": "acl", "model.head_pooling": "acl", "loss.mfa_mode": "mfa"}
 # What may differ between the groups of an ablation (besides the seeds within a group).
-_ABLATED = ("preset", *(f"model.{s}" for s in SWITCHES))
+_ABLATED = ("preset", *(f"model.{s}" for s in SWITCHES), *DESIGN_OPTIONS)
+
+
+def _design_defaults() -> dict[str, object]:
+    from irralctl.training.config import TrainConfig
+    from irralctl.utils.config import flatten, to_jsonable
+
+    flat = flatten(to_jsonable(TrainConfig(dataset=Path("."))))
+    return {key: flat[key] for key in DESIGN_OPTIONS}
 
 
 @dataclass(frozen=True)
@@ -35,6 +47,7 @@ class Run:
     preset: str | None
     seed: int | None
     switches: dict[str, bool]     # the component switches it was trained with
+    design: dict[str, object]     # DESIGN_OPTIONS that differ from their defaults (dotted key -> value)
     dataset: dict                 # {path, name, fingerprint}
     options: dict                 # its TrainConfig, flattened ("optim.lr": ...)
     test_metrics: dict            # test_metrics.json
@@ -47,7 +60,12 @@ class Run:
         base = PRESETS.get(preset, {})
         changed = [("+" if on else "-") + name.replace("_", "-") for name, on in self.switches.items()
                    if name in base and base[name] != on]
-        return preset + "".join(changed)
+        design = [f"{key.split('.')[-1].replace('_', '-')}={_word(value)}" for key, value in self.design.items()]
+        return preset + "".join(changed) + (f"[{','.join(design)}]" if design else "")
+
+
+def _word(value: object) -> str:
+    return {True: "on", False: "off"}.get(value, str(value)) if isinstance(value, bool) else str(value)
 
 
 def read_run(path: str | Path) -> Run:
@@ -77,11 +95,26 @@ def read_run(path: str | Path) -> Run:
                          f"{layout.test_predictions.name} holds {len(studies.ids)}", path=path,
                          hint="the two files come from different tests; train or score the run again")
     dataset = saved.get("dataset") or {}
+    flat = _completed(options)
     return Run(path=path, name=path.resolve().name, preset=options.get("preset"),
                seed=seed if isinstance(seed, int) else None,
                switches={s: bool(model[s]) for s in SWITCHES if s in model},
+               design={key: flat[key] for key, switch in DESIGN_OPTIONS.items()
+                       if flat.get(f"model.{switch}") and key in flat and flat[key] != _design_defaults()[key]},
                dataset={k: dataset.get(k) for k in ("path", "name", "fingerprint")},
-               options=flatten(options), test_metrics=metrics, studies=studies)
+               options=flat, test_metrics=metrics, studies=studies)
+
+
+def _completed(options: dict) -> dict:
+    """The run's options flattened, with those it predates filled in as it was trained (a config
+    saved before an option existed means the value in its class's ADDED table)."""
+    from irralctl.training.config import TrainConfig
+    from irralctl.utils.config import from_dict, to_jsonable
+
+    try:
+        return flatten(to_jsonable(from_dict(TrainConfig, options, strict=False, saved=True)))
+    except IrralError:  # a config this version cannot read whole: its stated values only
+        return flatten(options)
 
 
 def check_same_studies(runs: Sequence[Run]) -> None:

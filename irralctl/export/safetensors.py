@@ -40,7 +40,7 @@ def train_command(train_config: dict) -> str:
     """The `irralctl train` command that gives `train_config` (flags differing from the defaults)."""
     from irralctl.training.config import TrainConfig
 
-    return shlex.join(["irralctl", "train", *to_flags(from_dict(TrainConfig, train_config, strict=False))])
+    return shlex.join(["irralctl", "train", *to_flags(from_dict(TrainConfig, train_config, strict=False, saved=True))])
 
 
 def _test_metrics(run_dir: Path, checkpoint: Path) -> tuple[dict | None, str | None]:

@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import dataclasses
 from dataclasses import dataclass
+from typing import ClassVar
 
 from irralctl.constants import N_OBSERVATIONS
 from irralctl.errors import ConfigError
@@ -45,6 +46,10 @@ _FROM_PRESET = "from --preset"
 
 @dataclass(frozen=True)
 class ModelConfig:
+    # Options added since checkpoints of format 2 were first written: what a saved config without
+    # them meant (irralctl.utils.config.from_dict(saved=True)).
+    ADDED: ClassVar[dict[str, object]] = {"context_words": False}
+
     # Visual encoder (Eq. 1) and multi-scale fusion.
     backbone: str = option("resnet101", "CNN of the visual encoder; tiny is a small CNN for CPU runs.",
                            choices=BACKBONES, cpu="tiny", tiny="tiny")
@@ -71,6 +76,8 @@ class ModelConfig:
     head_pooling: str = option("attention", "ACL's clinical head: a learned query per observation attending over "
                                             "the visual tokens (attention), or their mean (mean).",
                                choices=HEAD_POOLINGS)
+    context_words: bool = option(True, "ACL: add the clinical context C to every word embedding of the decoder too, "
+                                       "not only to the visual tokens it attends to.")
     # Filled by the trainer (not options).
     vocab_size: int = option(0, cli=False)          # tokeniser's vocabulary (0: not yet known)
     pad_id: int = option(0, cli=False)              # special ids (legacy R2Gen: all three 0; BPE: 0, 1, 2)

@@ -5,7 +5,8 @@
     x = V0 + Memory(V0)                                       (CMN, --memory)
     x = ACL(EncoderLayer_l(x), C) for l = 1..3                (Eq. 5, --acl)
     x = x + ClinicalContext(C)                                (ACL: C added to every token)
-    tokens --embed--> e;  e = e + Memory(e)                   (CMN, --memory)
+    tokens --embed--> e;  e = e + ClinicalContext(C)          (ACL with --context-words)
+    e = e + Memory(e)                                         (CMN, --memory)
     logits = Decoder(e, x)
     Z_img = mean TextSpace(V0);  Z_txt = TextHead(T)          (MFA, Eq. 3-4)
 
@@ -49,12 +50,14 @@ class Encoded:
     clinical_logits: torch.Tensor | None  # (B, n_observations) CheXpert logits from the image (ACL only)
     grid: TokenGrid                # visual token n < N <-> (view, row, column) of the views' grids
     z_img: torch.Tensor | None = None     # (B, d) the image in MFA's text space (MFA only)
+    word_context: torch.Tensor | None = None  # (B, d) C added to every word embedding (ACL, --context-words)
 
     def index_select(self, index: torch.Tensor) -> Encoded:
         """Keep the studies `index` (B',) long, in that order."""
         pick = lambda t: None if t is None else t.index_select(0, index)  # noqa: E731
         return dataclasses.replace(self, memory=pick(self.memory), memory_mask=pick(self.memory_mask),
-                                   clinical_logits=pick(self.clinical_logits), z_img=pick(self.z_img))
+                                   clinical_logits=pick(self.clinical_logits), z_img=pick(self.z_img),
+                                   word_context=pick(self.word_context))
 
 
 @dataclass(frozen=True)
@@ -74,7 +77,8 @@ class DecodeState:
     * `cross_kv[l]`: layer l's cross-attention K and V of the encoder output, each (B0, H, N, dh),
       projected once and shared by the rows of a study (never copied per beam);
     * `cross_mask`: (B0, 1, 1, N) True for real visual tokens;
-    * `memory_kv`: the memory matrix's K and V (H, S, dh), projected once (None without CMN).
+    * `memory_kv`: the memory matrix's K and V (H, S, dh), projected once (None without CMN);
+    * `word_context`: (B0, 1, d) C added to every word embedding (ACL with --context-words), else None.
     """
 
     self_kv: tuple[KV, ...] | None
@@ -83,6 +87,7 @@ class DecodeState:
     memory_kv: KV | None
     group: int
     step: int
+    word_context: torch.Tensor | None = None
 
     @property
     def batch_size(self) -> int:
@@ -106,7 +111,8 @@ class DecodeState:
         self_kv = None if self.self_kv is None else tuple(
             (k.index_select(0, rows), v.index_select(0, rows)) for k, v in self.self_kv)
         cross = tuple((k.index_select(0, studies), v.index_select(0, studies)) for k, v in self.cross_kv)
-        return dataclasses.replace(self, self_kv=self_kv, cross_kv=cross,
+        context = None if self.word_context is None else self.word_context.index_select(0, studies)
+        return dataclasses.replace(self, self_kv=self_kv, cross_kv=cross, word_context=context,
                                    cross_mask=self.cross_mask.index_select(0, studies))
 
 
@@ -169,12 +175,16 @@ class IRRALNet(nn.Module):
             if alpha is not None:                                         # Eq. 5 after every layer
                 x = ACLGate.fuse(x, self.text_space(x, self.memory, memory_kv), alpha)
         x = self.encoder_norm(x)
-        if probs is not None:                                             # C as tokens the decoder reads
-            x = x + self.context(probs)[:, None, :].to(x.dtype)         # C on every token: (B, N, d)
+        word_context = None
+        if probs is not None:                                             # C where the decoder reads
+            context = self.context(probs)[:, None, :].to(x.dtype)        # (B, 1, d)
+            x = x + context                                               # C on every visual token: (B, N, d)
+            if self.cfg.context_words:
+                word_context = context[:, 0]                              # and on every word: (B, d)
         z_img = None
         if self.cfg.mfa:
             z_img = masked_mean(self.text_space(v0, self.memory, memory_kv), mask[:, : v0.shape[1]])  # (B, d)
-        return Encoded(x, mask, clinical_logits, self.grid, z_img)
+        return Encoded(x, mask, clinical_logits, self.grid, z_img, word_context)
 
     def _memory_kv(self) -> KV | None:
         return self.memory.keys_values() if self.memory is not None else None
@@ -200,6 +210,8 @@ class IRRALNet(nn.Module):
         if memory_kv is None and self.cfg.memory:
             memory_kv = self._memory_kv()
         x = self.embed(tokens[:, :-1])                                    # (B, T-1, d)
+        if encoded.word_context is not None:
+            x = x + encoded.word_context[:, None, :]                      # C on every word
         if self.cfg.memory:
             x = x + self.memory(x, memory_kv)
         cross_mask = encoded.memory_mask[:, None, None, :]                # (B, 1, 1, N)
@@ -213,7 +225,8 @@ class IRRALNet(nn.Module):
         """State before the first token; `group` rows (beams) per study share its cross-attention K/V."""
         cross = tuple(layer.cross_attn.keys_values(encoded.memory) for layer in self.decoder_layers)
         return DecodeState(self_kv=None, cross_kv=cross, cross_mask=encoded.memory_mask[:, None, None, :],
-                           memory_kv=self._memory_kv() if self.cfg.memory else None, group=group, step=0)
+                           memory_kv=self._memory_kv() if self.cfg.memory else None, group=group, step=0,
+                           word_context=None if encoded.word_context is None else encoded.word_context[:, None, :])
 
     def decode_step(self, tokens_t: torch.Tensor, state: DecodeState, need_attention: bool = False
                     ) -> tuple[torch.Tensor, DecodeState] | tuple[torch.Tensor, DecodeState, tuple[torch.Tensor, ...]]:
@@ -223,6 +236,8 @@ class IRRALNet(nn.Module):
         where attention[l] is layer l's cross-attention weights (B, H, N) over the visual tokens.
         """
         x = self.embed(tokens_t[:, None], start=state.step)               # (B, 1, d)
+        if state.word_context is not None:                                # (B0, 1, d) -> each study's rows
+            x = x + state.word_context.repeat_interleave(state.group, dim=0)
         if self.cfg.memory:
             x = x + self.memory(x, state.memory_kv)
         caches, attention = [], []

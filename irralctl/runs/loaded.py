@@ -35,7 +35,7 @@ log = logging.getLogger(__name__)
 
 
 def model_config_of(ckpt: dict) -> ModelConfig:
-    return from_dict(ModelConfig, ckpt["model_config"])
+    return from_dict(ModelConfig, ckpt["model_config"], saved=True)
 
 
 def tokenizer_of(ckpt: dict) -> ReportTokenizer:
@@ -106,7 +106,7 @@ def read_export(directory: str | Path) -> dict:
         if not isinstance(config.get(key), dict):
             raise _refuse_export(layout.config, f"missing or not an object: '{key}'")
     try:
-        from_dict(ModelConfig, config["model"])
+        from_dict(ModelConfig, config["model"], saved=True)
     except ConfigError as e:
         raise _refuse_export(layout.config, f"its model config is not this irralctl's ({e.message})") from None
     for f in (layout.weights, layout.tokenizer):

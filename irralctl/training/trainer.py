@@ -75,7 +75,7 @@ def saved_config(run_dir: str | Path) -> TrainConfig:
     run_dir = Path(run_dir)
     for layout in (RunLayout(stage_of(run_dir)), RunLayout(run_dir)):
         if layout.last.is_file():
-            return from_dict(TrainConfig, load_checkpoint(layout.last, verify="none")["train_config"])
+            return from_dict(TrainConfig, load_checkpoint(layout.last, verify="none")["train_config"], saved=True)
     raise InputError("nothing to resume: no last.pt here (nor an interrupted run beside it)", path=run_dir,
                      hint="point --resume at the run directory of an interrupted or finished `irralctl train`")
 
@@ -106,8 +106,10 @@ def resume_config(run_dir: str | Path, changes: dict[str, Any] | None = None) ->
     return from_dict(TrainConfig, unflatten(flat))
 
 
-def train(cfg: TrainConfig, progress: Progress = SILENT, *, resume: bool = False) -> TrainResult:
+def train(cfg: TrainConfig, progress: Progress = SILENT, *, resume: bool = False, again: str | None = None
+          ) -> TrainResult:
     """Train per `cfg` (continuing `cfg.out` when `resume`). Works alone or under torchrun.
+    `again`: how an interrupted run is continued, for the error (default: `irralctl train --resume`).
 
     A config built in code may leave `size` at auto: it is resolved here on the device the run
     uses (`TrainConfig.sized`), and config.json records the result. A resumed run keeps the sizes
@@ -121,7 +123,7 @@ def train(cfg: TrainConfig, progress: Progress = SILENT, *, resume: bool = False
         cfg = resolved_size(cfg, device)
     dist.init(device)
     try:
-        return _train(cfg, progress, resume, dist, device)
+        return _train(cfg, progress, resume, dist, device, again)
     finally:
         dist.close()
 
@@ -375,7 +377,8 @@ def _check_resumable(ckpt: dict, ds: PreparedDataset, cfg: TrainConfig) -> None:
 
 # -- the run ------------------------------------------------------------------------------------
 
-def _train(cfg: TrainConfig, progress: Progress, resume: bool, dist: DistState, device: torch.device) -> TrainResult:
+def _train(cfg: TrainConfig, progress: Progress, resume: bool, dist: DistState, device: torch.device,
+           again: str | None = None) -> TrainResult:
     ds = open_dataset(cfg)
     if dist.is_main:  # the final test scores with --meteor: a missing METEOR must stop the run now, not after it
         from irralctl.metrics.scoring import check_meteor
@@ -391,7 +394,7 @@ def _train(cfg: TrainConfig, progress: Progress, resume: bool, dist: DistState, 
     # run is replaced only then); a failure keeps the stage when it holds a checkpoint to resume.
     # The run's open log files close (the ExitStack) before the stage is moved.
     with output_dir(cfg.out, overwrite=True, stage=stage, keep=_resumable, exists_ok=True,
-                    again=f"continue with: irralctl train --resume {cfg.out}"), \
+                    again=again or f"continue with: irralctl train --resume {cfg.out}"), \
             contextlib.ExitStack() as files:
         return _run(cfg, progress, resume, dist, device, ds, files)
 

@@ -257,7 +257,7 @@ def to_jsonable(value: Any) -> Any:
     return value
 
 
-def _coerce(tp: Any, value: Any, where: str) -> Any:
+def _coerce(tp: Any, value: Any, where: str, saved: bool = False) -> Any:
     """`value` (from JSON) as the field type `tp`: nested dataclass, Path, tuple, or as is."""
     tp, optional = _unwrap_optional(tp)
     if value is None:
@@ -267,7 +267,7 @@ def _coerce(tp: Any, value: Any, where: str) -> Any:
     if dataclasses.is_dataclass(tp):
         if not isinstance(value, dict):
             raise ConfigError(f"config key '{where}' must be a table of options, not {type(value).__name__}")
-        return from_dict(tp, value, prefix=f"{where}.")
+        return from_dict(tp, value, prefix=f"{where}.", saved=saved)
     if tp is Path:
         if not isinstance(value, (str, Path)):
             raise ConfigError(f"config key '{where}' must be a path (text), not {value!r}")
@@ -300,12 +300,15 @@ def _coerce(tp: Any, value: Any, where: str) -> Any:
     return value
 
 
-def from_dict(cls: type[T], data: dict, *, prefix: str = "", strict: bool = True) -> T:
+def from_dict(cls: type[T], data: dict, *, prefix: str = "", strict: bool = True, saved: bool = False) -> T:
     """Rebuild a (nested) frozen dataclass from `to_jsonable` output.
 
     Missing keys take their defaults; with `strict`, an unknown key is a `ConfigError` naming its
     dotted path (a misspelt option in a config file must not be silently ignored). A key the class
-    lists in its `RENAMED` table ({old: new}) is read under its new name.
+    lists in its `RENAMED` table ({old: new}) is read under its new name. With `saved` (a config
+    irralctl wrote beside an output or into a checkpoint), a key the class lists in its `ADDED`
+    table ({key: value}) and the config lacks takes that value, what the saved run did before the
+    option existed, rather than today's default.
     """
     if not isinstance(data, dict):
         raise ConfigError(f"config{' ' + prefix.rstrip('.') if prefix else ''} must be a table of options")
@@ -313,13 +316,15 @@ def from_dict(cls: type[T], data: dict, *, prefix: str = "", strict: bool = True
     for old, new in getattr(cls, "RENAMED", {}).items():
         if old in data and new not in data:
             data = {(new if k == old else k): v for k, v in data.items()}
+    if saved:
+        data = {**{k: v for k, v in getattr(cls, "ADDED", {}).items() if k not in data}, **data}
     names = {f.name for f in dataclasses.fields(cls)}
     unknown = sorted(set(data) - names)
     if unknown and strict:
         raise ConfigError(f"unknown config key(s): {', '.join(prefix + k for k in unknown)}",
                           hint=f"known keys{' of ' + prefix.rstrip('.') if prefix else ''}: {', '.join(sorted(names))}")
     hints = field_types(cls)
-    kwargs = {name: _coerce(hints[name], data[name], prefix + name) for name in names if name in data}
+    kwargs = {name: _coerce(hints[name], data[name], prefix + name, saved) for name in names if name in data}
     try:
         return cls(**kwargs)
     except TypeError as e:  # a required field is missing

@@ -45,6 +45,7 @@ def test_grid_trains_compares_and_finishes_after_an_interruption(toy, tmp_path, 
     assert result.exit_code == 1
     text = said(result)
     assert "cmn-seed7 (2/2): interrupted" in text and ".cmn-seed7.partial" in text
+    assert "run the same `irralctl ablate` command again" in text and "train --resume" not in text
     assert (runs / "baseline-seed7" / "test_metrics.json").is_file()
     assert (runs / ".cmn-seed7.partial" / "last.pt").is_file() and not (runs / "cmn-seed7").exists()
     assert not (out / "compare.md").exists()

@@ -143,6 +143,23 @@ def test_labels_switch_changes_and_warns_about_other_differences(ablation, tmp_p
     assert [g["name"] for g in by_run["groups"]] == ["baseline-seed1", "baseline-seed0"]
 
 
+def test_design_options_of_a_component_form_their_own_groups(ablation, tmp_path):
+    """A run that changes a component's design option (ACL's context on the words) is its own group;
+    a run saved before the option existed reads as what it did then (off); the option means nothing
+    without its component, so it never splits runs that lack it."""
+    _, refs, runs = ablation
+    off = make_run(tmp_path, "irral-off", "irral", 0, good(refs, 0), refs, switches={"context_words": False})
+    old = make_run(tmp_path, "irral-old", "irral", 1, good(refs, 1), refs)
+    config = json.loads((old / "config.json").read_text())
+    del config["config"]["model"]["context_words"]
+    (old / "config.json").write_text(json.dumps(config))
+    blind = make_run(tmp_path, "cmn-off", "cmn", 0, good(refs, 0), refs, switches={"context_words": False})
+    result = _compare([runs["irral-seed0"], off, old, blind])
+    assert [g["name"] for g in result["groups"]] == ["irral", "irral[context-words=off]", "cmn"]
+    assert [g["n_seeds"] for g in result["groups"]] == [1, 2, 1]
+    assert not any("context_words" in w for w in result["warnings"])
+
+
 def test_a_recomputed_figure_that_differs_from_the_saved_one_is_named(ablation, tmp_path):
     _, refs, runs = ablation
     run = make_run(tmp_path, "tampered", "irral", 0, good(refs, 0), refs)

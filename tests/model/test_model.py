@@ -313,3 +313,23 @@ def test_batchnorm_statistics_ignore_missing_views():
         changed = [m.running_mean for m in model2.visual.modules() if isinstance(m, torch.nn.BatchNorm2d)]
     for a, b in zip(with_blank, changed):
         torch.testing.assert_close(a, b)
+
+
+def test_context_words_put_the_clinical_context_on_every_word():
+    """With --context-words (the default) C is added to every word embedding as well as to every
+    visual token; without it, or without ACL, the words carry no context."""
+    images, view_mask, tokens = batch()
+    on = build_model(tiny()).eval()
+    off = build_model(tiny(context_words=False)).eval()
+    plain = build_model(tiny(**apply_preset("cmn"))).eval()
+    with torch.no_grad():
+        enc_on, enc_off = on.encode(images, view_mask), off.encode(images, view_mask)
+        torch.testing.assert_close(enc_on.word_context, on.context(torch.sigmoid(enc_on.clinical_logits)))
+        assert enc_off.word_context is None and plain.encode(images, view_mask).word_context is None
+        torch.testing.assert_close(enc_on.memory, enc_off.memory)   # same weights: the visual tokens agree
+        assert not torch.allclose(on.teacher_force(enc_on, tokens), off.teacher_force(enc_off, tokens))
+        # Incremental decoding adds the same context at every step (rows of a beam group included).
+        state = on.init_decode_state(enc_on, group=2)
+        assert state.word_context.shape == (3, 1, 32)
+        kept = state.select_studies(torch.tensor([2]))
+        torch.testing.assert_close(kept.word_context, state.word_context[2:])

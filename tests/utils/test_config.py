@@ -104,3 +104,21 @@ def test_to_flags_names_only_what_differs_from_the_defaults():
     flags = to_flags(_train(augment=False, no_image=True, lr=0.002))
     assert flags[:1] == ["data/iu"] and "--no-augment" in flags and "--no-image" in flags
     assert flags[flags.index("--lr") + 1] == "0.002" and "--d-model" not in flags
+
+
+def test_options_added_later_keep_their_old_meaning_in_saved_configs():
+    """A config irralctl saved before an option existed loads with what the run did then (the
+    class's ADDED table); a user's config file without it takes today's default."""
+    from irralctl.model.config import ModelConfig
+    from irralctl.runs.loaded import model_config_of
+    from irralctl.training.config import TrainConfig
+
+    assert ModelConfig().context_words is True
+    assert from_dict(ModelConfig, {}).context_words is True
+    assert from_dict(ModelConfig, {}, saved=True).context_words is False
+    assert from_dict(ModelConfig, {"context_words": True}, saved=True).context_words is True
+    assert model_config_of({"model_config": {"vocab_size": 10}}).context_words is False
+    # Nested: a saved training config fills the model's added options too.
+    saved = from_dict(TrainConfig, {"dataset": "data", "model": {"acl": True}}, saved=True)
+    assert saved.model.context_words is False
+    assert from_dict(TrainConfig, {"dataset": "data", "model": {"acl": True}}).model.context_words is True
