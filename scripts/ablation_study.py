@@ -234,7 +234,7 @@ def main(argv: list[str] | None = None) -> int:
             grid = args.out / "grids" / (f"acl-{pooling}-{share}" + ("" if words else "-context-off"))
             ablate(data, grid, ("acl",), 1, size["epochs"], args.workers,
                    ["--head-pooling", pooling, "--context-from-labels", str(share),
-                    "--context-words" if words else "--no-context-words"])
+                    "--ctx-words" if words else "--no-ctx-words"])
             run_dir = next((grid / "runs").iterdir())
             last = [json.loads(x) for x in (run_dir / "metrics.jsonl").read_text().splitlines() if x.strip()][-1]
             test = json.loads((run_dir / "test_metrics.json").read_text())["metrics"]

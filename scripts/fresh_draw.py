@@ -3,7 +3,7 @@
 Draws a seed from the operating system (or takes `--draw-seed`), prepares that many standard
 phantoms, trains `irral`, `no-image` and `baseline` over several seeds with the study's CPU
 settings (scripts/ablation_study.py: the demo's model size, 10 epochs), plus `irral` with the
-clinical context on the visual tokens only (`--no-context-words`, the design before the context
+clinical context on the visual tokens only (`--no-ctx-words`, the design before the context
 reached the words), compares them all with `irralctl compare` and writes `docs/fresh-draw.md`:
 the thresholds checked, the paired differences, the full compare table and the per-epoch curves
 of the clinical head beside the reports.
@@ -61,7 +61,7 @@ def checks(result: dict) -> list[str]:
         f"interval [{diff['low']:+.3f}, {diff['high']:+.3f}] (threshold +{ABOVE_PRIOR}): "
         f"**{'met' if diff['difference'] >= ABOVE_PRIOR else 'not met'}**.",
     ]
-    for name in ("irral[context-words=off]", "baseline"):
+    for name in ("irral[ctx-words=off]", "baseline"):
         if any(g["name"] == name for g in result["groups"]):
             row = _comparison(result, name)
             mean = _group(result, name)["metrics"][METRIC]["mean"]
@@ -73,11 +73,11 @@ def checks(result: dict) -> list[str]:
 def context_effect(data: Path, grids: list[Path], out: Path) -> str:
     """The paired comparison of irral with and without the context on the words."""
     runs = [str(p) for g in grids for p in sorted((g / "runs").glob("irral-seed*"))]
-    run(["irralctl", "compare", *runs, "--reference", "irral[context-words=off]", "--meteor", "off",
+    run(["irralctl", "compare", *runs, "--reference", "irral[ctx-words=off]", "--meteor", "off",
          "--out", str(out), "--overwrite"])
     result = json.loads((out / "compare.json").read_text())
     row = _comparison(result, "irral")
-    return (f"`irral` − `irral[context-words=off]` on test {METRIC}: **{row['difference']:+.3f}**, 95% paired "
+    return (f"`irral` − `irral[ctx-words=off]` on test {METRIC}: **{row['difference']:+.3f}**, 95% paired "
             f"interval [{row['low']:+.3f}, {row['high']:+.3f}], p {row['p_value']:.3g}: {row['verdict']} "
             f"(seeds paired; {len(runs) // 2} per group).")
 
@@ -90,7 +90,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--workers", type=int, default=1)
     ap.add_argument("--batch-size", type=int, default=16, help="studies per step (the study's: 16)")
     ap.add_argument("--presets", default="no-image,irral,baseline", help="presets of the main grid (no-image first)")
-    ap.add_argument("--no-context-off", action="store_true", help="skip irral with --no-context-words")
+    ap.add_argument("--no-context-off", action="store_true", help="skip irral with --no-ctx-words")
     ap.add_argument("--doc", default=str(ROOT / "docs" / "fresh-draw.md"), help="page to write ('-': print it)")
     args = ap.parse_args(argv)
     size = SIZES["quick" if args.quick else "full"]
@@ -114,7 +114,7 @@ def main(argv: list[str] | None = None) -> int:
     run(["irralctl", "ablate", str(data), "--out", str(main_grid), "--presets", args.presets, *common])
     grids = [main_grid]
     if not args.no_context_off:
-        run(["irralctl", "ablate", str(data), "--out", str(off_grid), "--presets", "irral", "--no-context-words",
+        run(["irralctl", "ablate", str(data), "--out", str(off_grid), "--presets", "irral", "--no-ctx-words",
              *common])
         grids.append(off_grid)
     both = args.out / "compare"
@@ -149,7 +149,7 @@ def main(argv: list[str] | None = None) -> int:
         "## The clinical context on the words",
         "",
         "ACL's clinical context C (the head's 14 probabilities, as learned present/absent embeddings) was first added "
-        "to the visual tokens only, so the decoder had to learn to attend for it; `--context-words` (the default now) "
+        "to the visual tokens only, so the decoder had to learn to attend for it; `--ctx-words` (the default now) "
         "also adds it to every word embedding, where the decoder reads it without attending.",
         "",
         effect,
@@ -164,7 +164,7 @@ def main(argv: list[str] | None = None) -> int:
         "",
         curves(main_grid / "runs" / "irral-seed0"),
         "",
-        *(["`irral[context-words=off]`:", "", curves(off_grid / "runs" / "irral-seed0"), ""] if len(grids) == 2
+        *(["`irral[ctx-words=off]`:", "", curves(off_grid / "runs" / "irral-seed0"), ""] if len(grids) == 2
           else []),
         "## Every metric against the language prior",
         "",

@@ -127,7 +127,7 @@ def compare_runs(cfg: CompareConfig, progress: Progress = SILENT) -> dict:
 def _ordered_groups(groups: dict[str, list[Run]], reference: str | None, group_by: str) -> dict[str, list[Run]]:
     """The reference group first, then the others as given; each group's runs by seed. A preset
     names its group even when the runs changed a switch or design option (`irral` finds the one group
-    `irral[context-words=off]`), as long as only one group holds that preset."""
+    `irral[ctx-words=off]`), as long as only one group holds that preset."""
     if reference is not None and reference not in groups and group_by == "preset":
         holding = [g for g, runs in groups.items() if runs[0].preset == reference]
         reference = holding[0] if len(holding) == 1 else reference

@@ -24,7 +24,7 @@ from irralctl.utils.io import read_json
 _NO_EFFECT = ("out", "overwrite", "dataset", "runtime.device", "runtime.workers", "runtime.prefetch")
 # Design options of a component (-> the switch that turns the component on): a run with the
 # component that changes one from its default is its own group, labelled by the change
-# (`irral[context-words=off]`), so one ablation can compare the choices.
+# (`irral[ctx-words=off]`, by the option's flag), so one ablation can compare the choices.
 DESIGN_OPTIONS = {"model.context_words": "acl", "model.head_pooling": "acl", "loss.mfa_mode": "mfa"}
 # What may differ between the groups of an ablation (besides the seeds within a group).
 _ABLATED = ("preset", *(f"model.{s}" for s in SWITCHES), *DESIGN_OPTIONS)
@@ -60,8 +60,23 @@ class Run:
         base = PRESETS.get(preset, {})
         changed = [("+" if on else "-") + name.replace("_", "-") for name, on in self.switches.items()
                    if name in base and base[name] != on]
-        design = [f"{key.split('.')[-1].replace('_', '-')}={_word(value)}" for key, value in self.design.items()]
+        design = [f"{_flag_name(key)}={_word(value)}" for key, value in self.design.items()]
         return preset + "".join(changed) + (f"[{','.join(design)}]" if design else "")
+
+
+def _flag_name(dotted: str) -> str:
+    """The command-line name of a TrainConfig option, without dashes: `model.context_words` -> `ctx-words`."""
+    import dataclasses
+
+    from irralctl.training.config import TrainConfig
+    from irralctl.utils.config import field_types
+
+    cls = TrainConfig
+    *parents, name = dotted.split(".")
+    for part in parents:
+        cls = field_types(cls)[part]
+    field = next(f for f in dataclasses.fields(cls) if f.name == name)
+    return (field.metadata.get("flag") or "--" + name.replace("_", "-")).removeprefix("--")
 
 
 def _word(value: object) -> str:

@@ -19,7 +19,7 @@ output token as one vector, sum over c of p_c e_c+ + (1 - p_c) e_c- (learned "pr
 head's findings wherever it attends. Appending them as 14 extra tokens instead was tried and
 rejected: the decoder then attended to the context tokens and learned to read the visual tokens,
 and with them where a finding is (left or right), far later (docs/model.md). With
-`--context-words` (the default) the same vector is also added to every word embedding of the
+`--ctx-words` (the default) the same vector is also added to every word embedding of the
 decoder, where it is read without attending at all (IRRALNet carries it as `word_context`). The
 head and everything C drives belong to ACL: a model without ACL has neither the head nor its loss.
 """

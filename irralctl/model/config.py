@@ -77,7 +77,7 @@ class ModelConfig:
                                             "the visual tokens (attention), or their mean (mean).",
                                choices=HEAD_POOLINGS)
     context_words: bool = option(True, "ACL: add the clinical context C to every word embedding of the decoder too, "
-                                       "not only to the visual tokens it attends to.")
+                                       "not only to the visual tokens it attends to.", flag="--ctx-words")
     # Filled by the trainer (not options).
     vocab_size: int = option(0, cli=False)          # tokeniser's vocabulary (0: not yet known)
     pad_id: int = option(0, cli=False)              # special ids (legacy R2Gen: all three 0; BPE: 0, 1, 2)

@@ -5,7 +5,7 @@
     x = V0 + Memory(V0)                                       (CMN, --memory)
     x = ACL(EncoderLayer_l(x), C) for l = 1..3                (Eq. 5, --acl)
     x = x + ClinicalContext(C)                                (ACL: C added to every token)
-    tokens --embed--> e;  e = e + ClinicalContext(C)          (ACL with --context-words)
+    tokens --embed--> e;  e = e + ClinicalContext(C)          (ACL with --ctx-words)
     e = e + Memory(e)                                         (CMN, --memory)
     logits = Decoder(e, x)
     Z_img = mean TextSpace(V0);  Z_txt = TextHead(T)          (MFA, Eq. 3-4)
@@ -50,7 +50,7 @@ class Encoded:
     clinical_logits: torch.Tensor | None  # (B, n_observations) CheXpert logits from the image (ACL only)
     grid: TokenGrid                # visual token n < N <-> (view, row, column) of the views' grids
     z_img: torch.Tensor | None = None     # (B, d) the image in MFA's text space (MFA only)
-    word_context: torch.Tensor | None = None  # (B, d) C added to every word embedding (ACL, --context-words)
+    word_context: torch.Tensor | None = None  # (B, d) C added to every word embedding (ACL, --ctx-words)
 
     def index_select(self, index: torch.Tensor) -> Encoded:
         """Keep the studies `index` (B',) long, in that order."""
@@ -78,7 +78,7 @@ class DecodeState:
       projected once and shared by the rows of a study (never copied per beam);
     * `cross_mask`: (B0, 1, 1, N) True for real visual tokens;
     * `memory_kv`: the memory matrix's K and V (H, S, dh), projected once (None without CMN);
-    * `word_context`: (B0, 1, d) C added to every word embedding (ACL with --context-words), else None.
+    * `word_context`: (B0, 1, d) C added to every word embedding (ACL with --ctx-words), else None.
     """
 
     self_kv: tuple[KV, ...] | None

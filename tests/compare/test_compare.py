@@ -155,7 +155,7 @@ def test_design_options_of_a_component_form_their_own_groups(ablation, tmp_path)
     (old / "config.json").write_text(json.dumps(config))
     blind = make_run(tmp_path, "cmn-off", "cmn", 0, good(refs, 0), refs, switches={"context_words": False})
     result = _compare([runs["irral-seed0"], off, old, blind])
-    assert [g["name"] for g in result["groups"]] == ["irral", "irral[context-words=off]", "cmn"]
+    assert [g["name"] for g in result["groups"]] == ["irral", "irral[ctx-words=off]", "cmn"]
     assert [g["n_seeds"] for g in result["groups"]] == [1, 2, 1]
     assert not any("context_words" in w for w in result["warnings"])
 

@@ -316,7 +316,7 @@ def test_batchnorm_statistics_ignore_missing_views():
 
 
 def test_context_words_put_the_clinical_context_on_every_word():
-    """With --context-words (the default) C is added to every word embedding as well as to every
+    """With --ctx-words (the default) C is added to every word embedding as well as to every
     visual token; without it, or without ACL, the words carry no context."""
     images, view_mask, tokens = batch()
     on = build_model(tiny()).eval()
