@@ -2,23 +2,22 @@
 
 from __future__ import annotations
 
-import importlib.util
 from pathlib import Path
 
 import pytest
 
 from irralctl.errors import ConfigError, InputError
 from irralctl.labeling import OBSERVATIONS
-from irralctl.labeling.evaluation import GoldItem, Stratum, load_gold, positive_scores, stratified_sample
+from irralctl.labeling.evaluation import (
+    GoldItem,
+    Stratum,
+    load_gold,
+    positive_scores,
+    stratified_sample,
+)
+from tests.fixtures.scripts import load_script
 
 ROOT = Path(__file__).resolve().parents[2]
-
-
-def _script():
-    spec = importlib.util.spec_from_file_location("eval_label_gold", ROOT / "scripts" / "eval_label_gold.py")
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
 
 
 class _Fixed:
@@ -70,7 +69,7 @@ def test_stratified_sample_is_reproducible_and_alternates_parts():
 
 
 def test_write_readme_replaces_only_the_marked_block(tmp_path):
-    script = _script()
+    script = load_script("eval_label_gold")
     readme = tmp_path / "README.md"
     readme.write_text(f"# x\nbefore\n{script.BEGIN}\nold table\n{script.END}\nafter\n", encoding="utf-8")
     script.write_readme("new table", readme)
@@ -98,7 +97,7 @@ def test_load_gold_reads_the_no_finding_column_of_the_policy(tmp_path):
 
 
 def test_v2_table_adds_the_other_policys_no_finding_row():
-    script = _script()
+    script = load_script("eval_label_gold")
     items = [GoldItem("a", "a", _row(**{"No Finding": 1})), GoldItem("b", "b", _row(Cardiomegaly=1))]
     fixed = _Fixed({"a": list(_row(**{"No Finding": 1})), "b": list(_row(Cardiomegaly=1))})
     one = {part: positive_scores(fixed, items) for part in script.PARTS}

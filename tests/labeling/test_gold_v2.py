@@ -9,7 +9,6 @@ Finding policies are scored, each against its own gold column.
 from __future__ import annotations
 
 import csv
-import importlib.util
 from pathlib import Path
 
 import pytest
@@ -26,6 +25,7 @@ from irralctl.labeling.evaluation import (
     report_text,
     stratified_sample,
 )
+from tests.fixtures.scripts import load_script
 
 ROOT = Path(__file__).resolve().parents[2]
 DATA = ROOT / "tests" / "data"
@@ -45,13 +45,6 @@ MICRO_FLOOR = 0.92          # micro F1 over the 14 observations, whole set and h
 INCIDENTAL_CHANGES = 40
 
 
-def _script():
-    spec = importlib.util.spec_from_file_location("eval_label_gold", ROOT / "scripts" / "eval_label_gold.py")
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
-
-
 # Slow: the tests that read the real reports (`iu_reports`: 3,955 of them) and label them twice (`scored`).
 @pytest.fixture(scope="module")
 def iu_reports(shared_data) -> dict[str, dict[str, str]]:
@@ -61,7 +54,7 @@ def iu_reports(shared_data) -> dict[str, dict[str, str]]:
 @pytest.fixture(scope="module")
 def scored(iu_reports):
     """(the script module, {policy: {part: positive_scores}})."""
-    script = _script()
+    script = load_script("eval_label_gold")
     part_of = {k: part for k, _, part in script.v2_draw(iu_reports)}
     scores = {}
     for policy in NO_FINDING_POLICIES:

@@ -4,22 +4,14 @@ processes timed on a quiet machine: `python scripts/bench_all.py --quick` checks
 
 from __future__ import annotations
 
-import importlib.util
 import json
-import sys
 from pathlib import Path
 
 import pytest
 
+from tests.fixtures.scripts import load_script
+
 ROOT = Path(__file__).resolve().parents[2]
-
-
-def _module():
-    spec = importlib.util.spec_from_file_location("bench_all", ROOT / "scripts" / "bench_all.py")
-    module = importlib.util.module_from_spec(spec)
-    sys.modules["bench_all"] = module  # its dataclass looks its module up
-    spec.loader.exec_module(module)
-    return module
 
 
 INFO = {"date": "2030-01-01 12:00", "cpu": "Some CPU", "cores": 2, "os": "Linux", "python": "3.11", "torch": "2.x",
@@ -35,14 +27,14 @@ ROWS = [
 
 
 def test_the_readme_has_the_markers_once():
-    bench = _module()
+    bench = load_script("bench_all")
     text = (ROOT / "README.md").read_text(encoding="utf-8")
     assert text.count(bench.README_START) == 1 and text.count(bench.README_END) == 1
     assert text.index(bench.README_START) < text.index(bench.README_END) < text.index("## Development")
 
 
 def test_the_table_replaces_only_what_lies_between_the_markers(tmp_path):
-    bench = _module()
+    bench = load_script("bench_all")
     readme = tmp_path / "README.md"
     readme.write_text(f"# x\n\nbefore\n{bench.README_START}\nold table 1.23 s\n{bench.README_END}\nafter\n", encoding="utf-8")
     rows = ROWS + bench.gpu_rows(None)
@@ -62,7 +54,7 @@ def test_the_table_replaces_only_what_lies_between_the_markers(tmp_path):
 
 
 def test_gpu_rows_from_bench_gpu_lines(tmp_path):
-    bench = _module()
+    bench = load_script("bench_all")
     lines = [
         {"figure": "environment", "device": "NVIDIA H200", "date": "2030-01-02", "cpu_smoke": False, "compile": False},
         {"figure": "ceiling", "batch_studies": 16, "images_per_s": 1000.0},

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import importlib.util
 import os
 import subprocess
 import sys
@@ -10,14 +9,9 @@ from pathlib import Path
 
 import pytest
 
+from tests.fixtures.scripts import load_script
+
 ROOT = Path(__file__).resolve().parents[2]
-
-
-def _script():
-    spec = importlib.util.spec_from_file_location("fresh_draw", ROOT / "scripts" / "fresh_draw.py")
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
 
 
 def _result(irral: float, prior: float, low: float, high: float) -> dict:
@@ -31,7 +25,7 @@ def _result(irral: float, prior: float, low: float, high: float) -> dict:
 
 
 def test_thresholds_are_decided_on_the_means_and_say_so():
-    checks = _script().checks
+    checks = load_script("fresh_draw").checks
     met = checks(_result(0.40, 0.03, 0.30, 0.44))
     assert "**0.400 ± 0.010**" in met[0] and "**met**" in met[0]
     assert "**+0.370**" in met[1] and "[+0.300, +0.440]" in met[1] and "**met**" in met[1]
