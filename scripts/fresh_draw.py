@@ -82,6 +82,34 @@ def context_effect(data: Path, grids: list[Path], out: Path) -> str:
             f"(seeds paired; {len(runs) // 2} per group).")
 
 
+def head_and_words(grid: Path, preset: str = "irral") -> str:
+    """Per observation: what the clinical head finds (validation F1, last epoch) beside what the
+    reports say (test CE F1), seed means; the observations with positive test studies."""
+    runs = sorted((grid / "runs").glob(f"{preset}-seed*"))
+    head: dict[int, list[float]] = {}
+    words: dict[str, list[float]] = {}
+    support: dict[str, int] = {}
+    names: list[str] = []
+    for run_dir in runs:
+        last = [json.loads(x) for x in (run_dir / "metrics.jsonl").read_text().splitlines() if x.strip()][-1]
+        for i, f1 in enumerate(last.get("val_head_f1") or []):
+            if f1 is not None:
+                head.setdefault(i, []).append(f1)
+        per = json.loads((run_dir / "test_metrics.json").read_text())["clinical"]["per_observation"]
+        names = [o["observation"] for o in per]
+        for o in per:
+            words.setdefault(o["observation"], []).append(o["f1"])
+            support[o["observation"]] = o["support"]
+    rows = ["| observation | test positives | head F1 (validation, last epoch) | report CE F1 (test) |",
+            "|---|---:|---:|---:|"]
+    for i, name in enumerate(names):
+        if support[name]:
+            h = head.get(i)
+            rows.append(f"| {name} | {support[name]} | {'-' if not h else f'{sum(h) / len(h):.3f}'} "
+                        f"| {sum(words[name]) / len(words[name]):.3f} |")
+    return "\n".join(rows)
+
+
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--out", type=Path, required=True, help="working folder (data, runs, tables)")
@@ -153,6 +181,13 @@ def main(argv: list[str] | None = None) -> int:
         "also adds it to every word embedding, where the decoder reads it without attending.",
         "",
         effect,
+        "",
+        f"## What the head finds and what the reports say (`irral`, {size['seeds']} seeds)",
+        "",
+        "An observation the head does not find cannot reach the words; one it finds but the reports "
+        "leave out is lost in the decoder.",
+        "",
+        head_and_words(main_grid),
         "",
         "## Mean ± std over seeds",
         "",
