@@ -100,6 +100,7 @@ def test_lexnames_has_the_45_lexicographer_files(tmp_path):
         assert meteor.lexnames_text() == text
 
 
+@pytest.mark.slow  # builds WordNet from the Debian files (about 12 s)
 @pytest.mark.skipif(not (meteor.DEBIAN_WORDNET / "data.noun").is_file(), reason="Debian's WordNet 3.0 (wordnet-base) not installed")
 def test_nltk_meteor_with_wordnet_built_from_debian(tmp_path, monkeypatch):
     nltk = pytest.importorskip("nltk")
