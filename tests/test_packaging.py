@@ -53,6 +53,7 @@ _NOT_IMPORTED = {
     "pylibjpeg-openjpeg": "pydicom's decoder plugin (the dicom extra)",
     "irralctl": "the test extra names the coco and dicom extras",
     "pytest": "runs the tests",
+    "pytest-xdist": "pytest plugin: the quick loop on every core (-n 2)",
 }
 
 
