@@ -16,7 +16,8 @@ from irralctl.errors import InputError, IrralError
 from irralctl.metrics.inputs import Studies, read_predictions
 from irralctl.model.config import PRESETS, SWITCHES
 from irralctl.runs.layout import RunLayout
-from irralctl.utils.config import flatten
+from irralctl.training.config import TrainConfig
+from irralctl.utils.config import field_default, flatten
 from irralctl.utils.io import read_json
 
 # Options that cannot change a run's results: left out of the check that runs differ only where
@@ -28,14 +29,6 @@ _NO_EFFECT = ("out", "overwrite", "dataset", "runtime.device", "runtime.workers"
 DESIGN_OPTIONS = {"model.context_words": "acl", "model.head_pooling": "acl", "loss.mfa_mode": "mfa"}
 # What may differ between the groups of an ablation (besides the seeds within a group).
 _ABLATED = ("preset", *(f"model.{s}" for s in SWITCHES), *DESIGN_OPTIONS)
-
-
-def _design_defaults() -> dict[str, object]:
-    from irralctl.training.config import TrainConfig
-    from irralctl.utils.config import flatten, to_jsonable
-
-    flat = flatten(to_jsonable(TrainConfig(dataset=Path("."))))
-    return {key: flat[key] for key in DESIGN_OPTIONS}
 
 
 @dataclass(frozen=True)
@@ -68,7 +61,6 @@ def _flag_name(dotted: str) -> str:
     """The command-line name of a TrainConfig option, without dashes: `model.context_words` -> `ctx-words`."""
     import dataclasses
 
-    from irralctl.training.config import TrainConfig
     from irralctl.utils.config import field_types
 
     cls = TrainConfig
@@ -80,7 +72,7 @@ def _flag_name(dotted: str) -> str:
 
 
 def _word(value: object) -> str:
-    return {True: "on", False: "off"}.get(value, str(value)) if isinstance(value, bool) else str(value)
+    return ("on" if value else "off") if isinstance(value, bool) else str(value)
 
 
 def read_run(path: str | Path) -> Run:
@@ -115,7 +107,7 @@ def read_run(path: str | Path) -> Run:
                seed=seed if isinstance(seed, int) else None,
                switches={s: bool(model[s]) for s in SWITCHES if s in model},
                design={key: flat[key] for key, switch in DESIGN_OPTIONS.items()
-                       if flat.get(f"model.{switch}") and key in flat and flat[key] != _design_defaults()[key]},
+                       if flat.get(f"model.{switch}") and key in flat and flat[key] != field_default(TrainConfig, key)},
                dataset={k: dataset.get(k) for k in ("path", "name", "fingerprint")},
                options=flat, test_metrics=metrics, studies=studies)
 
@@ -123,7 +115,6 @@ def read_run(path: str | Path) -> Run:
 def _completed(options: dict) -> dict:
     """The run's options flattened, with those it predates filled in as it was trained (a config
     saved before an option existed means the value in its class's ADDED table)."""
-    from irralctl.training.config import TrainConfig
     from irralctl.utils.config import from_dict, to_jsonable
 
     try:
