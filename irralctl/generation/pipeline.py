@@ -203,6 +203,13 @@ def generate_reports(cfg: GenerateConfig, progress: Progress = SILENT) -> Genera
     # The checkpoint's hash and finiteness are checked in a thread while the studies are found and
     # their images decoded; the decoder waits for it before encoding the first batch.
     run = load_run(cfg.checkpoint, cfg.device, verify_in_background=True)
+    try:
+        return _generate(cfg, run, progress, started)
+    finally:
+        run.settle()  # a failure or a Ctrl-C while the checkpoint is still being verified
+
+
+def _generate(cfg: GenerateConfig, run: LoadedRun, progress: Progress, started: float) -> GenerateResult:
     mc = run.model.cfg
     decoding = cfg.decoding.resolved(run.max_tokens)
     fmt = cfg.output_format

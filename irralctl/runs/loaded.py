@@ -147,6 +147,12 @@ class LoadedRun:
         if self.verification is not None:
             self.verification.wait()
 
+    def settle(self) -> None:
+        """Let a background verification end, without raising what it found: called on the way out
+        of a command that failed or was interrupted (the failure in hand is the one to report)."""
+        if self.verification is not None:
+            self.verification.thread.join()
+
     def describe(self) -> dict:
         return {"path": str(self.checkpoint), "epoch": self.epoch, "step": self.step,
                 "tokenizer": self.tokenizer_kind, "text_field": self.text_field,
@@ -183,11 +189,16 @@ class LoadedRun:
 
 
 class _Verification:
-    """`verify_checkpoint` in a daemon thread; `wait()` joins it and raises what it raised."""
+    """`verify_checkpoint` in a thread; `wait()` joins it and raises what it raised.
+
+    Not a daemon: Python waits for it before it shuts down. A daemon thread still inside torch's
+    C++ code when the interpreter finalises (a command interrupted while it verifies) is ended
+    by a forced unwind that aborts the whole process ("terminate called without an active
+    exception", exit -6) after the command's own error line."""
 
     def __init__(self, path: Path, ckpt: dict):
         self.error: BaseException | None = None
-        self.thread = threading.Thread(target=self._run, args=(path, ckpt), name="verify-checkpoint", daemon=True)
+        self.thread = threading.Thread(target=self._run, args=(path, ckpt), name="verify-checkpoint")
         self.thread.start()
 
     def _run(self, path: Path, ckpt: dict) -> None:

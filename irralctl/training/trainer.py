@@ -154,27 +154,33 @@ def open_dataset(cfg: TrainConfig) -> PreparedDataset:
     return ds
 
 
-def _prepare_stage(cfg: TrainConfig, resume: bool) -> Path:
-    """The stage this run trains in (rank 0 only): new, the interrupted one, or a copy of a finished run."""
+def _check_stage(cfg: TrainConfig, resume: bool) -> str:
+    """How rank 0's stage starts, decided before anything is written (every refusal comes here):
+    "resume" (the interrupted stage as it is), "copy" (a finished run trained further) or "new"."""
     out = Path(cfg.out)
     stage = stage_of(out)
     check_output(out, [cfg.dataset, cfg.visual_weights, cfg.loss.text_encoder])
     if resume:
-        if not stage.exists():
-            _copy_finished_run(out, stage)
-        return stage
+        return "resume" if stage.exists() else "copy"
     if out.exists() and not cfg.overwrite:
         raise InputError("run directory already exists", path=out,
                          hint="choose another --out, continue it with --resume, or pass --overwrite to replace it "
                               "once the new run has finished")
     check_replaceable(out, overwrite=True)
-    if stage.exists():
-        if not cfg.overwrite:
-            raise InputError("an interrupted run of this --out is kept here", path=stage,
-                             hint=f"continue it with --resume {out}, or pass --overwrite to start again")
+    if stage.exists() and not cfg.overwrite:
+        raise InputError("an interrupted run of this --out is kept here", path=stage,
+                         hint=f"continue it with --resume {out}, or pass --overwrite to start again")
+    return "new"
+
+
+def _make_stage(cfg: TrainConfig, start: str, stage: Path) -> None:
+    """Fill the stage as `_check_stage` decided, inside the output transaction (which created it): a
+    Ctrl-C or a full disk meanwhile leaves nothing that a later --resume would take for a run."""
+    if start == "copy":
+        _copy_finished_run(Path(cfg.out), stage)
+    elif start == "new" and any(stage.iterdir()):  # an interrupted run the user chose to --overwrite
         shutil.rmtree(stage)
-    stage.mkdir(parents=True)
-    return stage
+        stage.mkdir()
 
 
 def _copy_finished_run(out: Path, stage: Path) -> None:
@@ -384,18 +390,18 @@ def _train(cfg: TrainConfig, progress: Progress, resume: bool, dist: DistState, 
         from irralctl.metrics.scoring import check_meteor
 
         check_meteor(cfg.eval.meteor)
-    stage = stage_of(cfg.out)
-    if dist.is_main:
-        stage = _prepare_stage(cfg, resume)
-    dist.barrier()
     if not dist.is_main:
+        dist.barrier()  # until rank 0 has its stage ready
         return _run(cfg, progress, resume, dist, device, ds, contextlib.ExitStack())
+    start = _check_stage(cfg, resume)
     # Rank 0 owns the output: the stage becomes --out only once everything succeeded (an existing
     # run is replaced only then); a failure keeps the stage when it holds a checkpoint to resume.
     # The run's open log files close (the ExitStack) before the stage is moved.
-    with output_dir(cfg.out, overwrite=True, stage=stage, keep=_resumable, exists_ok=True,
+    with output_dir(cfg.out, overwrite=True, stage=stage_of(cfg.out), keep=_resumable, exists_ok=True,
                     again=again or f"continue with: irralctl train --resume {cfg.out}"), \
             contextlib.ExitStack() as files:
+        _make_stage(cfg, start, stage_of(cfg.out))
+        dist.barrier()
         return _run(cfg, progress, resume, dist, device, ds, files)
 
 

@@ -174,10 +174,12 @@ def output_dir(target: str | Path, *, overwrite: bool, inputs: Iterable[str | Pa
     clean_stale_stages(target)
     stage = stage or _sibling(target, f"stage-{os.getpid()}")
     try:
-        stage.mkdir(parents=True, exist_ok=True)
-    except OSError as e:
-        raise InputError(f"cannot create the output: {describe_os_error(e)}", path=target) from None
-    try:
+        # Created inside the transaction: a Ctrl-C is raised as soon as a system call returns, so one
+        # that lands while mkdir runs must find the stage already under this block's care.
+        try:
+            stage.mkdir(parents=True, exist_ok=True)
+        except OSError as e:
+            raise InputError(f"cannot create the output: {describe_os_error(e)}", path=target) from None
         yield stage
         remove_stray_temporaries(stage)
         old = replace(stage, target)
@@ -227,29 +229,31 @@ def output_in_place(target: str | Path, *, overwrite: bool, inputs: Iterable[str
     check_output(target, inputs, flag=flag)
     recover_aside(target)
     check_replaceable(target, overwrite=overwrite, flag=flag)
-    old = None
-    if target.exists():
-        old = _sibling(target, f"old-{os.getpid()}")
-        os.replace(target, old)
+    # Where the previous output waits. Every step below runs inside the transaction, and what is
+    # undone is read from the disk, not from variables: a Ctrl-C can land between a rename and the
+    # next line.
+    aside = _sibling(target, f"old-{os.getpid()}") if _present(target) else None
     try:
-        target.mkdir(parents=True)
-        (target / IN_PROGRESS).write_text(str(os.getpid()))
-    except OSError as e:
-        if old is not None:
-            os.replace(old, target)
-        raise InputError(f"cannot create the output: {describe_os_error(e)}", path=target) from None
-    try:
+        try:
+            if aside is not None:
+                os.replace(target, aside)
+            target.mkdir(parents=True)
+            (target / IN_PROGRESS).write_text(str(os.getpid()))
+        except OSError as e:
+            raise InputError(f"cannot create the output: {describe_os_error(e)}", path=target) from None
         yield target
         remove_stray_temporaries(target)
         (target / IN_PROGRESS).unlink()
     except BaseException as error:
-        _remove(target)
-        if old is not None:
-            os.replace(old, target)
+        back = aside is not None and _present(aside)
+        if aside is None or back:  # else the previous output never moved: it is still the target
+            _remove(target)
+        if back:
+            os.replace(aside, target)
         if isinstance(error, KeyboardInterrupt):
-            raise Interrupted("interrupted; " + ("the previous output is back in place" if old else "nothing was written")) from None
+            raise Interrupted("interrupted; " + ("the previous output is back in place" if back else "nothing was written")) from None
         raise
-    _discard_previous([(target, old)])
+    _discard_previous([(target, aside)])
 
 
 @contextlib.contextmanager

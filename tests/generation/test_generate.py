@@ -131,6 +131,37 @@ def test_files_and_prepared_split_give_the_same_reports(toy, run_dir, tmp_path):
         assert float(t["Lung Lesion"]) == pytest.approx(r["observations"]["Lung Lesion"], abs=1e-4)
 
 
+@pytest.mark.parametrize("failure", [KeyboardInterrupt, InputError])
+def test_a_failed_generate_ends_its_checkpoint_verification(failure, toy, run_dir, tmp_path, monkeypatch):
+    """The checkpoint is verified in a thread while generate starts; a command that fails or is
+    interrupted meanwhile lets that thread end before it returns. (A thread still in torch's C++ code
+    when Python shuts down made the process abort with SIGABRT after its "interrupted" line.)"""
+    import threading
+    import time
+
+    from irralctl.runs import loaded
+
+    real, verifying = loaded.verify_checkpoint, threading.Event()
+
+    def slow_verify(*args, **kwargs):
+        verifying.set()
+        time.sleep(0.5)
+        return real(*args, **kwargs)
+
+    def fail(*args, **kwargs):
+        assert verifying.wait(5)
+        raise failure("stopped while the checkpoint was verified") if failure is InputError else failure
+
+    monkeypatch.setattr(loaded, "verify_checkpoint", slow_verify)
+    monkeypatch.setattr(pipeline_mod, "_find_studies", fail)
+    cfg = GenerateConfig(input=None, dataset=toy, split="test", checkpoint=run_dir, out=tmp_path / "p.jsonl",
+                         device="cpu")
+    with pytest.raises((Interrupted, InputError, KeyboardInterrupt)):
+        generate_reports(cfg)
+    assert [t.name for t in threading.enumerate() if t.name == "verify-checkpoint"] == []
+    assert not (tmp_path / "p.jsonl").exists()
+
+
 @pytest.mark.slow  # five generate runs
 def test_resume_after_a_crash_keeps_whole_batches(toy, run_dir, tmp_path, monkeypatch):
     out = tmp_path / "preds.jsonl"
