@@ -249,7 +249,6 @@ def _interrupt(signum, frame) -> None:
 
 def main() -> None:
     import signal
-    import sys
 
     signal.signal(signal.SIGTERM, _interrupt)
     code: int | str | None = 0
@@ -272,4 +271,34 @@ def main() -> None:
     # was caught, and then ends the process by SIGINT instead of with this exit code. Running any
     # source clears that mark.
     exec("None")  # noqa: S102 (a constant: see the comment above)
-    sys.exit(code)
+    _exit(code)
+
+
+def _exit(code: int | str | None) -> None:
+    """End the process with `code` once what must happen at exit has happened, without tearing the
+    interpreter down. Unloading torch's native libraries alone takes about 0.4 s (`python -c
+    "import torch"`: 1.80 s, 1.35 s when it ends with os._exit): a third of what `generate` of one
+    study costs beyond importing torch. The command is over and its outputs are closed and renamed;
+    what remains is done here: other non-daemon threads are joined, the atexit handlers run
+    (logging flushes, multiprocessing reaps its workers), the standard streams are flushed."""
+    import atexit
+    import sys
+    import threading
+
+    if isinstance(code, str):  # sys.exit's convention: a message, then status 1
+        print(code, file=sys.stderr)
+        code = 1
+    status = 0 if code is None else int(code)
+    try:
+        for thread in threading.enumerate():
+            if thread is not threading.current_thread() and not thread.daemon:
+                thread.join()
+        atexit._run_exitfuncs()  # the interpreter's own call at exit (CPython has no public name for it)
+    except KeyboardInterrupt:  # a Ctrl-C now changes nothing: the command has ended
+        pass
+    for stream in (sys.stdout, sys.stderr):
+        try:
+            stream.flush()
+        except (OSError, ValueError):  # a closed pipe (`irralctl ... | head`), a closed stream
+            pass
+    os._exit(status)

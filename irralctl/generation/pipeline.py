@@ -10,7 +10,6 @@ See `inputs` for how studies are found, `decoding` for the search, `output` for 
 
 from __future__ import annotations
 
-import contextlib
 import logging
 import time
 from dataclasses import dataclass, field
@@ -41,7 +40,7 @@ from irralctl.generation.output import (
     staged_config_path,
 )
 from irralctl.progress import SILENT, Progress
-from irralctl.runs.device import amp_dtype, autocast, precision_name
+from irralctl.runs.device import CpuShare, amp_dtype, autocast, precision_name, small_step_threads
 from irralctl.runs.loaded import LoadedRun, load_run
 from irralctl.utils.config import save_config, to_jsonable
 from irralctl.utils.io import describe_os_error
@@ -132,33 +131,12 @@ def _flags_after_loading(study: Study, n_views: int, errors: list, model_views: 
     return flags
 
 
-SMALL_STEP_ROWS = 64   # CPU decoding with fewer rows than this runs on one thread
-
-
-@contextlib.contextmanager
-def _few_threads_for_small_steps(device: torch.device, rows: int):
-    """One intra-op thread while decoding a few rows on the CPU, then the previous count again.
-
-    A decoding step is a few hundred operations on matrices of a few rows: starting and joining
-    threads costs more than they save, and far more when another process holds a core (steps took
-    over 30x longer on two busy cores than on one). The CNN before it keeps every thread.
-    """
-    before = torch.get_num_threads()
-    if device.type != "cpu" or rows >= SMALL_STEP_ROWS or before == 1:
-        yield
-        return
-    torch.set_num_threads(1)
-    try:
-        yield
-    finally:
-        torch.set_num_threads(before)
-
-
 class _Decoder:
     """Encodes and decodes device batches, halving the batch on out-of-memory."""
 
-    def __init__(self, run: LoadedRun, decoding: DecodeConfig, batch: int, amp: torch.dtype | None):
-        self.run, self.decoding, self.batch, self.amp = run, decoding, batch, amp
+    def __init__(self, run: LoadedRun, decoding: DecodeConfig, batch: int, amp: torch.dtype | None,
+                 share: CpuShare | None = None):
+        self.run, self.decoding, self.batch, self.amp, self.share = run, decoding, batch, amp, share
         device = run.device
         self.generator = torch.Generator(device=device).manual_seed(decoding.seed) if decoding.sample else None
 
@@ -177,7 +155,7 @@ class _Decoder:
             try:
                 with autocast(device, self.amp):
                     encoded = model.encode(images[start:start + size], view_mask[start:start + size])
-                    with _few_threads_for_small_steps(device, encoded.memory.shape[0] * self._rows_per_study):
+                    with small_step_threads(device, encoded.memory.shape[0] * self._rows_per_study, self.share):
                         hyps = decode(model, encoded, self.decoding, self.generator)
                 probs = (None if encoded.clinical_logits is None
                          else torch.sigmoid(encoded.clinical_logits.float()).cpu())
@@ -202,14 +180,16 @@ def generate_reports(cfg: GenerateConfig, progress: Progress = SILENT) -> Genera
     check_output(cfg.out, [cfg.input, cfg.dataset, cfg.checkpoint])
     # The checkpoint's hash and finiteness are checked in a thread while the studies are found and
     # their images decoded; the decoder waits for it before encoding the first batch.
+    share = CpuShare()  # what other processes leave free while the model loads: threads for small steps
     run = load_run(cfg.checkpoint, cfg.device, verify_in_background=True)
     try:
-        return _generate(cfg, run, progress, started)
+        return _generate(cfg, run, progress, started, share)
     finally:
         run.settle()  # a failure or a Ctrl-C while the checkpoint is still being verified
 
 
-def _generate(cfg: GenerateConfig, run: LoadedRun, progress: Progress, started: float) -> GenerateResult:
+def _generate(cfg: GenerateConfig, run: LoadedRun, progress: Progress, started: float, share: CpuShare
+              ) -> GenerateResult:
     mc = run.model.cfg
     decoding = cfg.decoding.resolved(run.max_tokens)
     fmt = cfg.output_format
@@ -226,7 +206,7 @@ def _generate(cfg: GenerateConfig, run: LoadedRun, progress: Progress, started: 
     amp = amp_dtype(cfg.precision, device)
     batch = cfg.batch_size or AUTO_BATCH["cuda" if device.type == "cuda" else "cpu"]
     todo = [i for i, s in enumerate(studies) if s.id not in done]
-    decoder = _Decoder(run, decoding, batch, amp)
+    decoder = _Decoder(run, decoding, batch, amp, share)
     flagged: dict[str, int] = {}
     skipped: list[tuple[str, str]] = []
     first: dict | None = None

@@ -7,11 +7,18 @@
   `bf16` / `fp16` / `fp32` are taken as asked, and a GPU without bf16 refuses `bf16` rather than
   silently running something else.
 * `autocast(device, dtype)`: the matching context (a no-op for fp32).
+* `CpuShare` and `threads_for_small_steps`: how many intra-op threads a CPU step of a few rows
+  (beam-search decoding of a few studies) uses: the CPUs the machine's other processes leave
+  free, measured while the command was starting.
 """
 
 from __future__ import annotations
 
 import contextlib
+import os
+import time
+from collections.abc import Callable, Iterator
+from typing import NamedTuple
 
 import torch
 
@@ -69,3 +76,78 @@ def setup_device(device: torch.device) -> None:
         torch.backends.cudnn.benchmark = True
         torch.backends.cuda.matmul.allow_tf32 = True
         torch.backends.cudnn.allow_tf32 = True
+
+
+# -- intra-op threads for small CPU steps -------------------------------------------------------
+
+SMALL_STEP_ROWS = 64  # CPU steps of fewer rows than this follow `threads_for_small_steps`
+
+
+class CpuSample(NamedTuple):
+    busy_s: float   # CPU time every process of the machine has used (Linux /proc/stat)
+    own_s: float    # CPU time this process has used, all its threads
+    wall_s: float   # a monotonic clock
+    cpus: int       # CPUs /proc/stat counts
+
+
+def read_cpu_sample() -> CpuSample | None:
+    """The machine's busy CPU time and this process's, now; None where /proc/stat is missing."""
+    try:
+        with open("/proc/stat", "rb") as f:
+            lines = f.read().split(b"\n")
+    except OSError:
+        return None
+    ticks = [int(x) for x in lines[0].split()[1:9]]  # user nice system idle iowait irq softirq steal
+    busy = sum(ticks) - ticks[3] - ticks[4]
+    cpus = sum(1 for line in lines[1:] if line.startswith(b"cpu"))
+    return CpuSample(busy / os.sysconf("SC_CLK_TCK"), time.process_time(), time.monotonic(), cpus)
+
+
+class CpuShare:
+    """How many CPUs the machine's other processes leave to this one, measured from creation to
+    each `free_cpus()` call: the machine's busy time less this process's own. Creating it is one
+    read of /proc/stat; so is each call."""
+
+    MIN_WINDOW_S = 0.2  # shorter windows say too little (/proc/stat counts in 10 ms ticks)
+
+    def __init__(self, read: Callable[[], CpuSample | None] = read_cpu_sample):
+        self._read = read
+        self._start = read()
+
+    def free_cpus(self) -> float | None:
+        """CPUs free for this process (this process's own use counts as free); None: unknown."""
+        now = self._read()
+        if self._start is None or now is None or now.wall_s - self._start.wall_s < self.MIN_WINDOW_S:
+            return None
+        wall = now.wall_s - self._start.wall_s
+        others = max(0.0, (now.busy_s - self._start.busy_s) - (now.own_s - self._start.own_s))
+        usable = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else now.cpus
+        return max(0.0, min(float(usable), now.cpus - others / wall))
+
+
+def threads_for_small_steps(free_cpus: float | None, threads: int) -> int:
+    """Intra-op threads for a CPU step of a few rows, out of `threads`.
+
+    Such a step is a few hundred operations on matrices of a few rows, bound by reading the
+    weights from memory: on an idle machine every core helps (a beam of 3 over 60 tokens with the
+    paper-size model: 0.46 s on one thread, 0.28 s on two, 2 cores), but a thread that has to wait
+    for a core another process holds stalls every operation (1.5 to 1.9 s on two threads with one
+    core busy). So: as many threads as there are free CPUs, one when that is unknown."""
+    if free_cpus is None:
+        return 1
+    return max(1, min(threads, int(free_cpus + 0.25)))
+
+
+@contextlib.contextmanager
+def small_step_threads(device: torch.device, rows: int, share: CpuShare | None) -> Iterator[None]:
+    """Run a step of `rows` rows with `threads_for_small_steps` threads on the CPU (every thread
+    for big steps and GPUs), then the previous count again."""
+    before = torch.get_num_threads()
+    if device.type != "cpu" or rows >= SMALL_STEP_ROWS or before == 1:
+        yield
+        return
+    torch.set_num_threads(threads_for_small_steps(share.free_cpus() if share else None, before))
+    try:
+        yield
+    finally:
+        torch.set_num_threads(before)
