@@ -9,7 +9,8 @@ same run; writes docs/performance.md and the README's Performance table. Numbers
 
 Run it on a quiet machine: every figure is the median of --runs whole processes started from this
 script (subprocess + perf_counter, as `time` measures them), and a busy machine slows them
-unevenly. The load average before and after is recorded, with a warning when the machine was busy.
+unevenly. The CPU time other processes used meanwhile is recorded (the machine's busy time in
+/proc/stat less this script's and its children's), with a warning when they used a noticeable share.
 
 Figures (one JSON line each on stdout, then the two files):
   startup            `irralctl --help`; reference: `python -c pass` (the interpreter alone)
@@ -298,9 +299,36 @@ def _load() -> float | None:
         return None
 
 
+class OtherLoad:
+    """CPUs that other processes kept busy, on average, from creation to `cpus()`: the machine's busy
+    time (/proc/stat) less this script's and its waited-for children's CPU time. A load average
+    cannot tell: it counts the benchmark's own processes, and lags by a minute."""
+
+    def __init__(self) -> None:
+        self.start = self._mark()
+
+    @staticmethod
+    def _mark() -> tuple[float, float, float] | None:
+        from irralctl.runs.device import read_cpu_sample
+
+        sample = read_cpu_sample()
+        if sample is None:
+            return None
+        t = os.times()
+        return sample.busy_s, t.user + t.system + t.children_user + t.children_system, time.monotonic()
+
+    def cpus(self) -> float | None:
+        end = self._mark()
+        if self.start is None or end is None:
+            return None
+        (busy0, own0, t0), (busy1, own1, t1) = self.start, end
+        return round(max(0.0, (busy1 - busy0) - (own1 - own0)) / max(t1 - t0, 1e-9), 2)
+
+
 # -- the benchmarks -----------------------------------------------------------------------------
 
 def run_all(args) -> tuple[dict, list[dict]]:
+    other = OtherLoad()
     info = machine()
     emit(figure="machine", **info)
     rows: list[dict] = []
@@ -403,6 +431,7 @@ def run_all(args) -> tuple[dict, list[dict]]:
     for r in gpu_rows(args.gpu_results):
         row(**r)
     info["load_after"] = _load()
+    info["other_cpus"] = other.cpus()
     info["runs"] = args.runs
     info["quick"] = args.quick
     return info, rows
@@ -494,9 +523,10 @@ def table(rows: list[dict]) -> str:
 def describe(info: dict) -> str:
     text = (f"{info['date']}; {info['cpu']}, {info['cores']} cores; {info['os']}; Python {info['python']}, "
             f"torch {info['torch']}, numpy {info['numpy']}, pycocoevalcap {info['pycocoevalcap']}; "
-            f"median of {info['runs']} whole processes per figure; load average {info['load_before']} before, "
-            f"{info['load_after']} after")
-    busy = max(x or 0 for x in (info["load_before"], info["load_after"])) > 0.5 * (info["cores"] or 1)
+            f"median of {info['runs']} whole processes per figure; other processes used "
+            f"{info['other_cpus'] if info.get('other_cpus') is not None else 'an unknown number of'} CPUs on "
+            f"average meanwhile")
+    busy = (info.get("other_cpus") or 0) > 0.15
     if info["quick"]:
         text += ". **Quick mode (--quick): small inputs, figures not comparable with the targets**"
     if busy:

@@ -15,7 +15,8 @@ ROOT = Path(__file__).resolve().parents[2]
 
 
 INFO = {"date": "2030-01-01 12:00", "cpu": "Some CPU", "cores": 2, "os": "Linux", "python": "3.11", "torch": "2.x",
-        "numpy": "2.x", "pycocoevalcap": "1.2", "runs": 5, "load_before": 0.1, "load_after": 0.2, "quick": False}
+        "numpy": "2.x", "pycocoevalcap": "1.2", "runs": 5, "load_before": 0.1, "load_after": 0.2, "other_cpus": 0.02,
+        "quick": False}
 ROWS = [
     {"figure": "startup", "what": "irralctl --help", "seconds": 0.2345, "reference": "python -c pass",
      "reference_seconds": 0.02, "target": "< 0.3 s", "meets_target": True, "command": "time irralctl --help"},
@@ -49,7 +50,8 @@ def test_the_table_replaces_only_what_lies_between_the_markers(tmp_path):
     page = bench.page(INFO, rows)
     assert "Some CPU, 2 cores" in page and "busy" not in page
     assert all(json.dumps(r) in page for r in rows)
-    assert "busy" in bench.page({**INFO, "load_before": 3.0}, rows)
+    assert "busy" not in bench.page({**INFO, "load_before": 3.0}, rows)  # the benchmark's own load
+    assert "busy" in bench.page({**INFO, "other_cpus": 0.6}, rows)
     assert "Quick mode" in bench.page({**INFO, "quick": True}, rows)
 
 
@@ -75,3 +77,21 @@ def test_gpu_rows_from_bench_gpu_lines(tmp_path):
     (tmp_path / "smoke.jsonl").write_text("".join(json.dumps(x) + "\n" for x in lines))
     with pytest.raises(SystemExit, match="cpu-smoke"):
         bench.gpu_rows(tmp_path / "smoke.jsonl")
+
+
+def test_the_other_load_leaves_out_this_process_and_its_children():
+    import subprocess
+    import sys
+    import time
+
+    bench = load_script("bench_all")
+    other = bench.OtherLoad()
+    if other.start is None:
+        pytest.skip("no /proc/stat")
+    subprocess.run([sys.executable, "-c", "import time\nt = time.process_time()\nwhile time.process_time() - t < 0.5: pass"],
+                   check=True)
+    t = time.process_time()
+    while time.process_time() - t < 0.3:
+        pass
+    # 0.8 CPU-seconds of this test's own work in about 0.9 s: none of it counts as another process's.
+    assert other.cpus() < 0.5
