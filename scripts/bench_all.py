@@ -304,18 +304,25 @@ class OtherLoad:
     time (/proc/stat) less this script's and its waited-for children's CPU time. A load average
     cannot tell: it counts the benchmark's own processes, and lags by a minute."""
 
-    def __init__(self) -> None:
+    def __init__(self, busy=None, ours=None, clock=time.monotonic) -> None:
+        self.busy, self.ours, self.clock = busy or self._machine_busy, ours or self._our_time, clock
         self.start = self._mark()
 
     @staticmethod
-    def _mark() -> tuple[float, float, float] | None:
+    def _machine_busy() -> float | None:
         from irralctl.runs.device import read_cpu_sample
 
         sample = read_cpu_sample()
-        if sample is None:
-            return None
+        return None if sample is None else sample.busy_s
+
+    @staticmethod
+    def _our_time() -> float:
         t = os.times()
-        return sample.busy_s, t.user + t.system + t.children_user + t.children_system, time.monotonic()
+        return t.user + t.system + t.children_user + t.children_system
+
+    def _mark(self) -> tuple[float, float, float] | None:
+        busy = self.busy()
+        return None if busy is None else (busy, self.ours(), self.clock())
 
     def cpus(self) -> float | None:
         end = self._mark()

@@ -22,6 +22,8 @@ import datetime
 import json
 import os
 import platform
+import re
+import shlex
 import subprocess
 import sys
 from pathlib import Path
@@ -38,13 +40,23 @@ QUICK_MODEL = ["--d-model", "32", "--d-ff", "64", "--enc-layers", "1", "--dec-la
                "--memory-topk", "4"]
 
 
+def _name(result: dict, name: str) -> str:
+    """The group `name`, or the only one of that preset with design options (`irral[ctx-decisions=on]`
+    when --train-options set one)."""
+    names = [g["name"] for g in result["groups"]]
+    if name in names:
+        return name
+    (found,) = [n for n in names if n.startswith(f"{name}[")]
+    return found
+
+
 def _group(result: dict, name: str) -> dict:
-    return next(g for g in result["groups"] if g["name"] == name)
+    return next(g for g in result["groups"] if g["name"] == _name(result, name))
 
 
 def _comparison(result: dict, name: str) -> dict:
     """compare.json's paired comparison of group `name` against the reference, for METRIC."""
-    comp = next(c for c in result["comparisons"] if c["group"] == name)
+    comp = next(c for c in result["comparisons"] if c["group"] == _name(result, name))
     return comp["metrics"][METRIC]
 
 
@@ -110,6 +122,41 @@ def head_and_words(grid: Path, preset: str = "irral") -> str:
     return "\n".join(rows)
 
 
+README_MARKERS = ("<!-- fresh-draw:start -->", "<!-- fresh-draw:end -->")
+
+
+def page_summary(page: Path, root: Path) -> list[str]:
+    """README lines for one page this script wrote: its command, then its verdict lines as written."""
+    text = page.read_text(encoding="utf-8")
+    found = re.search(r"Written by `scripts/fresh_draw.py` \(`([^`]*)`\)", text)
+    if found is None:
+        raise SystemExit(f"{page}: not a page of scripts/fresh_draw.py (no 'Written by' line)")
+    lines = text.splitlines()
+    start = lines.index("## The thresholds") + 1
+    end = next(i for i in range(start, len(lines)) if lines[i].startswith("## "))
+    verdicts = [line for line in lines[start:end] if line.startswith("- ")]
+    verdicts += [f"- {line}" for line in lines if line.startswith("`irral` − `irral[ctx-words=off]`")]
+    rel = page.relative_to(root).as_posix()
+    return [f"- [{rel}]({rel}), `{found.group(1)}`:", *(f"  {line}" for line in verdicts)]
+
+
+def update_readme(readme: Path, docs: Path) -> None:
+    """Replace the README's block between README_MARKERS with the summaries of every
+    `fresh-draw*.md` page in `docs` (so that the README quotes no figure by hand)."""
+    text = readme.read_text(encoding="utf-8")
+    start, end = README_MARKERS
+    if text.count(start) != 1 or text.count(end) != 1:
+        raise SystemExit(f"{readme}: needs the markers {start} and {end} once each")
+    head, rest = text.split(start)
+    _, tail = rest.split(end)
+    readme.write_text(head + start + "\n" + readme_block(docs, readme.parent) + end + tail, encoding="utf-8")
+
+
+def readme_block(docs: Path, root: Path) -> str:
+    """The summaries of every `fresh-draw*.md` page in `docs`, linked relative to `root`."""
+    return "".join(line + "\n" for page in sorted(docs.glob("fresh-draw*.md")) for line in page_summary(page, root))
+
+
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--out", type=Path, required=True, help="working folder (data, runs, tables)")
@@ -119,8 +166,14 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--batch-size", type=int, default=16, help="studies per step (the study's: 16)")
     ap.add_argument("--presets", default="no-image,irral,baseline", help="presets of the main grid (no-image first)")
     ap.add_argument("--no-context-off", action="store_true", help="skip irral with --no-ctx-words")
+    ap.add_argument("--train-options", default="", help="more `irralctl train` options for every run, one string "
+                                                        "(e.g. '--context-from-labels 1 --ctx-decisions')")
     ap.add_argument("--doc", default=str(ROOT / "docs" / "fresh-draw.md"), help="page to write ('-': print it)")
+    ap.add_argument("--readme", type=Path, help="then refresh this README's block of fresh-draw summaries "
+                                                "(from every fresh-draw*.md beside --doc)")
     args = ap.parse_args(argv)
+    if args.train_options and not args.no_context_off:
+        ap.error("--train-options needs --no-context-off (the context-off comparison is of the default irral)")
     size = SIZES["quick" if args.quick else "full"]
     args.out.mkdir(parents=True, exist_ok=True)
     seed_file = args.out / "draw-seed.txt"
@@ -137,7 +190,7 @@ def main(argv: list[str] | None = None) -> int:
     training = list(TRAINING)
     training[training.index("--batch-size") + 1] = str(args.batch_size)
     common = ["--seeds", str(size["seeds"]), "--epochs", str(size["epochs"]), "--workers", str(args.workers),
-              *model, *training]
+              *model, *training, *shlex.split(args.train_options)]
     main_grid, off_grid = args.out / "grid", args.out / "grid-context-off"
     run(["irralctl", "ablate", str(data), "--out", str(main_grid), "--presets", args.presets, *common])
     grids = [main_grid]
@@ -155,7 +208,8 @@ def main(argv: list[str] | None = None) -> int:
     shlex_cmd = ("python scripts/fresh_draw.py --out DIR" + (" --quick" if args.quick else "")
                  + (f" --batch-size {args.batch_size}" if args.batch_size != 16 else "")
                  + (f" --presets {args.presets}" if args.presets != "no-image,irral,baseline" else "")
-                 + (" --no-context-off" if args.no_context_off else ""))
+                 + (" --no-context-off" if args.no_context_off else "")
+                 + (f" --train-options {shlex.quote(args.train_options)}" if args.train_options else ""))
     page = [
         "# Does IRRAL-Net learn early? A phantom draw nobody chose",
         "",
@@ -167,7 +221,8 @@ def main(argv: list[str] | None = None) -> int:
         f"Draw: {size['n']} standard phantoms at 64 px, seed **{args.draw_seed}** taken from the operating system "
         f"(`irralctl prepare phantoms --variant standard --n {size['n']} --seed {args.draw_seed}`). Training: the "
         f"demo's model size, {size['epochs']} epochs, {size['seeds']} seeds per preset, batch {args.batch_size}, "
-        "otherwise the settings of the README's ablation (`scripts/ablation_study.py`: batch 16, learning rate "
+        + (f"with `{args.train_options}`, " if args.train_options else "")
+        + "otherwise the settings of the README's ablation (`scripts/ablation_study.py`: batch 16, learning rate "
         "2e-3, CPU).",
         "",
         "## The thresholds",
@@ -212,6 +267,9 @@ def main(argv: list[str] | None = None) -> int:
     else:
         Path(args.doc).write_text(text, encoding="utf-8")
         print(f"wrote {args.doc}")
+        if args.readme is not None:
+            update_readme(args.readme, Path(args.doc).parent)
+            print(f"updated {args.readme}")
     return 0
 
 

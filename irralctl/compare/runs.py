@@ -26,7 +26,8 @@ _NO_EFFECT = ("out", "overwrite", "dataset", "runtime.device", "runtime.workers"
 # Design options of a component (-> the switch that turns the component on): a run with the
 # component that changes one from its default is its own group, labelled by the change
 # (`irral[ctx-words=off]`, by the option's flag), so one ablation can compare the choices.
-DESIGN_OPTIONS = {"model.context_words": "acl", "model.head_pooling": "acl", "loss.mfa_mode": "mfa"}
+DESIGN_OPTIONS = {"model.context_words": "acl", "model.context_decisions": "acl", "model.head_pooling": "acl",
+                  "loss.mfa_mode": "mfa"}
 # What may differ between the groups of an ablation (besides the seeds within a group).
 _ABLATED = ("preset", *(f"model.{s}" for s in SWITCHES), *DESIGN_OPTIONS)
 

@@ -48,7 +48,7 @@ _FROM_PRESET = "from --preset"
 class ModelConfig:
     # Options added since checkpoints of format 2 were first written: what a saved config without
     # them meant (irralctl.utils.config.from_dict(saved=True)).
-    ADDED: ClassVar[dict[str, object]] = {"context_words": False}
+    ADDED: ClassVar[dict[str, object]] = {"context_words": False, "context_decisions": False}
 
     # Visual encoder (Eq. 1) and multi-scale fusion.
     backbone: str = option("resnet101", "CNN of the visual encoder; tiny is a small CNN for CPU runs.",
@@ -78,6 +78,9 @@ class ModelConfig:
                                choices=HEAD_POOLINGS)
     context_words: bool = option(True, "ACL: add the clinical context C to every word embedding of the decoder too, "
                                        "not only to the visual tokens it attends to.", flag="--ctx-words")
+    context_decisions: bool = option(False, "ACL: the decoder reads the head's decisions (probability >= 0.5), "
+                                            "0 or 1 as the labels it may learn from, instead of its probabilities.",
+                                     flag="--ctx-decisions")
     # Filled by the trainer (not options).
     vocab_size: int = option(0, cli=False)          # tokeniser's vocabulary (0: not yet known)
     pad_id: int = option(0, cli=False)              # special ids (legacy R2Gen: all three 0; BPE: 0, 1, 2)

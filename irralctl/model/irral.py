@@ -166,6 +166,8 @@ class IRRALNet(nn.Module):
         alpha = probs = None
         if clinical_logits is not None:
             probs = torch.sigmoid(clinical_logits.detach().float())       # (B, n_obs): C, a fixed input
+            if self.cfg.context_decisions:                                # the head's decisions, 0 or 1
+                probs = (probs >= 0.5).float()
             if known_context is not None:                                 # training: some C from the labels
                 probs = torch.where(known_context.isnan(), probs, known_context)
             alpha = self.gate(probs)                                      # (B, 1, d)

@@ -315,6 +315,33 @@ def test_batchnorm_statistics_ignore_missing_views():
         torch.testing.assert_close(a, b)
 
 
+def test_context_decisions_give_the_decoder_the_head_decisions():
+    """With --ctx-decisions the gate and the context read the head's decisions (0 or 1) where the
+    labels do not give C; the head's own logits are unchanged."""
+    images, view_mask, _ = batch()
+    probs_model = build_model(tiny()).eval()
+    decisions = build_model(tiny(context_decisions=True)).eval()
+    with torch.no_grad():
+        for p in decisions.context.parameters():
+            p.normal_()  # the context starts at zero: give it something to show
+        probs_model.load_state_dict(decisions.state_dict())
+        seen = []
+        decisions.context.register_forward_hook(lambda m, args, out: seen.append(args[0]))
+        enc = decisions.encode(images, view_mask)
+        soft = probs_model.encode(images, view_mask)
+        torch.testing.assert_close(enc.clinical_logits, soft.clinical_logits)
+        want = (torch.sigmoid(enc.clinical_logits) >= 0.5).float()
+        torch.testing.assert_close(seen[0], want)
+        torch.testing.assert_close(enc.word_context, decisions.context(want))
+        assert not torch.allclose(enc.word_context, soft.word_context)
+        # In training, C from the labels still overrides the decisions where it is given.
+        known = torch.full_like(want, float("nan"))
+        known[0] = 1.0 - want[0]
+        seen.clear()
+        decisions._encode(images, view_mask, decisions._memory_kv(), known)
+        torch.testing.assert_close(seen[0], torch.where(known.isnan(), want, known))
+
+
 def test_context_words_put_the_clinical_context_on_every_word():
     """With --ctx-words (the default) C is added to every word embedding as well as to every
     visual token; without it, or without ACL, the words carry no context."""

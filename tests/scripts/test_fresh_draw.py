@@ -33,6 +33,44 @@ def test_thresholds_are_decided_on_the_means_and_say_so():
     assert "**not met**" in low[0] and "**not met**" in low[1]
 
 
+def test_a_design_option_group_counts_as_its_preset():
+    """With --train-options the irral runs form `irral[ctx-decisions=on]`: the checks read that group."""
+    checks = load_script("fresh_draw").checks
+    result = _result(0.40, 0.03, 0.30, 0.44)
+    result["groups"][1]["name"] = result["comparisons"][0]["group"] = "irral[ctx-decisions=on]"
+    assert "**0.400 ± 0.010**" in checks(result)[0]
+
+
+def test_the_readme_quotes_every_page_as_the_script_wrote_it():
+    """The README's fresh-draw block is what `update_readme` makes of docs/fresh-draw*.md: no figure
+    there is typed by hand, and a new page is listed."""
+    script = load_script("fresh_draw")
+    start, end = script.README_MARKERS
+    text = (ROOT / "README.md").read_text(encoding="utf-8")
+    block = text.split(start)[1].split(end)[0]
+    assert block == "\n" + script.readme_block(ROOT / "docs", ROOT)
+    pages = sorted((ROOT / "docs").glob("fresh-draw*.md"))
+    assert pages and all(f"]({p.relative_to(ROOT).as_posix()})" in block for p in pages)
+
+
+def test_update_readme_replaces_only_its_block(tmp_path):
+    script = load_script("fresh_draw")
+    (tmp_path / "docs").mkdir()
+    page = (ROOT / "docs" / "fresh-draw.md").read_text(encoding="utf-8")
+    (tmp_path / "docs" / "fresh-draw-x.md").write_text(page, encoding="utf-8")
+    readme = tmp_path / "README.md"
+    start, end = script.README_MARKERS
+    readme.write_text(f"before\n{start}\nold\n{end}\nafter\n", encoding="utf-8")
+    script.update_readme(readme, tmp_path / "docs")
+    text = readme.read_text(encoding="utf-8")
+    assert text.startswith(f"before\n{start}\n- [docs/fresh-draw-x.md](docs/fresh-draw-x.md), `python scripts/")
+    assert text.endswith(f"{end}\nafter\n") and "\nold\n" not in text
+    assert "  - `irral` reaches test ce_macro_f1_14 **" in text
+    readme.write_text("no markers\n", encoding="utf-8")
+    with pytest.raises(SystemExit, match="markers"):
+        script.update_readme(readme, tmp_path / "docs")
+
+
 @pytest.mark.slow
 def test_the_whole_script_on_tiny_sizes(tmp_path):
     env = {**os.environ, "PYTHONPATH": str(ROOT), "OMP_NUM_THREADS": "1"}
