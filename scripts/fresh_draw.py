@@ -94,6 +94,22 @@ def context_effect(data: Path, grids: list[Path], out: Path) -> str:
             f"(seeds paired; {len(runs) // 2} per group).")
 
 
+def options_effect(main_grid: Path, default_grid: Path, out: Path, train_options: str) -> str:
+    """The paired comparison of irral with `train_options` against irral with the defaults."""
+    runs = [str(p) for g in (main_grid, default_grid) for p in sorted((g / "runs").glob("irral-seed*"))]
+    run(["irralctl", "compare", *runs, "--reference", "irral", "--meteor", "off", "--out", str(out), "--overwrite"])
+    result = json.loads((out / "compare.json").read_text())
+    names = [g["name"] for g in result["groups"]]
+    others = [n for n in names if n != "irral"]
+    if "irral" not in names or len(others) != 1:
+        return f"Not measured: `irralctl compare` does not tell runs with `{train_options}` from the defaults."
+    name = others[0]
+    row = next(c for c in result["comparisons"] if c["group"] == name)["metrics"][METRIC]
+    return (f"`{name}` − `irral` (the defaults, {row['reference_mean']:.3f}) on test {METRIC}: "
+            f"**{row['difference']:+.3f}**, 95% paired interval [{row['low']:+.3f}, {row['high']:+.3f}], "
+            f"p {row['p_value']:.3g}: {row['verdict']} (seeds paired; {len(runs) // 2} per group).")
+
+
 def head_and_words(grid: Path, preset: str = "irral") -> str:
     """Per observation: what the clinical head finds (validation F1, last epoch) beside what the
     reports say (test CE F1), seed means; the observations with positive test studies."""
@@ -135,7 +151,8 @@ def page_summary(page: Path, root: Path) -> list[str]:
     start = lines.index("## The thresholds") + 1
     end = next(i for i in range(start, len(lines)) if lines[i].startswith("## "))
     verdicts = [line for line in lines[start:end] if line.startswith("- ")]
-    verdicts += [f"- {line}" for line in lines if line.startswith("`irral` − `irral[ctx-words=off]`")]
+    verdicts += [f"- {line}" for line in lines
+                 if line.startswith("`irral` − `irral[ctx-words=off]`") or re.match(r"`irral\[[^`]*\]` − `irral`", line)]
     rel = page.relative_to(root).as_posix()
     return [f"- [{rel}]({rel}), `{found.group(1)}`:", *(f"  {line}" for line in verdicts)]
 
@@ -204,6 +221,13 @@ def main(argv: list[str] | None = None) -> int:
     result = json.loads((both / "compare.json").read_text())
     effect = (context_effect(data, grids, args.out / "compare-context") if len(grids) == 2
               else "Not measured in this run (`--no-context-off`).")
+    options = []
+    if args.train_options:  # the same draw, seeds and batch without the options: a paired comparison
+        default_grid = args.out / "grid-default"
+        run(["irralctl", "ablate", str(data), "--out", str(default_grid), "--presets", "irral",
+             *common[: len(common) - len(shlex.split(args.train_options))]])
+        options = ["## The options against the defaults", "",
+                   options_effect(main_grid, default_grid, args.out / "compare-options", args.train_options), ""]
 
     shlex_cmd = ("python scripts/fresh_draw.py --out DIR" + (" --quick" if args.quick else "")
                  + (f" --batch-size {args.batch_size}" if args.batch_size != 16 else "")
@@ -229,6 +253,7 @@ def main(argv: list[str] | None = None) -> int:
         "",
         *checks(result),
         "",
+        *options,
         "## The clinical context on the words",
         "",
         "ACL's clinical context C (the head's 14 probabilities, as learned present/absent embeddings) was first added "

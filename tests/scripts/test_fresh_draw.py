@@ -89,3 +89,23 @@ def test_the_whole_script_on_tiny_sizes(tmp_path):
                            check=False)
     assert again.returncode == 0 and "training" not in again.stdout + again.stderr
     assert "seed **5**" in page.read_text()  # the draw seed is kept with the work folder
+
+
+@pytest.mark.slow
+def test_train_options_are_compared_with_the_defaults_on_the_same_draw(tmp_path):
+    env = {**os.environ, "PYTHONPATH": str(ROOT), "OMP_NUM_THREADS": "1"}
+    page = tmp_path / "page.md"
+    proc = subprocess.run([sys.executable, "scripts/fresh_draw.py", "--out", str(tmp_path / "w"), "--quick",
+                           "--draw-seed", "5", "--presets", "no-image,irral", "--no-context-off",
+                           "--train-options", "--context-from-labels 1 --ctx-decisions", "--doc", str(page)],
+                          cwd=ROOT, env=env, capture_output=True, text=True, timeout=900, check=False)
+    assert proc.returncode == 0, (proc.stdout[-2000:], proc.stderr[-3000:])
+    text = page.read_text()
+    assert "with `--context-from-labels 1 --ctx-decisions`" in text
+    assert "`irral` reaches test" in text and "| irral[ctx-decisions=on] (2) |" in text
+    assert "## The options against the defaults" in text
+    assert "`irral[ctx-decisions=on]` − `irral` (the defaults, " in text and "(seeds paired; 2 per group)" in text
+    refused = subprocess.run([sys.executable, "scripts/fresh_draw.py", "--out", str(tmp_path / "x"), "--quick",
+                              "--train-options", "--ctx-decisions"], cwd=ROOT, env=env, capture_output=True,
+                             text=True, timeout=120, check=False)
+    assert refused.returncode == 2 and "--no-context-off" in refused.stderr
