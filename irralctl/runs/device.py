@@ -85,7 +85,7 @@ SMALL_STEP_ROWS = 64  # CPU steps of fewer rows than this follow `threads_for_sm
 
 class CpuSample(NamedTuple):
     busy_s: float   # CPU time every process of the machine has used (Linux /proc/stat)
-    own_s: float    # CPU time this process has used, all its threads
+    own_s: float    # CPU time this process has used (all its threads) and its waited-for children
     wall_s: float   # a monotonic clock
     cpus: int       # CPUs /proc/stat counts
 
@@ -100,13 +100,15 @@ def read_cpu_sample() -> CpuSample | None:
     ticks = [int(x) for x in lines[0].split()[1:9]]  # user nice system idle iowait irq softirq steal
     busy = sum(ticks) - ticks[3] - ticks[4]
     cpus = sum(1 for line in lines[1:] if line.startswith(b"cpu"))
-    return CpuSample(busy / os.sysconf("SC_CLK_TCK"), time.process_time(), time.monotonic(), cpus)
+    t = os.times()
+    own = t.user + t.system + t.children_user + t.children_system
+    return CpuSample(busy / os.sysconf("SC_CLK_TCK"), own, time.monotonic(), cpus)
 
 
 class CpuShare:
-    """How many CPUs the machine's other processes leave to this one, measured from creation to
-    each `free_cpus()` call: the machine's busy time less this process's own. Creating it is one
-    read of /proc/stat; so is each call."""
+    """How busy the machine's other processes keep its CPUs, measured from creation to each call:
+    the machine's busy time less this process's own (and its waited-for children's). Creating it
+    is one read of /proc/stat; so is each call."""
 
     MIN_WINDOW_S = 0.2  # shorter windows say too little (/proc/stat counts in 10 ms ticks)
 
@@ -114,15 +116,27 @@ class CpuShare:
         self._read = read
         self._start = read()
 
-    def free_cpus(self) -> float | None:
-        """CPUs free for this process (this process's own use counts as free); None: unknown."""
+    def _other(self) -> tuple[float, CpuSample] | None:
+        """(CPUs other processes used on average, the sample now); None: unknown."""
         now = self._read()
         if self._start is None or now is None or now.wall_s - self._start.wall_s < self.MIN_WINDOW_S:
             return None
         wall = now.wall_s - self._start.wall_s
-        others = max(0.0, (now.busy_s - self._start.busy_s) - (now.own_s - self._start.own_s))
+        return max(0.0, (now.busy_s - self._start.busy_s) - (now.own_s - self._start.own_s)) / wall, now
+
+    def other_cpus(self) -> float | None:
+        """CPUs the machine's other processes kept busy on average; None: unknown."""
+        found = self._other()
+        return None if found is None else found[0]
+
+    def free_cpus(self) -> float | None:
+        """CPUs free for this process (this process's own use counts as free); None: unknown."""
+        found = self._other()
+        if found is None:
+            return None
+        others, now = found
         usable = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else now.cpus
-        return max(0.0, min(float(usable), now.cpus - others / wall))
+        return max(0.0, min(float(usable), now.cpus - others))
 
 
 def threads_for_small_steps(free_cpus: float | None, threads: int) -> int:

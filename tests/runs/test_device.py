@@ -26,9 +26,16 @@ def test_another_busy_process_takes_its_core():
     assert share.free_cpus() == pytest.approx(1.0)
 
 
+def test_other_cpus_leave_out_this_process_and_its_children():
+    # 2 s of wall time: the machine was busy 3.0 CPU-seconds, 2.2 of them this process's and its children's.
+    share = _share(CpuSample(10.0, 1.0, 100.0, 2), CpuSample(13.0, 3.2, 102.0, 2))
+    assert share.other_cpus() == pytest.approx(0.4)
+
+
 @pytest.mark.parametrize("later", [None, CpuSample(100.1, 5.0, 10.05, 2)], ids=["no /proc/stat", "window too short"])
 def test_unknown_when_it_cannot_be_measured(later):
     assert _share(CpuSample(100.0, 5.0, 10.0, 2), later).free_cpus() is None
+    assert _share(CpuSample(100.0, 5.0, 10.0, 2), later).other_cpus() is None
     assert _share(None, CpuSample(100.0, 5.0, 10.0, 2)).free_cpus() is None
 
 
@@ -47,6 +54,12 @@ def test_the_real_sample_counts_this_process():
     after = read_cpu_sample()
     assert after.cpus >= 1 and after.busy_s >= before.busy_s
     assert after.own_s - before.own_s >= 0.05
+    # A waited-for child's CPU time counts as this process's own (bench_all's children, for one).
+    import subprocess
+
+    subprocess.run([sys.executable, "-c", "import time\nt = time.process_time()\nwhile time.process_time() - t < 0.3: pass"],
+                   check=True)
+    assert read_cpu_sample().own_s - after.own_s >= 0.25
 
 
 def test_small_steps_change_the_thread_count_only_inside():

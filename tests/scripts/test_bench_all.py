@@ -77,15 +77,3 @@ def test_gpu_rows_from_bench_gpu_lines(tmp_path):
     (tmp_path / "smoke.jsonl").write_text("".join(json.dumps(x) + "\n" for x in lines))
     with pytest.raises(SystemExit, match="cpu-smoke"):
         bench.gpu_rows(tmp_path / "smoke.jsonl")
-
-
-def test_the_other_load_leaves_out_this_process_and_its_children():
-    bench = load_script("bench_all")
-    # 2 s of wall time: the machine was busy 3.0 CPU-seconds, 2.2 of them this script's and its children's.
-    busy, ours, clock = iter([10.0, 13.0]), iter([1.0, 3.2]), iter([100.0, 102.0])
-    other = bench.OtherLoad(busy=lambda: next(busy), ours=lambda: next(ours), clock=lambda: next(clock))
-    assert other.cpus() == 0.4
-    assert bench.OtherLoad(busy=lambda: None).cpus() is None  # no /proc/stat
-    real = bench.OtherLoad()
-    if real.start is not None:  # the real counters read (a short window says little: they tick every 10 ms)
-        assert real.cpus() >= 0.0
