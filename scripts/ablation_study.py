@@ -274,11 +274,15 @@ def main(argv: list[str] | None = None) -> int:
     (args.out / "ablation.md").write_text("\n".join(full).rstrip() + "\n" + footer)
     print(text)
     if args.write_readme:
+        from irralctl.utils.io import atomic_write
+
         readme = args.readme
         body = readme.read_text()
         start, end = body.index(MARKERS[0]), body.index(MARKERS[1])
-        readme.write_text(body[:start + len(MARKERS[0])] + "\n" + text + body[end:])
-        (readme.parent / "docs" / "ablation.md").write_text((args.out / "ablation.md").read_text())
+        with atomic_write(readme) as f:  # the README is replaced whole or not at all
+            f.write(body[:start + len(MARKERS[0])] + "\n" + text + body[end:])
+        with atomic_write(readme.parent / "docs" / "ablation.md") as f:
+            f.write((args.out / "ablation.md").read_text())
     return 0
 
 

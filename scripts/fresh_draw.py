@@ -31,6 +31,8 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from ablation_study import MODEL, TRAINING, compact_table, curves, full_compare, run  # noqa: E402
 
+from irralctl.utils.io import atomic_write  # noqa: E402
+
 ROOT = Path(__file__).resolve().parents[1]
 METRIC = "ce_macro_f1_14"
 # The acceptance thresholds this page checks (test CE F1 macro-14, mean over seeds).
@@ -166,7 +168,8 @@ def update_readme(readme: Path, docs: Path) -> None:
         raise SystemExit(f"{readme}: needs the markers {start} and {end} once each")
     head, rest = text.split(start)
     _, tail = rest.split(end)
-    readme.write_text(head + start + "\n" + readme_block(docs, readme.parent) + end + tail, encoding="utf-8")
+    with atomic_write(readme) as f:  # the README is replaced whole or not at all
+        f.write(head + start + "\n" + readme_block(docs, readme.parent) + end + tail)
 
 
 def readme_block(docs: Path, root: Path) -> str:
@@ -206,8 +209,9 @@ def main(argv: list[str] | None = None) -> int:
     model = MODEL + (QUICK_MODEL if args.quick else [])
     training = list(TRAINING)
     training[training.index("--batch-size") + 1] = str(args.batch_size)
-    common = ["--seeds", str(size["seeds"]), "--epochs", str(size["epochs"]), "--workers", str(args.workers),
-              *model, *training, *shlex.split(args.train_options)]
+    defaults = ["--seeds", str(size["seeds"]), "--epochs", str(size["epochs"]), "--workers", str(args.workers),
+                *model, *training]
+    common = [*defaults, *shlex.split(args.train_options)]
     main_grid, off_grid = args.out / "grid", args.out / "grid-context-off"
     run(["irralctl", "ablate", str(data), "--out", str(main_grid), "--presets", args.presets, *common])
     grids = [main_grid]
@@ -224,8 +228,7 @@ def main(argv: list[str] | None = None) -> int:
     options = []
     if args.train_options:  # the same draw, seeds and batch without the options: a paired comparison
         default_grid = args.out / "grid-default"
-        run(["irralctl", "ablate", str(data), "--out", str(default_grid), "--presets", "irral",
-             *common[: len(common) - len(shlex.split(args.train_options))]])
+        run(["irralctl", "ablate", str(data), "--out", str(default_grid), "--presets", "irral", *defaults])
         options = ["## The options against the defaults", "",
                    options_effect(main_grid, default_grid, args.out / "compare-options", args.train_options), ""]
 
@@ -290,7 +293,8 @@ def main(argv: list[str] | None = None) -> int:
     if args.doc == "-":
         print(text)
     else:
-        Path(args.doc).write_text(text, encoding="utf-8")
+        with atomic_write(args.doc) as f:
+            f.write(text)
         print(f"wrote {args.doc}")
         if args.readme is not None:
             update_readme(args.readme, Path(args.doc).parent)
