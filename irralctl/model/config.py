@@ -41,6 +41,7 @@ PRESETS: dict[str, dict[str, bool]] = {
 }
 MFA_MODES = ("centered", "literal", "infonce")   # Eq. 4's forms (irralctl.model.mfa)
 HEAD_POOLINGS = ("attention", "mean")            # ACL's clinical head (irralctl.model.acl)
+TINY_NORMS = ("channel", "group")                # the tiny CNN's normalisation (irralctl.model.backbone)
 _FROM_PRESET = "from --preset"
 
 
@@ -48,12 +49,15 @@ _FROM_PRESET = "from --preset"
 class ModelConfig:
     # Options added since checkpoints of format 2 were first written: what a saved config without
     # them meant (irralctl.utils.config.from_dict(saved=True)).
-    ADDED: ClassVar[dict[str, object]] = {"context_words": False, "context_decisions": False}
+    ADDED: ClassVar[dict[str, object]] = {"context_words": False, "context_decisions": False, "tiny_norm": "group"}
 
     # Visual encoder (Eq. 1) and multi-scale fusion.
     backbone: str = option("resnet101", "CNN of the visual encoder; tiny is a small CNN for CPU runs.",
                            choices=BACKBONES, cpu="tiny", tiny="tiny")
     tiny_width: int = option(16, "Channels of the tiny backbone's first stage (doubling per stage).", min=4, tiny=8)
+    tiny_norm: str = option("channel", "Normalisation in the tiny backbone: each channel over its own image (channel), "
+                                       "or over groups of channels (group, 8 groups: the form before 0.2).",
+                            choices=TINY_NORMS)
     views: int = option(2, "Views per study, folded into the batch for one CNN call.", min=1)
     image_size: int = option(224, "Model input side, pixels (square).", min=32, cpu=64, tiny=32)
     multiscale: bool = option(True, "Multi-scale fusion of CNN stages 3 and 4.", default_text=_FROM_PRESET)

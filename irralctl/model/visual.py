@@ -64,7 +64,7 @@ class VisualEncoder(nn.Module):
     def __init__(self, cfg: ModelConfig):
         super().__init__()
         self.cfg = cfg
-        self.backbone = build_backbone(cfg.backbone, cfg.tiny_width)
+        self.backbone = build_backbone(cfg.backbone, cfg.tiny_width, cfg.tiny_norm)
         c3, c4 = self.backbone.channels
         self.proj = nn.Linear(c4, cfg.d_model)  # W_E
         self.fusion = MultiScaleFusion(c3, cfg.d_model) if cfg.multiscale else None

@@ -119,3 +119,31 @@ def test_a_corrupted_safetensors_file_is_named_in_one_line(tmp_path):
         load_visual_weights(ResNetTrunk(18), tmp_path / "w.safetensors")
     assert info.value.message.startswith(f"{tmp_path / 'w.safetensors'}: unreadable safetensors file")
     assert "\n" not in info.value.message
+
+
+def test_the_tiny_cnn_normalises_each_channel_on_its_own():
+    """With `channel` a weak channel keeps its scale whatever its neighbours do; with `group` a
+    strong channel of its group shrinks it (what hid thin findings from the head: docs/model.md)."""
+    from irralctl.model.backbone import tiny_norm
+
+    x = torch.randn(1, 16, 8, 8)
+    loud = x.clone()
+    loud[:, 1] *= 100.0                                   # channel 1 shares channel 0's group of 2
+    per_channel, grouped = tiny_norm("channel", 16), tiny_norm("group", 16)
+    assert per_channel.num_groups == 16 and grouped.num_groups == 8
+    assert torch.allclose(per_channel(loud)[:, 0], per_channel(x)[:, 0], atol=1e-5)
+    assert grouped(loud)[:, 0].abs().max() < 0.1 * grouped(x)[:, 0].abs().max()
+
+
+def test_a_run_saved_before_the_option_rebuilds_with_groups():
+    """A checkpoint's config without `tiny_norm` was trained with groups: the same parameter shapes
+    with the other normalisation would load silently and compute something else."""
+    from irralctl.model.config import ModelConfig
+    from irralctl.model.visual import VisualEncoder
+    from irralctl.utils.config import from_dict
+
+    old = from_dict(ModelConfig, {"backbone": "tiny", "image_size": 32, "d_model": 32, "n_heads": 4}, saved=True)
+    groups = {m.num_groups for m in VisualEncoder(old).backbone.modules() if isinstance(m, torch.nn.GroupNorm)}
+    assert groups == {8}
+    new = VisualEncoder(old.replace(tiny_norm="channel")).backbone
+    assert all(m.num_groups == m.num_channels for m in new.modules() if isinstance(m, torch.nn.GroupNorm))

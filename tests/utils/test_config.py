@@ -119,6 +119,7 @@ def test_options_added_later_keep_their_old_meaning_in_saved_configs():
     assert from_dict(ModelConfig, {"context_words": True}, saved=True).context_words is True
     assert model_config_of({"model_config": {"vocab_size": 10}}).context_words is False
     assert from_dict(ModelConfig, {}, saved=True).context_decisions is False  # an option added later still
+    assert ModelConfig().tiny_norm == "channel" and from_dict(ModelConfig, {}, saved=True).tiny_norm == "group"
     # Nested: a saved training config fills the model's added options too.
     saved = from_dict(TrainConfig, {"dataset": "data", "model": {"acl": True}}, saved=True)
     assert saved.model.context_words is False
