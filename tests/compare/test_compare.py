@@ -160,6 +160,19 @@ def test_design_options_of_a_component_form_their_own_groups(ablation, tmp_path)
     assert not any("context_words" in w for w in result["warnings"])
 
 
+def test_a_run_saved_before_the_channel_norm_is_named_beside_new_ones(ablation, tmp_path):
+    """A run saved before --tiny-norm existed was trained with groups: compared with runs of today's
+    default, the difference is named (not a component, so no verdict can account for it)."""
+    _, refs, runs = ablation
+    old = make_run(tmp_path, "baseline-old", "baseline", 1, bad(refs, 1), refs)
+    config = json.loads((old / "config.json").read_text())
+    del config["config"]["model"]["tiny_norm"]
+    (old / "config.json").write_text(json.dumps(config))
+    result = _compare([runs["irral-seed0"], old])
+    assert any("model.tiny_norm" in w and "baseline: group" in w and "irral: channel" in w
+               for w in result["warnings"])
+
+
 def test_a_recomputed_figure_that_differs_from_the_saved_one_is_named(ablation, tmp_path):
     _, refs, runs = ablation
     run = make_run(tmp_path, "tampered", "irral", 0, good(refs, 0), refs)
