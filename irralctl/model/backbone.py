@@ -185,9 +185,10 @@ class TinyCNN(nn.Module):
         return s3, s4
 
 
-def build_backbone(name: str, tiny_width: int = 16, tiny_norm: str = "channel") -> ResNetTrunk | TinyCNN:
+def build_backbone(name: str, tiny_width: int = 16, norm: str = "channel") -> ResNetTrunk | TinyCNN:
+    """`norm`: the tiny CNN's normalisation (`tiny_norm`); the ResNets keep torchvision's BatchNorm."""
     if name == "tiny":
-        return TinyCNN(tiny_width, tiny_norm)
+        return TinyCNN(tiny_width, norm)
     return ResNetTrunk(int(name.removeprefix("resnet")))
 
 
