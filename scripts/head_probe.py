@@ -4,7 +4,7 @@ The reports can only name what ACL's clinical head finds, so this trains the hea
 the multi-scale fusion and the head of IRRAL-Net at the demo's model size, on the labels of a
 prepared dataset's training split (the head's BCE, no decoder, no Eq. 6 weights), with AdamW at
 the study's learning rate. After every epoch it writes each observation's validation F1 of the
-head's decisions (probability >= 0.5). Each `--tiny-norm` is trained from the same initial weights
+head's decisions (probability above 0.5). Each `--tiny-norm` is trained from the same initial weights
 and data order at each seed, so the normalisations are compared paired.
 
     python scripts/head_probe.py DATA --out docs/head-probe.md            # channel vs group, 3 seeds
@@ -23,6 +23,7 @@ import shlex
 import sys
 from pathlib import Path
 
+import numpy as np
 import torch
 
 from irralctl.constants import OBSERVATIONS
@@ -32,24 +33,23 @@ from irralctl.model.irral import build_model
 from irralctl.training.config import TrainConfig
 from irralctl.training.data import make_loader
 from irralctl.training.distributed import DistState
-from irralctl.utils.io import atomic_write
+from irralctl.training.evaluate import SplitResult, head_f1
+from irralctl.utils.io import atomic_write, write_json
+from irralctl.utils.outputs import check_output
 
 
-def head_f1(model, loader) -> list[float | None]:
-    """Validation F1 of the head's decisions per observation (None where no study is positive)."""
+def validation_f1(model, loader, uncertain: str) -> list[float | None]:
+    """Validation F1 of the head's decisions per observation, as training logs it (`head_f1`)."""
     model.eval()
-    tp = torch.zeros(len(OBSERVATIONS))
-    fp, fn = tp.clone(), tp.clone()
+    probs, labels = [], []
     with torch.no_grad():
         for batch in loader:
             tokens, mask = model._visual_tokens(batch["images"], batch["view_mask"])   # (B, N, d), (B, N)
-            found = model.clinical(tokens, mask) >= 0                                  # (B, 14): p >= 0.5
-            truth = batch["labels"] == 1
-            tp += (found & truth).sum(0)
-            fp += (found & ~truth).sum(0)
-            fn += (~found & truth).sum(0)
-    return [None if (tp[c] + fn[c]) == 0 else float(2 * tp[c] / (2 * tp[c] + fp[c] + fn[c]))
-            for c in range(len(OBSERVATIONS))]
+            probs.append(torch.sigmoid(model.clinical(tokens, mask)))                  # (B, 14)
+            labels.append(batch["labels"])
+    result = SplitResult(indices=[], predictions=[], nll=np.zeros((0, 2)),
+                         head_probs=torch.cat(probs).numpy(), labels=torch.cat(labels).numpy())
+    return head_f1(result, uncertain)
 
 
 def train_head(data: Path, norm: str, seed: int, epochs: int, batch_size: int, lr: float) -> list[list[float | None]]:
@@ -75,7 +75,7 @@ def train_head(data: Path, norm: str, seed: int, epochs: int, batch_size: int, l
             opt.zero_grad(set_to_none=True)
             (total / count.clamp_min(1)).backward()
             opt.step()
-        curve.append(head_f1(model, val.loader))
+        curve.append(validation_f1(model, val.loader, cfg.loss.uncertain))
         print(f"{norm} seed {seed} epoch {epoch + 1}: " + ", ".join(
             f"{o} {f:.2f}" for o, f in zip(OBSERVATIONS, curve[-1]) if f is not None), flush=True)
     return curve
@@ -104,7 +104,7 @@ def page(results: dict, args: argparse.Namespace, command: str) -> str:
         f"Dataset: `{args.data}` ({describe(args.data)}). The demo's CNN, multi-scale fusion and clinical head, trained alone on the "
         f"labels for {args.epochs} epochs (batch {args.batch_size}, AdamW, learning rate {args.lr:g}); each "
         "normalisation from the same initial weights and data order at each seed. Validation F1 of the "
-        "head's decisions (probability >= 0.5) after the last epoch, per seed:",
+        "head's decisions (probability above 0.5) after the last epoch, per seed:",
         "",
         "| observation | " + " | ".join(f"`--tiny-norm {n}`" for n in norms) + " |",
         "|---|" + "---:|" * len(norms),
@@ -137,13 +137,15 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--out", default="-", help="markdown page to write ('-': print it)")
     ap.add_argument("--json", type=Path, help="also write every curve here")
     args = ap.parse_args(argv)
+    for out, flag in ((args.out, "--out"), (args.json, "--json")):
+        if out not in (None, "-"):
+            check_output(out, [args.data], flag=flag)
     torch.set_num_threads(1)
     results = {n: {int(s): train_head(args.data, n, int(s), args.epochs, args.batch_size, args.lr)
                    for s in args.seeds.split(",")} for n in args.norms.split(",")}
     text = page(results, args, shlex.join(["python", "scripts/head_probe.py", *(argv if argv is not None else sys.argv[1:])]))
     if args.json:
-        with atomic_write(args.json) as f:
-            json.dump(results, f, indent=1)
+        write_json(args.json, results)
     if args.out == "-":
         print(text)
     else:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 
+import pytest
 import torch
 from typer.testing import CliRunner
 
@@ -44,3 +45,11 @@ def test_the_probe_writes_a_page_per_observation_and_epoch(tmp_path):
     observed = [o for c, o in enumerate(OBSERVATIONS) if results["channel"]["0"][-1][c] is not None]
     assert observed and all(f"| {o} | " in text for o in observed)
     assert "| 2 | " in text and "scripts/head_probe.py" in text
+
+
+def test_the_probe_refuses_to_write_inside_its_dataset(tmp_path):
+    from irralctl.errors import ConfigError
+
+    (tmp_path / "data").mkdir()
+    with pytest.raises(ConfigError, match="--json .* lies inside an input"):
+        load_script("head_probe").main([str(tmp_path / "data"), "--json", str(tmp_path / "data" / "curves.json")])
