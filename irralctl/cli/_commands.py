@@ -177,7 +177,9 @@ def _install_fast_conversion(params) -> None:
                 param._runtime_param = fast
 
 
-class Command(TyperCommand):
+class _Wired:
+    """What every command and group of irralctl changes in typer's: a bare --help, fast conversions."""
+
     def get_help_option(self, ctx):
         return _bare(super().get_help_option(ctx))
 
@@ -186,10 +188,9 @@ class Command(TyperCommand):
         return super().parse_args(ctx, args)
 
 
-class Group(TyperGroup):
-    def get_help_option(self, ctx):
-        return _bare(super().get_help_option(ctx))
+class Command(_Wired, TyperCommand):
+    pass
 
-    def parse_args(self, ctx, args):
-        _install_fast_conversion(self.get_params(ctx))
-        return super().parse_args(ctx, args)
+
+class Group(_Wired, TyperGroup):
+    pass

@@ -25,6 +25,7 @@ from __future__ import annotations
 import re
 import unicodedata
 from collections.abc import Callable
+from dataclasses import dataclass
 
 # R2Gen's sentence-level character class; written raw here, identical to the regex the original
 # builds from a non-raw string (where "\[" and "\]" survive as escapes).
@@ -106,3 +107,23 @@ def get_cleaner(name: str, dataset: str = "iu_xray") -> tuple[str, str, Callable
         raise ValueError(f"unknown cleaner {name!r}; choose legacy or default")
     version, fn = CLEANERS[name]
     return name, version, fn
+
+
+@dataclass(frozen=True)
+class ReportCleaners:
+    """What a preparation cleans each report with: the chosen cleaner for `target`, and the legacy
+    (R2Gen) cleaner for `legacy_target`, from which the legacy vocabulary is built."""
+
+    clean: Callable[[str], str]
+    legacy: Callable[[str], str]
+    described: dict  # dataset.json's "cleaner" and "legacy_cleaner" entries: {"name", "version"} each
+
+
+def report_cleaners(name: str, dataset: str) -> ReportCleaners:
+    """The chosen cleaner (`legacy` or `default`) and the legacy one, resolved for `dataset`."""
+    chosen, chosen_version, clean = get_cleaner(name, dataset)
+    legacy, legacy_version, legacy_clean = get_cleaner("legacy", dataset)
+    return ReportCleaners(clean, legacy_clean, {
+        "cleaner": {"name": chosen, "version": chosen_version},
+        "legacy_cleaner": {"name": legacy, "version": legacy_version},
+    })

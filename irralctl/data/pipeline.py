@@ -19,6 +19,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from irralctl.constants import SPLITS
+from irralctl.data.cleaning import ReportCleaners
 from irralctl.data.prepared import FORMAT_VERSION, TOKENIZER_FILES, dataset_fingerprint
 from irralctl.data.tokenizers import BPETokenizer, LegacyTokenizer, ReportTokenizer
 from irralctl.errors import IrralError, StrictStop
@@ -141,8 +142,7 @@ def finish_dataset(
     splits: dict[str, list[dict]],
     options: Any,
     sources: list[dict],
-    cleaner: dict,
-    legacy_cleaner: dict,
+    cleaners: ReportCleaners,
     images: dict | None,
     labeler: dict | None,
     counts: dict,
@@ -170,8 +170,7 @@ def finish_dataset(
         "name": name,
         "sources": sources,
         "options": to_jsonable(options),
-        "cleaner": cleaner,
-        "legacy_cleaner": legacy_cleaner,
+        **cleaners.described,
         "tokenizers": {
             "bpe": {"file": TOKENIZER_FILES["bpe"], "vocab_size": toks["bpe"].vocab_size},
             "legacy": {"file": TOKENIZER_FILES["legacy"], "vocab_size": toks["legacy"].vocab_size,

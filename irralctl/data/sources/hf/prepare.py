@@ -19,7 +19,7 @@ from collections import Counter
 from pathlib import Path
 
 from irralctl.constants import view_rank
-from irralctl.data.cleaning import get_cleaner
+from irralctl.data.cleaning import report_cleaners
 from irralctl.data.labels import attach_labels
 from irralctl.data.pipeline import Problem, dataset_stage, decode_images, describe_source, finish_dataset
 from irralctl.data.sources.hf.config import SPLIT_MODES, HFPrepareConfig
@@ -118,8 +118,7 @@ def prepare_hf(cfg: HFPrepareConfig, progress: Progress = SILENT) -> Path:
         raise ConfigError(f"unknown --split {cfg.split!r}; choose given or random")
     parts = open_source(cfg.source)
     _check_columns(cfg, parts)
-    cleaner_name, cleaner_version, clean = get_cleaner(cfg.cleaner, "iu_xray")
-    legacy_name, legacy_version, legacy_clean = get_cleaner("legacy", "iu_xray")
+    cleaners = report_cleaners(cfg.cleaner, "iu_xray")
     problems: list[Problem] = []
     dropped: Counter = Counter()
     options = {k: v for k, v in to_jsonable(cfg).items() if k not in ("out", "workers", "strict", "overwrite")}
@@ -158,7 +157,7 @@ def prepare_hf(cfg: HFPrepareConfig, progress: Progress = SILENT) -> Path:
             splits[r["split"]].append({
                 "id": r["id"], "group": r["id"], "images": images,
                 "sections": {"comparison": "", "indication": "", "findings": report, "impression": ""},
-                "report": report, "target": clean(report), "legacy_target": legacy_clean(report), "labels": {},
+                "report": report, "target": cleaners.clean(report), "legacy_target": cleaners.legacy(report), "labels": {},
             })
         if not splits["train"]:
             raise InputError("no usable row in the train split", path=cfg.source,
@@ -167,8 +166,7 @@ def prepare_hf(cfg: HFPrepareConfig, progress: Progress = SILENT) -> Path:
         views_per_study = max(len(r["images"]) for rs in splits.values() for r in rs)
         return finish_dataset(
             staging, cfg.out, name=NAME, splits=splits, options=cfg, sources=[describe_source(cfg.source)],
-            cleaner={"name": cleaner_name, "version": cleaner_version},
-            legacy_cleaner={"name": legacy_name, "version": legacy_version},
+            cleaners=cleaners,
             images={"count": len(result.rows), "size": cfg.image_size, "views_per_study": views_per_study},
             labeler=labeler, counts={"dropped": dict(sorted(dropped.items())), "images": len(result.rows)},
             problems=problems, bpe_vocab_size=cfg.bpe_vocab_size, legacy_threshold=cfg.legacy_threshold,

@@ -13,7 +13,7 @@ import shutil
 from collections import Counter
 from pathlib import Path
 
-from irralctl.data.cleaning import get_cleaner
+from irralctl.data.cleaning import report_cleaners
 from irralctl.data.labels import attach_labels
 from irralctl.data.pipeline import Problem, dataset_stage, decode_images, describe_source, finish_dataset
 from irralctl.data.sources.iu_xray import reader as iu_xray
@@ -52,8 +52,7 @@ def prepare_iu_xray(cfg: IUPrepareConfig, progress: Progress = SILENT) -> Path:
     if cfg.split not in ("r2gen", "random"):
         raise InputError(f"unknown --split {cfg.split!r}; choose r2gen or random")
     _target_text({}, cfg.sections)  # validates --sections before any work
-    cleaner_name, cleaner_version, clean = get_cleaner(cfg.cleaner, "iu_xray")
-    legacy_name, legacy_version, legacy_clean = get_cleaner("legacy", "iu_xray")
+    cleaners = report_cleaners(cfg.cleaner, "iu_xray")
     problems: list[Problem] = []
 
     # 1. Studies and their texts.
@@ -145,8 +144,8 @@ def prepare_iu_xray(cfg: IUPrepareConfig, progress: Progress = SILENT) -> Path:
                 "sections": s.sections,
                 "mesh": s.mesh,
                 "report": text,
-                "target": clean(text),
-                "legacy_target": legacy_clean(text),
+                "target": cleaners.clean(text),
+                "legacy_target": cleaners.legacy(text),
             })
         if cfg.metadata:
             for rs in splits.values():
@@ -165,8 +164,7 @@ def prepare_iu_xray(cfg: IUPrepareConfig, progress: Progress = SILENT) -> Path:
         sources = [describe_source(p) for p in (cfg.reports, cfg.images, cfg.annotation, cfg.metadata) if p is not None]
         return finish_dataset(
             staging, cfg.out, name="iu_xray", splits=splits, options=options, sources=sources,
-            cleaner={"name": cleaner_name, "version": cleaner_version},
-            legacy_cleaner={"name": legacy_name, "version": legacy_version},
+            cleaners=cleaners,
             images=image_info, labeler=labeler, counts={"dropped": dict(dropped), "images": len(rows)},
             problems=problems, bpe_vocab_size=cfg.bpe_vocab_size, legacy_threshold=cfg.legacy_threshold,
         )

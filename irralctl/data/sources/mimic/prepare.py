@@ -23,7 +23,7 @@ from collections import Counter
 from pathlib import Path
 
 from irralctl.constants import OBSERVATIONS, view_rank
-from irralctl.data.cleaning import get_cleaner
+from irralctl.data.cleaning import ReportCleaners, report_cleaners
 from irralctl.data.labels import attach_labels
 from irralctl.data.pipeline import Problem, dataset_stage, decode_images, describe_source, finish_dataset
 from irralctl.data.sources.mimic.config import MimicPrepareConfig
@@ -90,8 +90,7 @@ def prepare_mimic(cfg: MimicPrepareConfig, progress: Progress = SILENT) -> Path:
                                  "the reports, images, split and layout from R2Gen's annotation")
         return prepare_from_r2gen(cfg, name=NAME, images=cfg.images, official_labels=cfg.chexpert, progress=progress)
     _check_options(cfg)
-    cleaner_name, cleaner_version, clean = get_cleaner(cfg.cleaner, NAME)
-    legacy_name, legacy_version, legacy_clean = get_cleaner("legacy", NAME)
+    cleaners = report_cleaners(cfg.cleaner, NAME)
     problems: list[Problem] = []
     dropped: Counter = Counter()
 
@@ -128,7 +127,7 @@ def prepare_mimic(cfg: MimicPrepareConfig, progress: Progress = SILENT) -> Path:
         # 5. Records, labels, layout.
         splits: dict[str, list[dict]] = {"train": [], "val": [], "test": []}
         for sid, (sections, text) in texts.items():
-            record = _study_record(cfg, studies[sid], chosen[sid], sections, text, rows, clean, legacy_clean)
+            record = _study_record(cfg, studies[sid], chosen[sid], sections, text, rows, cleaners)
             if record is None:
                 dropped["no_readable_image"] += 1
                 continue
@@ -152,8 +151,7 @@ def prepare_mimic(cfg: MimicPrepareConfig, progress: Progress = SILENT) -> Path:
         sources.append({"path": str((cfg.root / "files").resolve()), "kind": "folder", "images_read": len(rows)})
         return finish_dataset(
             staging, cfg.out, name=NAME, splits=splits, options=cfg, sources=sources,
-            cleaner={"name": cleaner_name, "version": cleaner_version},
-            legacy_cleaner={"name": legacy_name, "version": legacy_version},
+            cleaners=cleaners,
             images=image_info, labeler=labeler, counts=counts, problems=problems,
             bpe_vocab_size=cfg.bpe_vocab_size, legacy_threshold=cfg.legacy_threshold,
             example_layout="image" if cfg.per_image else "study",
@@ -253,7 +251,7 @@ def _find_images(cfg: MimicPrepareConfig, studies: dict[str, MimicStudy], chosen
 
 
 def _study_record(cfg: MimicPrepareConfig, study: MimicStudy, chosen: list[tuple[str, str]], sections: dict,
-                  text: str, rows: dict[str, int], clean, legacy_clean) -> dict | None:
+                  text: str, rows: dict[str, int], cleaners: ReportCleaners) -> dict | None:
     """One study's record (docs/formats.md); None when none of its chosen views could be read."""
     images = []
     for dicom, view in chosen:
@@ -272,8 +270,8 @@ def _study_record(cfg: MimicPrepareConfig, study: MimicStudy, chosen: list[tuple
         "images": images,
         "sections": sections,
         "report": text,
-        "target": clean(text),
-        "legacy_target": legacy_clean(text),
+        "target": cleaners.clean(text),
+        "legacy_target": cleaners.legacy(text),
         "labels": {},
     }
 

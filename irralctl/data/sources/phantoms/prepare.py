@@ -29,7 +29,7 @@ from pathlib import Path
 
 import numpy as np
 
-from irralctl.data.cleaning import get_cleaner
+from irralctl.data.cleaning import report_cleaners
 from irralctl.data.labels import attach_labels
 from irralctl.data.pipeline import dataset_stage, finish_dataset
 from irralctl.data.sources.phantoms.cases import PHANTOM_VERSION, case_labels, sample_case
@@ -106,8 +106,7 @@ def prepare_phantoms(cfg: PhantomPrepareConfig, progress: Progress = SILENT) -> 
         raise InputError(f"--image-size must be at least 32 pixels (got {cfg.image_size})")
     if cfg.variant not in VARIANTS:
         raise InputError(f"--variant must be one of {', '.join(VARIANTS)} (got {cfg.variant!r})")
-    cleaner_name, cleaner_version, clean = get_cleaner(cfg.cleaner, "iu_xray")
-    legacy_name, legacy_version, legacy_clean = get_cleaner("legacy", "iu_xray")
+    cleaners = report_cleaners(cfg.cleaner, "iu_xray")
     options = {k: v for k, v in vars(cfg).items() if k not in ("out", "workers", "overwrite")}
     _announce_size(cfg)
     with dataset_stage(cfg.out, options, overwrite=cfg.overwrite, inputs=[]) as staging:
@@ -144,16 +143,15 @@ def prepare_phantoms(cfg: PhantomPrepareConfig, progress: Progress = SILENT) -> 
                 "sections": {"comparison": "", "indication": "", "findings": s["report"], "impression": ""},
                 "mesh": [],
                 "report": s["report"],
-                "target": clean(s["report"]),
-                "legacy_target": legacy_clean(s["report"]),
+                "target": cleaners.clean(s["report"]),
+                "legacy_target": cleaners.legacy(s["report"]),
                 "labels": {"truth": s["labels"]},
                 "case": s["case"],
             })
         labeler = attach_labels([r for rs in splits.values() for r in rs])
         return finish_dataset(
             staging, cfg.out, name="phantoms", splits=splits, options=cfg, sources=[],
-            cleaner={"name": cleaner_name, "version": cleaner_version},
-            legacy_cleaner={"name": legacy_name, "version": legacy_version},
+            cleaners=cleaners,
             images={"count": len(rows), "size": cfg.image_size, "views_per_study": 2},
             labeler=labeler, counts={"images": len(rows)}, problems=[],
             bpe_vocab_size=cfg.bpe_vocab_size, legacy_threshold=cfg.legacy_threshold,

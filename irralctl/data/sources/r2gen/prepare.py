@@ -20,7 +20,7 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from irralctl.constants import OBSERVATIONS
-from irralctl.data.cleaning import get_cleaner
+from irralctl.data.cleaning import ReportCleaners, report_cleaners
 from irralctl.data.labels import attach_labels
 from irralctl.data.pipeline import Problem, dataset_stage, decode_images, describe_source, finish_dataset
 from irralctl.data.sources.r2gen.reader import R2GenRow, read_annotation, resolve_images, subject_of
@@ -40,15 +40,15 @@ def _group(row: R2GenRow, name: str) -> str:
     return m.group(1) if m else row.id
 
 
-def _record(row: R2GenRow, name: str, images: list[dict], clean, legacy_clean) -> dict:
+def _record(row: R2GenRow, name: str, images: list[dict], cleaners: ReportCleaners) -> dict:
     record = {
         "id": row.id,
         "group": _group(row, name),
         "images": images,
         "sections": {"comparison": "", "indication": "", "findings": row.report, "impression": ""},
         "report": row.report,
-        "target": clean(row.report),
-        "legacy_target": legacy_clean(row.report),
+        "target": cleaners.clean(row.report),
+        "legacy_target": cleaners.legacy(row.report),
         "labels": {},
     }
     if name == "mimic_cxr":
@@ -99,8 +99,7 @@ def prepare_from_r2gen(cfg, *, name: str, images: bool = True, official_labels: 
     if name not in NAMES:
         raise ConfigError(f"R2Gen's layout is IU X-Ray's or MIMIC-CXR's, not {name!r}")
     annotation, images_dir = (Path(p) for p in cfg.from_r2gen)
-    cleaner_name, cleaner_version, clean = get_cleaner(cfg.cleaner, name)
-    legacy_name, legacy_version, legacy_clean = get_cleaner("legacy", name)
+    cleaners = report_cleaners(cfg.cleaner, name)
     problems: list[Problem] = []
     dropped: Counter = Counter()
 
@@ -142,7 +141,7 @@ def prepare_from_r2gen(cfg, *, name: str, images: bool = True, official_labels: 
                 if not listed:
                     dropped["no_readable_image"] += 1
                     continue
-            record = _record(row, name, listed, clean, legacy_clean)
+            record = _record(row, name, listed, cleaners)
             if official is not None:
                 record["labels"]["chexpert_official"] = official.get(record["study_id"], [None] * len(OBSERVATIONS))
             splits[row.split].append(record)
@@ -162,8 +161,7 @@ def prepare_from_r2gen(cfg, *, name: str, images: bool = True, official_labels: 
         log.info("R2Gen annotation: %s", ", ".join(f"{s} {len(v)}" for s, v in splits.items()))
         return finish_dataset(
             staging, cfg.out, name=name, splits=splits, options=cfg, sources=sources,
-            cleaner={"name": cleaner_name, "version": cleaner_version},
-            legacy_cleaner={"name": legacy_name, "version": legacy_version},
+            cleaners=cleaners,
             images=image_info, labeler=labeler, counts=counts, problems=problems,
             bpe_vocab_size=cfg.bpe_vocab_size, legacy_threshold=cfg.legacy_threshold,
             example_layout=_layout(kept, name), extra=extra,
