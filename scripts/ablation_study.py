@@ -19,10 +19,13 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import shlex
 import subprocess
 import sys
 import time
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -46,13 +49,25 @@ SIZES = {  # studies per variant, epochs, seeds
     "quick": {"n": 120, "epochs": 2, "seeds": 2},
 }
 MARKERS = ("<!-- ablation:start -->", "<!-- ablation:end -->")
+THREAD_VARIABLES = ("OMP_NUM_THREADS", "MKL_NUM_THREADS", "OPENBLAS_NUM_THREADS")
 
 
-def run(cmd: list[str]) -> None:
-    print("$ " + shlex.join(cmd), flush=True)
+def run(cmd: list[str], log: Path | None = None, threads: int | None = None) -> None:
+    """Run one command, printing it; its output goes to `log` when given (grids trained at once)."""
+    env = None
+    if threads is not None:  # torch's intra-op threads: CPU results are bit-identical only at one count
+        env = {**os.environ, **{var: str(threads) for var in THREAD_VARIABLES}}
+    print("$ " + shlex.join(cmd) + (f"  > {log}" if log else ""), flush=True)
     started = time.perf_counter()
-    subprocess.run(cmd, check=True)
-    print(f"  ({time.perf_counter() - started:.0f} s)", flush=True)
+    if log is None:
+        subprocess.run(cmd, check=True, env=env)
+    else:
+        log.parent.mkdir(parents=True, exist_ok=True)
+        with log.open("w") as f:
+            result = subprocess.run(cmd, stdout=f, stderr=subprocess.STDOUT, env=env)
+        if result.returncode:
+            raise SystemExit(f"failed ({result.returncode}): {shlex.join(cmd)}; its output: {log}")
+    print(f"  ({time.perf_counter() - started:.0f} s) {shlex.join(cmd[:3])} ...", flush=True)
 
 
 def prepare(out: Path, variant: str, n: int, seed: int, workers: int) -> Path:
@@ -63,11 +78,36 @@ def prepare(out: Path, variant: str, n: int, seed: int, workers: int) -> Path:
     return data
 
 
-def ablate(data: Path, grid: Path, presets: tuple[str, ...], seeds: int, epochs: int, workers: int,
-           extra: list[str] = ()) -> dict:
-    run(["irralctl", "ablate", str(data), "--out", str(grid), "--presets", ",".join(presets), "--seeds", str(seeds),
-         "--epochs", str(epochs), "--workers", str(workers), *MODEL, *TRAINING, *extra])
-    return json.loads((grid / "compare.json").read_text())
+@dataclass(frozen=True)
+class Grid:
+    """One `irralctl ablate` of the study: presets x seeds on one prepared variant."""
+
+    data: Path
+    out: Path
+    presets: tuple[str, ...]
+    seeds: int
+    epochs: int
+    extra: tuple[str, ...] = ()
+
+    def command(self, workers: int) -> list[str]:
+        return ["irralctl", "ablate", str(self.data), "--out", str(self.out), "--presets", ",".join(self.presets),
+                "--seeds", str(self.seeds), "--epochs", str(self.epochs), "--workers", str(workers),
+                *MODEL, *TRAINING, *self.extra]
+
+    def result(self) -> dict:
+        return json.loads((self.out / "compare.json").read_text())
+
+
+def train_grids(grids: list[Grid], workers: int, jobs: int, threads: int | None, logs: Path) -> None:
+    """Train every grid, `jobs` at a time (each a process of its own, resumable), the longest first."""
+    if jobs <= 1:
+        for grid in grids:
+            run(grid.command(workers), threads=threads)
+        return
+    order = sorted(grids, key=lambda g: -g.epochs * g.seeds * len(g.presets))
+    with ThreadPoolExecutor(jobs) as pool:  # threads only wait on the processes
+        for done in [pool.submit(run, g.command(workers), logs / f"{g.out.name}.log", threads) for g in order]:
+            done.result()
 
 
 def _metric_row(result: dict, group: str, metric: str) -> dict | None:
@@ -104,7 +144,9 @@ def compact_table(result: dict) -> str:
     """Mean ± std over seeds of a few metrics per preset (the full table is in docs/ablation.md)."""
     out = ["| preset (seeds) | " + " | ".join(COMPACT) + " |", "|---|" + "---:|" * len(COMPACT)]
     for g in result["groups"]:
-        cells = [f"{g['metrics'][m]['mean']:.3f} ± {g['metrics'][m]['std']:.3f}" for m in COMPACT]
+        # One seed has no spread: compare.json gives its std as null.
+        cells = [f"{g['metrics'][m]['mean']:.3f}" + ("" if g["metrics"][m]["std"] is None else
+                                                     f" ± {g['metrics'][m]['std']:.3f}") for m in COMPACT]
         out.append(f"| {g['name']} ({g['n_seeds']}) | " + " | ".join(cells) + " |")
     return "\n".join(out)
 
@@ -156,6 +198,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--data-seed", type=int, default=2026, help="seed of the phantom draws")
     parser.add_argument("--workers", type=int, default=2)
     parser.add_argument("--seeds", type=int, help="seeds per preset (default: 3; --quick: 2)")
+    parser.add_argument("--epochs", type=int, help="epochs of every run (default: 10; --quick: 2)")
     parser.add_argument("--extra-variants-seeds", type=int,
                         help="seeds per preset on the variants other than `standard` (default: --seeds)")
     parser.add_argument("--extra-variants-presets",
@@ -164,14 +207,46 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--long-epochs", type=int,
                         help="also train baseline, no-image and cmn this long on `standard`, seed 0 "
                              "(default: 30; --quick: 3; 0: skip)")
+    parser.add_argument("--jobs", type=int, default=1,
+                        help="grids trained at once, each process on cores / jobs torch threads "
+                             "(default 1: one at a time on torch's default threads)")
     parser.add_argument("--write-readme", action="store_true")
     parser.add_argument("--readme", type=Path, default=ROOT / "README.md", help="the README --write-readme rewrites")
     args = parser.parse_args(argv)
     size = dict(SIZES["quick" if args.quick else "full"])
     if args.seeds:
         size["seeds"] = args.seeds
+    if args.epochs:
+        size["epochs"] = args.epochs
     variants = tuple(args.variants.split(","))
     presets = tuple(args.presets.split(","))
+    threads = max(1, (os.cpu_count() or 1) // args.jobs) if args.jobs > 1 else None
+    long_epochs = args.long_epochs if args.long_epochs is not None else (3 if args.quick else 30)
+
+    # What to train: one grid per variant, then the option tables' and the long runs' on `standard`.
+    grids: dict[str, Grid] = {}
+    for variant in variants:
+        seeds, grid_presets = size["seeds"], presets
+        if variant != "standard":
+            seeds = args.extra_variants_seeds or seeds
+            grid_presets = tuple(args.extra_variants_presets.split(",")) if args.extra_variants_presets else presets
+        data = prepare(args.out, variant, size["n"], args.data_seed, args.workers)
+        grids[variant] = Grid(data, args.out / "grids" / variant, grid_presets, seeds, size["epochs"])
+    standard = args.out / "data" / "standard"
+    mfa_grids, acl_grids, long_grid = {}, {}, None
+    if "standard" in variants and not args.no_options:
+        for mode in MFA_MODES:
+            mfa_grids[mode] = Grid(standard, args.out / "grids" / f"mfa-{mode}", ("mfa",), 1, size["epochs"],
+                                   ("--mfa-mode", mode))
+        for pooling, share, words in ACL_OPTIONS:
+            name = f"acl-{pooling}-{share}" + ("" if words else "-context-off")
+            acl_grids[(pooling, share, words)] = Grid(
+                standard, args.out / "grids" / name, ("acl",), 1, size["epochs"],
+                ("--head-pooling", pooling, "--context-from-labels", str(share), "--ctx-words" if words else "--no-ctx-words"))
+    if "standard" in variants and long_epochs:
+        long_grid = Grid(standard, args.out / "grids" / f"long-{long_epochs}", LONG_PRESETS, 1, long_epochs)
+    train_grids([*grids.values(), *mfa_grids.values(), *acl_grids.values(), *([long_grid] if long_grid else [])],
+                args.workers, args.jobs, threads, args.out / "logs")
 
     sections = [f"Phantoms: {size['n']} studies per variant at 64 px (data seed {args.data_seed}), "
                 f"{size['epochs']} epochs, {size['seeds']} seeds per preset"
@@ -179,24 +254,20 @@ def main(argv: list[str] | None = None) -> int:
                    if args.extra_variants_seeds else "")
                 + (f" (presets {', '.join(presets)} on `standard`, {args.extra_variants_presets.replace(',', ', ')} "
                    "on the others)" if args.extra_variants_presets else "")
-                + ", the demo's model size on the CPU; "
-                "test split decoded with beam 3. Differences are against `baseline` on the same test studies "
+                + ", the demo's model size on the CPU"
+                + (f" ({threads} torch thread{'s' if threads > 1 else ''} per run, {args.jobs} runs at once)"
+                   if threads else "")
+                + "; test split decoded with beam 3. Differences are against `baseline` on the same test studies "
                 "(paired bootstrap over studies, seeds averaged; `irralctl compare`).", ""]
     results = {}
     full = ["# The ablation on phantoms: every table", "",
             "Written by `scripts/ablation_study.py` with the README's section "
             "([Does each component matter?](../README.md#does-each-component-matter-the-ablation-on-phantoms)): "
             "`irralctl compare`'s full report for each variant.", ""]
-    for variant in variants:
-        data = prepare(args.out, variant, size["n"], args.data_seed, args.workers)
-        grid = args.out / "grids" / variant
-        seeds, grid_presets = size["seeds"], presets
-        if variant != "standard":
-            seeds = args.extra_variants_seeds or seeds
-            grid_presets = tuple(args.extra_variants_presets.split(",")) if args.extra_variants_presets else presets
-        results[variant] = ablate(data, grid, grid_presets, seeds, size["epochs"], args.workers)
+    for variant, grid in grids.items():
+        results[variant] = grid.result()
         sections += [f"#### Variant `{variant}`", "", compact_table(results[variant]), ""]
-        full += [f"## Variant `{variant}`", "", full_compare(grid), ""]
+        full += [f"## Variant `{variant}`", "", full_compare(grid.out), ""]
 
     summary = ["#### Verdicts on CE F1 macro-14 (95 % paired bootstrap intervals)", ""]
     for variant, result in results.items():
@@ -209,7 +280,8 @@ def main(argv: list[str] | None = None) -> int:
 
     if "standard" in variants:
         runs = sorted(str(p) for p in (args.out / "grids" / "standard" / "runs").iterdir() if p.is_dir())
-        run([sys.executable, str(ROOT / "scripts" / "diagnose_runs.py"), *runs, "--out", str(args.out / "diagnostics")])
+        run([sys.executable, str(ROOT / "scripts" / "diagnose_runs.py"), *runs, "--out", str(args.out / "diagnostics")],
+            threads=threads)
         sections += ["#### Reading the image, decoding, memory use (`standard`; `scripts/diagnose_runs.py`)", "",
                      "CE F1 with beam 1 and beam 3; the CE F1 left when each study is decoded from another "
                      "study's images (what the reports owe to the image is the difference); memory slots "
@@ -219,38 +291,27 @@ def main(argv: list[str] | None = None) -> int:
     if "standard" in variants and "irral" in presets:
         run_dir = args.out / "grids" / "standard" / "runs" / "irral-seed0"
         sections += ["#### Learning early: `irral` on `standard`, seed 0, per epoch", "", curves(run_dir), ""]
-    if "standard" in variants and not args.no_options:
-        mfa_grids = {}
-        data = args.out / "data" / "standard"
-        for mode in MFA_MODES:
-            grid = args.out / "grids" / f"mfa-{mode}"
-            ablate(data, grid, ("mfa",), 1, size["epochs"], args.workers, ["--mfa-mode", mode])
-            mfa_grids[mode] = grid
+    if mfa_grids:
         sections += ["#### MFA: does the alignment collapse? (`mfa` preset, `standard`, seed 0, last epoch)", "",
-                     mfa_table(mfa_grids), ""]
+                     mfa_table({mode: grid.out for mode, grid in mfa_grids.items()}), ""]
+    if acl_grids:
         acl_rows = ["| ACL head pooling | label context share | context on the words | val head F1 macro (last epoch) "
                     "| test CE F1 micro-14 | test CE F1 macro-14 |", "|---|---|---|---|---|---|"]
-        for pooling, share, words in ACL_OPTIONS:
-            grid = args.out / "grids" / (f"acl-{pooling}-{share}" + ("" if words else "-context-off"))
-            ablate(data, grid, ("acl",), 1, size["epochs"], args.workers,
-                   ["--head-pooling", pooling, "--context-from-labels", str(share),
-                    "--ctx-words" if words else "--no-ctx-words"])
-            run_dir = next((grid / "runs").iterdir())
+        for (pooling, share, words), grid in acl_grids.items():
+            run_dir = next((grid.out / "runs").iterdir())
             last = [json.loads(x) for x in (run_dir / "metrics.jsonl").read_text().splitlines() if x.strip()][-1]
             test = json.loads((run_dir / "test_metrics.json").read_text())["metrics"]
             acl_rows.append(f"| {pooling} | {share} | {'yes' if words else 'no'} | {last['val_head_f1_macro']:.3f} "
                             f"| {test['ce_micro_f1_14']:.3f} | {test['ce_macro_f1_14']:.3f} |")
         sections += ["#### ACL head and context (`acl` preset, `standard`, seed 0)", "", "\n".join(acl_rows), ""]
-    long_epochs = args.long_epochs if args.long_epochs is not None else (3 if args.quick else 30)
-    if "standard" in variants and long_epochs:
-        grid = args.out / "grids" / f"long-{long_epochs}"
-        result = ablate(args.out / "data" / "standard", grid, LONG_PRESETS, 1, long_epochs, args.workers)
+    if long_grid is not None:
+        result = long_grid.result()
         rows = ["| preset | test CE F1 macro-14 at " + f"{size['epochs']} epochs (seed 0) | at {long_epochs} epochs "
                 "| first epoch whose validation CE F1 macro-14 passes its first epoch's by 0.05 |", "|---|---|---|---|"]
         short = {g["name"]: g for g in results["standard"]["groups"]}
         for g in result["groups"]:
-            epochs = [json.loads(x) for x in (grid / "runs" / f"{g['name']}-seed0" / "metrics.jsonl").read_text()
-                      .splitlines() if x.strip()]
+            epochs = [json.loads(x) for x in (long_grid.out / "runs" / f"{g['name']}-seed0" / "metrics.jsonl")
+                      .read_text().splitlines() if x.strip()]
             prior = epochs[0]["val_ce_macro_f1_14"]
             start = next((r["epoch"] for r in epochs if r["val_ce_macro_f1_14"] > prior + 0.05), None)
             at_short = _seed0(args.out / "grids" / "standard", g["name"]) if g["name"] in short else None
