@@ -1,8 +1,9 @@
 """Does IRRAL-Net learn early? The check on a phantom draw whose seed nobody chose.
 
 Draws a seed from the operating system (or takes `--draw-seed`), prepares that many standard
-phantoms, trains `irral`, `no-image` and `baseline` over several seeds with the study's CPU
-settings (scripts/ablation_study.py: the demo's model size, 10 epochs), plus `irral` with the
+phantoms, trains `irral`, `no-image` and `baseline` over several seeds for 10 epochs (the bar is
+about learning early) with the study's model and optimiser (scripts/ablation_study.py: the demo's
+model size, batch 16, learning rate 2e-3, CPU), plus `irral` with the
 clinical context on the visual tokens only (`--no-ctx-words`, the design before the context
 reached the words), compares them all with `irralctl compare` and writes `docs/fresh-draw.md`:
 the thresholds checked, the paired differences, the full compare table and the per-epoch curves
