@@ -157,7 +157,8 @@ def prepare_hf(cfg: HFPrepareConfig, progress: Progress = SILENT) -> Path:
             splits[r["split"]].append({
                 "id": r["id"], "group": r["id"], "images": images,
                 "sections": {"comparison": "", "indication": "", "findings": report, "impression": ""},
-                "report": report, "target": cleaners.clean(report), "legacy_target": cleaners.legacy(report), "labels": {},
+                "report": report, "target": cleaners.clean(report), "legacy_target": cleaners.legacy(report),
+                "labels": {},
             })
         if not splits["train"]:
             raise InputError("no usable row in the train split", path=cfg.source,
