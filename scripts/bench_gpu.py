@@ -112,6 +112,7 @@ WORDS = ("the heart size is normal . lungs are clear . no pleural effusion or pn
 def make_dataset(root: Path, studies: int, image_size: int, vocab: int, seed: int = 0) -> Path:
     """A prepared dataset of `studies` two-view studies: smooth noise images (shorter side `image_size`,
     IU-like aspect) and reports of about 70 words, so every report fills the token budget."""
+    from irralctl.data.cleaning import report_cleaners
     from irralctl.data.pipeline import dataset_stage, finish_dataset
     from irralctl.data.store import write_image_store
 
@@ -139,8 +140,7 @@ def make_dataset(root: Path, studies: int, image_size: int, vocab: int, seed: in
         n_val = max(2, studies // 16)
         splits = {"train": records[n_val:], "val": records[:n_val], "test": records[:n_val]}
         return finish_dataset(staging, out, name="bench", splits=splits, options={"seed": seed}, sources=[],
-                              cleaner={"name": "default", "version": "bench"},
-                              legacy_cleaner={"name": "legacy", "version": "bench"},
+                              cleaners=report_cleaners("default", "iu_xray"),
                               images={"count": len(images), "size": image_size, "views_per_study": 2}, labeler=None,
                               counts={}, problems=[], bpe_vocab_size=vocab, legacy_threshold=3)
 
