@@ -34,8 +34,8 @@ from irralctl.utils.io import decoded_lines, iter_jsonl, read_json, sha256_file
 
 _SPLIT_NAME = re.compile(r"^[A-Za-z][\w-]*$")
 # R2Gen's max_seq_length (IU 60, MIMIC 100) counts the BOS token it puts first, so a reference
-# keeps max_len - 1 words after decoding.
-LEGACY_MAX_LEN = {"iu_xray": 60, "mimic_cxr": 100}
+# keeps max_seq_length - 1 words after decoding.
+LEGACY_MAX_SEQ_LENGTH = {"iu_xray": 60, "mimic_cxr": 100}
 
 
 @dataclass
@@ -448,24 +448,24 @@ def load_vocabulary(path: str | Path) -> set[str]:
     return tokens
 
 
-def legacy_reference(text: str, vocab: set[str], max_len: int) -> str:
-    """R2Gen's evaluated ground truth: first max_len - 1 tokens, out-of-vocabulary words -> <unk>."""
-    tokens = text.split()[: max(max_len - 1, 0)]
+def legacy_reference(text: str, vocab: set[str], max_seq_length: int) -> str:
+    """R2Gen's evaluated ground truth: first max_seq_length - 1 tokens, out-of-vocabulary words -> <unk>."""
+    tokens = text.split()[: max(max_seq_length - 1, 0)]
     return " ".join(t if t in vocab else "<unk>" for t in tokens)
 
 
 def legacy_references(studies: Studies, *, vocab_path: str | Path | None, dataset: Dataset | None,
-                      max_len: int | None, kind: str | None) -> dict:
+                      max_seq_length: int | None, kind: str | None) -> dict:
     """Rewrite `studies.references` as R2Gen evaluated them; returns the protocol details."""
     if vocab_path is None:
         if dataset is None:
             raise ConfigError("--legacy-eval needs the legacy vocabulary: pass --vocab FILE or --references DATASET")
         vocab_path = dataset.root / "tokenizers" / "legacy.json"
     vocab = load_vocabulary(vocab_path)
-    kind = kind or (dataset.name if dataset is not None and dataset.name in LEGACY_MAX_LEN else "iu_xray")
-    if kind not in LEGACY_MAX_LEN:
+    kind = kind or (dataset.name if dataset is not None and dataset.name in LEGACY_MAX_SEQ_LENGTH else "iu_xray")
+    if kind not in LEGACY_MAX_SEQ_LENGTH:
         raise ConfigError(f"unknown dataset kind {kind!r} for --legacy-eval (iu_xray or mimic_cxr)")
-    max_len = LEGACY_MAX_LEN[kind] if max_len is None else max_len
+    max_seq_length = LEGACY_MAX_SEQ_LENGTH[kind] if max_seq_length is None else max_seq_length
     cleaner_name = None
     if dataset is None:
         # References from the predictions file are cleaned here; a dataset's legacy_target already is.
@@ -473,6 +473,6 @@ def legacy_references(studies: Studies, *, vocab_path: str | Path | None, datase
         texts = [clean(t) for t in studies.references]
     else:
         texts = studies.references
-    studies.references = [legacy_reference(t, vocab, max_len) for t in texts]
-    return {"vocabulary": str(vocab_path), "vocabulary_size": len(vocab), "max_seq_length": max_len,
-            "kept_tokens": max_len - 1, "dataset_kind": kind, "cleaner": cleaner_name or "dataset legacy_target"}
+    studies.references = [legacy_reference(t, vocab, max_seq_length) for t in texts]
+    return {"vocabulary": str(vocab_path), "vocabulary_size": len(vocab), "max_seq_length": max_seq_length,
+            "kept_tokens": max_seq_length - 1, "dataset_kind": kind, "cleaner": cleaner_name or "dataset legacy_target"}

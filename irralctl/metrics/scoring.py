@@ -273,7 +273,8 @@ def _protocol(config: ScoreConfig, meteor_impl: str | None, legacy: dict | None)
     else:
         ce = (f"uncertain (-1) as {config.uncertain}, blank as negative, 0/0 = 0 (sklearn zero_division=0); "
               "micro, macro (mean of per-observation P/R/F1) and example-based, over 14 and 5 observations")
-    refs = ("R2Gen legacy references: legacy cleaner, first max_len-1 tokens, words outside the legacy vocabulary as <unk>"
+    refs = ("R2Gen legacy references: legacy cleaner, first max_seq_length - 1 tokens, "
+            "words outside the legacy vocabulary as <unk>"
             if legacy else "full cleaned references (untruncated)")
     out = {"name": config.protocol, "nlg": nlg, "meteor": meteor_impl, "references": refs, "legacy": legacy,
            "clinical": ce if config.clinical else None,
@@ -344,7 +345,7 @@ def _load(path: Path, config: ScoreConfig):
     legacy = None
     if config.legacy_eval:
         legacy = inputs.legacy_references(studies, vocab_path=config.vocab, dataset=dataset,
-                                          max_len=config.max_seq_length, kind=config.legacy_kind)
+                                          max_seq_length=config.max_seq_length, kind=config.legacy_kind)
     return studies, legacy
 
 
