@@ -112,13 +112,6 @@ def train_grids(grids: list[Grid], workers: int, jobs: int, threads: int | None,
             done.result()
 
 
-def _metric_row(result: dict, group: str, metric: str) -> dict | None:
-    for g in result["groups"]:
-        if g["name"] == group:
-            return g
-    return None
-
-
 def verdicts(result: dict, metric: str = "ce_macro_f1_14") -> list[str]:
     """One sentence per compared group, from compare.json's paired differences."""
     lines = []
@@ -159,9 +152,25 @@ def full_compare(grid: Path) -> str:
     return "\n".join("####" + line if line.startswith("#") else line for line in text.splitlines())
 
 
+def epochs(run_dir: Path) -> list[dict]:
+    """A finished run's per-epoch records (metrics.jsonl)."""
+    from irralctl.runs.layout import RunLayout
+    from irralctl.utils.io import iter_jsonl
+
+    return [record for _, record in iter_jsonl(RunLayout(run_dir).metrics)]
+
+
+def test_metrics(run_dir: Path) -> dict:
+    """A finished run's test_metrics.json."""
+    from irralctl.runs.layout import RunLayout
+    from irralctl.utils.io import read_json
+
+    return read_json(RunLayout(run_dir).test_metrics)
+
+
 def curves(run_dir: Path) -> str:
     """Per-epoch validation figures of one run: the head's F1 beside the reports' CE F1."""
-    rows = [json.loads(line) for line in (run_dir / "metrics.jsonl").read_text().splitlines() if line.strip()]
+    rows = epochs(run_dir)
     out = ["| epoch | clinical head F1 (macro, val) | report CE F1 macro-14 (val) | train NLL |", "|---|---|---|---|"]
     for r in rows:
         head = r.get("val_head_f1_macro")
@@ -175,9 +184,8 @@ def mfa_table(grids: dict[str, Path]) -> str:
            "| recall@1 | test CE F1 macro-14 |", "|---|---|---|---|---|---|---|---|"]
     for mode, grid in grids.items():
         for run_dir in sorted((grid / "runs").iterdir()):
-            rows = [json.loads(x) for x in (run_dir / "metrics.jsonl").read_text().splitlines() if x.strip()]
-            last = rows[-1]
-            test = json.loads((run_dir / "test_metrics.json").read_text())["metrics"]
+            last = epochs(run_dir)[-1]
+            test = test_metrics(run_dir)["metrics"]
             out.append(f"| {mode} | {last['val_mfa']:.3f} | {last['val_mfa_text_cos']:.3f} "
                        f"| {last['val_mfa_image_cos']:.3f} | {last['val_mfa_matched_cos']:.3f} "
                        f"| {last['val_mfa_mismatched_cos']:.3f} | {last['val_mfa_recall_at_1']:.3f} "
@@ -187,8 +195,10 @@ def mfa_table(grids: dict[str, Path]) -> str:
 
 def _seed0(grid: Path, preset: str) -> float | None:
     """Test CE F1 macro-14 of a grid's `preset` run at seed 0."""
-    metrics = grid / "runs" / f"{preset}-seed0" / "test_metrics.json"
-    return json.loads(metrics.read_text())["metrics"]["ce_macro_f1_14"] if metrics.is_file() else None
+    from irralctl.runs.layout import RunLayout
+
+    run_dir = grid / "runs" / f"{preset}-seed0"
+    return test_metrics(run_dir)["metrics"]["ce_macro_f1_14"] if RunLayout(run_dir).test_metrics.is_file() else None
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -301,8 +311,8 @@ def main(argv: list[str] | None = None) -> int:
                     "| test CE F1 micro-14 | test CE F1 macro-14 |", "|---|---|---|---|---|---|"]
         for (pooling, share, words), grid in acl_grids.items():
             run_dir = next((grid.out / "runs").iterdir())
-            last = [json.loads(x) for x in (run_dir / "metrics.jsonl").read_text().splitlines() if x.strip()][-1]
-            test = json.loads((run_dir / "test_metrics.json").read_text())["metrics"]
+            last = epochs(run_dir)[-1]
+            test = test_metrics(run_dir)["metrics"]
             acl_rows.append(f"| {pooling} | {share} | {'yes' if words else 'no'} | {last['val_head_f1_macro']:.3f} "
                             f"| {test['ce_micro_f1_14']:.3f} | {test['ce_macro_f1_14']:.3f} |")
         sections += ["#### ACL head and context (`acl` preset, `standard`, seed 0)", "", "\n".join(acl_rows), ""]
@@ -312,10 +322,9 @@ def main(argv: list[str] | None = None) -> int:
                 "| first epoch whose validation CE F1 macro-14 passes its first epoch's by 0.05 |", "|---|---|---|---|"]
         short = {g["name"]: g for g in results["standard"]["groups"]}
         for g in result["groups"]:
-            epochs = [json.loads(x) for x in (long_grid.out / "runs" / f"{g['name']}-seed0" / "metrics.jsonl")
-                      .read_text().splitlines() if x.strip()]
-            prior = epochs[0]["val_ce_macro_f1_14"]
-            start = next((r["epoch"] for r in epochs if r["val_ce_macro_f1_14"] > prior + 0.05), None)
+            records = epochs(long_grid.out / "runs" / f"{g['name']}-seed0")
+            prior = records[0]["val_ce_macro_f1_14"]
+            start = next((r["epoch"] for r in records if r["val_ce_macro_f1_14"] > prior + 0.05), None)
             at_short = _seed0(args.out / "grids" / "standard", g["name"]) if g["name"] in short else None
             rows.append(f"| {g['name']} | {'-' if at_short is None else f'{at_short:.3f}'} "
                         f"| {g['metrics']['ce_macro_f1_14']['mean']:.3f} | {start or 'never'} |")

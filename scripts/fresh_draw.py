@@ -30,7 +30,8 @@ import sys
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from ablation_study import MODEL, TRAINING, compact_table, curves, full_compare, run  # noqa: E402
+from ablation_study import (  # noqa: E402
+    MODEL, TRAINING, compact_table, curves, epochs, full_compare, run, test_metrics)
 
 from irralctl.utils.io import atomic_write  # noqa: E402
 
@@ -122,11 +123,11 @@ def head_and_words(grid: Path, preset: str = "irral") -> str:
     support: dict[str, int] = {}
     names: list[str] = []
     for run_dir in runs:
-        last = [json.loads(x) for x in (run_dir / "metrics.jsonl").read_text().splitlines() if x.strip()][-1]
+        last = epochs(run_dir)[-1]
         for i, f1 in enumerate(last.get("val_head_f1") or []):
             if f1 is not None:
                 head.setdefault(i, []).append(f1)
-        per = json.loads((run_dir / "test_metrics.json").read_text())["clinical"]["per_observation"]
+        per = test_metrics(run_dir)["clinical"]["per_observation"]
         names = [o["observation"] for o in per]
         for o in per:
             words.setdefault(o["observation"], []).append(o["f1"])
